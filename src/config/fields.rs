@@ -1,0 +1,381 @@
+//! Key-by-key checks of the parsed YAML, collecting every error.
+
+use super::locate::Locator;
+use super::{AutoRestart, Config, ConfigError, Program};
+use serde_yaml::{Mapping, Value};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const TOP_KEYS: &str = "socket, listen, logfile, fatal_state_report_address, programs";
+const PROGRAM_KEYS: &str = "cmd, numprocs, umask, workingdir, autostart, autorestart, exitcodes, \
+     startretries, starttime, stopsignal, stoptime, stdout, stderr, env, \
+     fatal_state_report_address, user";
+/// Longest starttime/stoptime accepted (one year), so a typo cannot overflow a timer.
+const MAX_SECONDS: f64 = 365.0 * 86400.0;
+const MAX_NUMPROCS: u64 = 65536;
+
+struct Ctx<'a> {
+    file: String,
+    dir: PathBuf,
+    loc: Locator<'a>,
+    errors: Vec<ConfigError>,
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
+    let file = path.display().to_string();
+    let doc: Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(vec![ConfigError {
+                file,
+                line: e.location().map(|l| l.line()),
+                key: String::new(),
+                message: format!("invalid YAML: {e}"),
+            }])
+        }
+    };
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut cx = Ctx {
+        file,
+        dir,
+        loc: Locator::new(text),
+        errors: Vec::new(),
+    };
+    let config = cx.top(abs, &doc);
+    match config {
+        Some(c) if cx.errors.is_empty() => Ok(c),
+        _ => Err(cx.errors),
+    }
+}
+
+/// `IP:PORT`, `localhost:PORT`, optionally written as `http://…/`.
+pub fn parse_address(text: &str) -> Result<SocketAddr, String> {
+    let t = text.trim();
+    let t = t.strip_prefix("http://").unwrap_or(t);
+    let t = t.strip_suffix('/').unwrap_or(t);
+    if let Ok(a) = t.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Some(port) = t.strip_prefix("localhost:") {
+        if let Ok(p) = port.parse::<u16>() {
+            return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, p)));
+        }
+    }
+    Err(format!(
+        "expected HOST:PORT with an IP address or localhost (e.g. 127.0.0.1:8080), got {text:?}"
+    ))
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, path: &[&str], message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line: self.loc.line(path),
+            key: path.join("."),
+            message: message.into(),
+        });
+    }
+
+    fn top(&mut self, file: PathBuf, doc: &Value) -> Option<Config> {
+        let empty = Mapping::new();
+        let map = match doc {
+            Value::Mapping(m) => m,
+            Value::Null => &empty,
+            _ => {
+                self.err(&[], "expected a mapping with a `programs:` key");
+                return None;
+            }
+        };
+        let mut config = Config {
+            file,
+            socket: super::default_socket(),
+            listen: None,
+            logfile: super::default_logfile(),
+            programs: Vec::new(),
+        };
+        let mut global_report = None;
+        let mut programs = None;
+        for (k, v) in map {
+            let Some(key) = self.key(&[], k) else { continue };
+            let p = [key];
+            match key {
+                "socket" => config.socket = self.path(&p, v).unwrap_or(config.socket),
+                "logfile" => config.logfile = self.path(&p, v).unwrap_or(config.logfile),
+                "listen" => config.listen = self.listen(&p, v),
+                "fatal_state_report_address" => global_report = self.address(&p, v),
+                "programs" => programs = Some(v),
+                _ => self.err(&p, format!("unknown key, expected one of {TOP_KEYS}")),
+            }
+        }
+        match programs {
+            Some(Value::Mapping(m)) => {
+                for (k, v) in m {
+                    let Some(name) = self.key(&["programs"], k) else { continue };
+                    if let Some(p) = self.program(name, v, global_report) {
+                        config.programs.push(p);
+                    }
+                }
+            }
+            Some(Value::Null) => {}
+            Some(_) => self.err(&["programs"], "expected a mapping of program names"),
+            None => self.err(
+                &["programs"],
+                "missing (expected a mapping of program names)",
+            ),
+        }
+        config.programs.sort_by(|a, b| a.name.cmp(&b.name));
+        Some(config)
+    }
+
+    fn key<'v>(&mut self, parent: &[&str], k: &'v Value) -> Option<&'v str> {
+        match k {
+            Value::String(s) => Some(s),
+            _ => {
+                self.err(parent, format!("expected string keys, got {}", show(k)));
+                None
+            }
+        }
+    }
+
+    fn program(&mut self, name: &str, v: &Value, report: Option<SocketAddr>) -> Option<Program> {
+        let base = ["programs", name];
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            self.err(&base, "invalid program name: expected letters, digits, `_`, `-`, `.`");
+        } else if name == "all" {
+            self.err(&base, "`all` is reserved (it names every process)");
+        }
+        let Value::Mapping(map) = v else {
+            self.err(&base, format!("expected a mapping of settings, got {}", show(v)));
+            return None;
+        };
+        let mut p = Program::new(name, "");
+        p.report_address = report;
+        let mut has_cmd = false;
+        for (k, v) in map {
+            let Some(key) = self.key(&base, k) else { continue };
+            let path = ["programs", name, key];
+            match key {
+                "cmd" => {
+                    has_cmd = true;
+                    if let Some((text, argv)) = self.cmd(&path, v) {
+                        (p.cmd_text, p.argv) = (text, argv);
+                    }
+                }
+                "numprocs" => p.numprocs = self.uint(&path, v, 1, MAX_NUMPROCS).unwrap_or(1) as u32,
+                "umask" => p.umask = self.umask(&path, v),
+                "workingdir" => p.workingdir = self.path(&path, v),
+                "autostart" => p.autostart = self.boolean(&path, v).unwrap_or(true),
+                "autorestart" => p.autorestart = self.autorestart(&path, v),
+                "exitcodes" => p.exitcodes = self.exitcodes(&path, v),
+                "startretries" => p.startretries = self.uint(&path, v, 0, 1000).unwrap_or(3) as u32,
+                "starttime" => p.starttime = self.seconds(&path, v).unwrap_or(p.starttime),
+                "stoptime" => p.stoptime = self.seconds(&path, v).unwrap_or(p.stoptime),
+                "stopsignal" => p.stopsignal = self.signal(&path, v).unwrap_or(p.stopsignal),
+                "stdout" => p.stdout = self.path(&path, v),
+                "stderr" => p.stderr = self.path(&path, v),
+                "env" => p.env = self.env(&path, v),
+                "fatal_state_report_address" => p.report_address = self.address(&path, v),
+                "user" => p.user = self.user(&path, v),
+                _ => self.err(&path, format!("unknown key, expected one of {PROGRAM_KEYS}")),
+            }
+        }
+        if !has_cmd {
+            self.err(&base, "missing required key `cmd` (the command line to run)");
+        }
+        Some(p)
+    }
+
+    fn string(&mut self, path: &[&str], v: &Value, what: &str) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            _ => {
+                self.err(path, format!("expected {what}, got {}", show(v)));
+                None
+            }
+        }
+    }
+
+    /// A scalar as the user typed it: YAML numbers keep their spelling (`1.50`, `077`).
+    fn scalar_text(&mut self, path: &[&str], v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Number(n) => Some(self.loc.raw_scalar(path).unwrap_or_else(|| n.to_string())),
+            _ => None,
+        }
+    }
+
+    fn path(&mut self, path: &[&str], v: &Value) -> Option<PathBuf> {
+        let s = self.string(path, v, "a path")?;
+        if s.is_empty() || s.contains('\0') {
+            self.err(path, "expected a non-empty path");
+            return None;
+        }
+        Some(self.dir.join(s))
+    }
+
+    fn cmd(&mut self, path: &[&str], v: &Value) -> Option<(String, Vec<String>)> {
+        let text = self.string(path, v, "a command line string")?;
+        match shell_words::split(&text) {
+            Ok(argv) if argv.is_empty() => self.err(path, "expected a command, got an empty one"),
+            Ok(argv) => return Some((text, argv)),
+            Err(_) => self.err(path, "unterminated quote in the command line"),
+        }
+        None
+    }
+
+    fn uint(&mut self, path: &[&str], v: &Value, min: u64, max: u64) -> Option<u64> {
+        match v.as_u64() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.err(path, format!("expected an integer from {min} to {max}, got {}", show(v)));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, path: &[&str], v: &Value) -> Option<bool> {
+        match v {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.err(path, format!("expected true or false, got {}", show(v)));
+                None
+            }
+        }
+    }
+
+    fn seconds(&mut self, path: &[&str], v: &Value) -> Option<Duration> {
+        match v.as_f64() {
+            Some(s) if (0.0..=MAX_SECONDS).contains(&s) => Some(Duration::from_secs_f64(s)),
+            _ => {
+                self.err(path, format!("expected seconds, a number from 0 to {MAX_SECONDS}, got {}", show(v)));
+                None
+            }
+        }
+    }
+
+    fn umask(&mut self, path: &[&str], v: &Value) -> Option<u32> {
+        let text = self.scalar_text(path, v).unwrap_or_default();
+        let digits = text.strip_prefix("0o").unwrap_or(&text);
+        let ok = (1..=4).contains(&digits.len()) && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
+        match u32::from_str_radix(digits, 8) {
+            Ok(m) if ok && m <= 0o777 => Some(m),
+            _ => {
+                self.err(path, format!("expected an octal umask such as 022 or 077, got {}", show(v)));
+                None
+            }
+        }
+    }
+
+    fn autorestart(&mut self, path: &[&str], v: &Value) -> AutoRestart {
+        match v {
+            Value::Bool(true) => AutoRestart::Always,
+            Value::Bool(false) => AutoRestart::Never,
+            Value::String(s) if s == "always" => AutoRestart::Always,
+            Value::String(s) if s == "never" => AutoRestart::Never,
+            Value::String(s) if s == "unexpected" => AutoRestart::Unexpected,
+            _ => {
+                self.err(path, format!("expected always, never or unexpected, got {}", show(v)));
+                AutoRestart::Unexpected
+            }
+        }
+    }
+
+    fn exitcodes(&mut self, path: &[&str], v: &Value) -> Vec<i32> {
+        let items: Vec<&Value> = match v {
+            Value::Sequence(s) => s.iter().collect(),
+            other => vec![other],
+        };
+        let mut codes = Vec::new();
+        for item in items {
+            match item.as_u64() {
+                Some(n) if n <= 255 => codes.push(n as i32),
+                _ => self.err(path, format!("expected exit codes from 0 to 255 (one or a list), got {}", show(item))),
+            }
+        }
+        codes
+    }
+
+    fn signal(&mut self, path: &[&str], v: &Value) -> Option<i32> {
+        let parsed = self.scalar_text(path, v).and_then(|t| crate::signals::parse(&t));
+        if parsed.is_none() {
+            self.err(path, format!("expected a signal name such as TERM, SIGUSR1 or a number, got {}", show(v)));
+        }
+        parsed.map(|s| s as i32)
+    }
+
+    fn env(&mut self, path: &[&str], v: &Value) -> Vec<(String, String)> {
+        let Value::Mapping(map) = v else {
+            self.err(path, format!("expected a mapping of VARIABLE: value, got {}", show(v)));
+            return Vec::new();
+        };
+        let mut vars = Vec::new();
+        for (k, val) in map {
+            let Some(key) = self.key(path, k) else { continue };
+            let full: Vec<&str> = path.iter().copied().chain([key]).collect();
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                self.err(&full, "invalid variable name (empty, or contains `=`)");
+                continue;
+            }
+            match self.scalar_text(&full, val) {
+                Some(text) if !text.contains('\0') => vars.push((key.to_string(), text)),
+                _ => self.err(&full, format!("expected a string, number or boolean, got {}", show(val))),
+            }
+        }
+        vars
+    }
+
+    fn address(&mut self, path: &[&str], v: &Value) -> Option<SocketAddr> {
+        let s = self.string(path, v, "an address HOST:PORT")?;
+        parse_address(&s).map_err(|e| self.err(path, e)).ok()
+    }
+
+    fn listen(&mut self, path: &[&str], v: &Value) -> Option<SocketAddr> {
+        let addr = self.address(path, v)?;
+        if !addr.ip().is_loopback() {
+            self.err(path, format!("expected a loopback address (127.0.0.1:PORT or [::1]:PORT), got {addr}: other addresses need authentication, not available yet"));
+            return None;
+        }
+        Some(addr)
+    }
+
+    fn user(&mut self, path: &[&str], v: &Value) -> Option<(String, u32, u32)> {
+        let name = self.string(path, v, "a user name")?;
+        let user = match nix::unistd::User::from_name(&name) {
+            Ok(Some(u)) => u,
+            _ => {
+                self.err(path, format!("expected an existing user, no user named {name:?}"));
+                return None;
+            }
+        };
+        let me = nix::unistd::geteuid();
+        if !me.is_root() && user.uid != me {
+            self.err(path, format!("cannot run as {name:?}: the daemon is not running as root"));
+            return None;
+        }
+        Some((name, user.uid.as_raw(), user.gid.as_raw()))
+    }
+}
+
+/// Short description of a value for error messages.
+fn show(v: &Value) -> String {
+    match v {
+        Value::Null => "nothing (null)".to_string(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Sequence(_) => "a list".to_string(),
+        Value::Mapping(_) => "a mapping".to_string(),
+        Value::Tagged(_) => "a tagged value".to_string(),
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,153 @@
+//! The YAML configuration: every key of the contract, its default and its checks.
+//!
+//! Parsing is two passes: serde_yaml turns the text into a `Value` (syntax errors and
+//! duplicate keys stop there, with a position), then `fields` checks every key by
+//! hand so that *all* mistakes are reported at once, each with file, line, key and
+//! what was expected.
+
+mod fields;
+mod locate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use fields::parse_address;
+
+/// What `autorestart` says to do when a RUNNING process exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoRestart {
+    Always,
+    Never,
+    Unexpected,
+}
+
+/// One `programs:` entry, defaults applied and paths made absolute.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    pub name: String,
+    /// `cmd` as written, for status and logs.
+    pub cmd_text: String,
+    /// `cmd` split like a shell; never empty.
+    pub argv: Vec<String>,
+    pub numprocs: u32,
+    pub umask: Option<u32>,
+    pub workingdir: Option<PathBuf>,
+    pub autostart: bool,
+    pub autorestart: AutoRestart,
+    pub exitcodes: Vec<i32>,
+    pub startretries: u32,
+    pub starttime: Duration,
+    pub stopsignal: i32,
+    pub stoptime: Duration,
+    pub stdout: Option<PathBuf>,
+    pub stderr: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub report_address: Option<SocketAddr>,
+    /// (name, uid, gid) when `user` is set.
+    pub user: Option<(String, u32, u32)>,
+}
+
+impl Program {
+    /// A program with every default, for tests and as the base of parsing.
+    pub fn new(name: &str, cmd: &str) -> Program {
+        Program {
+            name: name.to_string(),
+            cmd_text: cmd.to_string(),
+            argv: shell_words::split(cmd).unwrap_or_default(),
+            numprocs: 1,
+            umask: None,
+            workingdir: None,
+            autostart: true,
+            autorestart: AutoRestart::Unexpected,
+            exitcodes: vec![0],
+            startretries: 3,
+            starttime: Duration::from_secs(1),
+            stopsignal: libc::SIGTERM,
+            stoptime: Duration::from_secs(10),
+            stdout: None,
+            stderr: None,
+            env: Vec::new(),
+            report_address: None,
+            user: None,
+        }
+    }
+
+    /// Name of process `index` of this program: `web:0`.
+    pub fn process_name(&self, index: u32) -> String {
+        format!("{}:{}", self.name, index)
+    }
+}
+
+/// The whole file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub file: PathBuf,
+    pub socket: PathBuf,
+    pub listen: Option<SocketAddr>,
+    pub logfile: PathBuf,
+    /// Programs sorted by name.
+    pub programs: Vec<Program>,
+}
+
+impl Config {
+    pub fn process_count(&self) -> u64 {
+        self.programs.iter().map(|p| u64::from(p.numprocs)).sum()
+    }
+}
+
+/// One mistake in a config file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: ", self.file, l)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Reads and checks `path`; on failure, every error found.
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            file: path.display().to_string(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }]
+    })?;
+    parse(path, &text)
+}
+
+/// Checks `text` as if read from `path` (relative paths resolve against its folder).
+pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
+    fields::parse(path, text)
+}
+
+/// The default control socket: `$XDG_RUNTIME_DIR/taskmaster.sock`, else
+/// `/tmp/taskmaster-$UID.sock`. Both binaries use this one rule.
+pub fn default_socket() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("taskmaster.sock"),
+        _ => PathBuf::from(format!("/tmp/taskmaster-{}.sock", nix::unistd::getuid())),
+    }
+}
+
+/// The default event log: `/tmp/taskmasterd-$UID.log`.
+pub fn default_logfile() -> PathBuf {
+    PathBuf::from(format!("/tmp/taskmasterd-{}.log", nix::unistd::getuid()))
+}

@@ -1,0 +1,4 @@
+//! Taskmaster: a process supervisor on one single-threaded mio event loop.
+
+pub mod config;
+pub mod signals;
