@@ -1,0 +1,307 @@
+//! The supervision state table: `step(proc, event, config) -> (proc, actions)`.
+//!
+//! Pure: no clock, no pids, no I/O. The reactor turns readiness, signals and
+//! deadlines into `Event`s, calls `step`, and performs the returned `Action`s.
+//! Each process has at most one deadline at a time (start, backoff, restart
+//! delay or kill), so `Arm` always replaces the previous one.
+
+use crate::config::{AutoRestart, Program};
+use std::time::Duration;
+
+/// The nine states of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    NotStarted,
+    Starting,
+    Running,
+    Backoff,
+    Stopping,
+    Stopped,
+    ExitedExpectedly,
+    ExitedUnexpectedly,
+    Fatal,
+}
+
+impl State {
+    pub const ALL: [State; 9] = [
+        State::NotStarted,
+        State::Starting,
+        State::Running,
+        State::Backoff,
+        State::Stopping,
+        State::Stopped,
+        State::ExitedExpectedly,
+        State::ExitedUnexpectedly,
+        State::Fatal,
+    ];
+
+    /// The protocol token.
+    pub fn token(self) -> &'static str {
+        match self {
+            State::NotStarted => "NOT_STARTED",
+            State::Starting => "STARTING",
+            State::Running => "RUNNING",
+            State::Backoff => "BACKOFF",
+            State::Stopping => "STOPPING",
+            State::Stopped => "STOPPED",
+            State::ExitedExpectedly => "EXITED_EXPECTEDLY",
+            State::ExitedUnexpectedly => "EXITED_UNEXPECTEDLY",
+            State::Fatal => "FATAL",
+        }
+    }
+
+    /// A process exists (spawned, not yet reaped) in these states.
+    pub fn is_alive(self) -> bool {
+        matches!(self, State::Starting | State::Running | State::Stopping)
+    }
+}
+
+/// How a reaped process ended: exit code and killing signal are kept apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    pub fn describe(self) -> String {
+        match self {
+            Exit::Code(c) => format!("exit status {c}"),
+            Exit::Signal(s) => format!("killed by {}", crate::signals::name(s)),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A user's `start` (resets the retry count; spawns a BACKOFF one at once).
+    Start,
+    /// A user's `stop`, or shutdown.
+    Stop,
+    /// The `Spawn` action succeeded.
+    Spawned,
+    /// The `Spawn` action failed (missing binary, bad workingdir…).
+    SpawnFailed(String),
+    /// The process was reaped `uptime` after it was spawned.
+    Exited { exit: Exit, uptime: Duration },
+    /// The process's deadline passed.
+    Deadline,
+    /// Kill now (a second SIGTERM during shutdown).
+    Kill,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Spawn,
+    /// Send this signal to the process group.
+    Signal(i32),
+    /// SIGKILL to the process group.
+    KillGroup,
+    /// Set the process's single deadline, replacing any other.
+    Arm(Duration),
+    /// Clear the process's deadline.
+    Disarm,
+    /// Send the FATAL report, if an address applies.
+    ReportFatal,
+}
+
+/// The policy part of one process's record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proc {
+    pub state: State,
+    /// Failed starts since the last RUNNING or user start.
+    pub attempts: u32,
+    /// Consecutive exits less than `STABLE` after reaching RUNNING.
+    pub crashes: u32,
+    /// Automatic restarts since the last user start.
+    pub restarts: u32,
+    /// A start was asked while STOPPING: spawn again once stopped (restart).
+    pub start_after_stop: bool,
+    pub last_exit: Option<Exit>,
+    /// The human detail: spawn error, "restarting in 2s", why FATAL.
+    pub message: String,
+    /// Spreads the jitter of different processes.
+    pub seed: u64,
+}
+
+/// RUNNING this long resets the crash-loop delay.
+pub const STABLE: Duration = Duration::from_secs(10);
+/// Longest backoff or restart delay.
+pub const MAX_DELAY: Duration = Duration::from_secs(60);
+
+impl Proc {
+    pub fn new(seed: u64) -> Proc {
+        Proc {
+            state: State::NotStarted,
+            attempts: 0,
+            crashes: 0,
+            restarts: 0,
+            start_after_stop: false,
+            last_exit: None,
+            message: String::new(),
+            seed,
+        }
+    }
+}
+
+/// `2^(n-1)` seconds capped at `MAX_DELAY`, ±10% jitter decided by `seed` and `n`.
+pub fn delay(n: u32, seed: u64) -> Duration {
+    let base = Duration::from_secs(1u64 << n.saturating_sub(1).min(6)).min(MAX_DELAY);
+    let mix = seed
+        .wrapping_add(u64::from(n))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(29);
+    let permille = (mix % 201) as i64 - 100; // -100..=100 → ±10%
+    let ms = base.as_millis() as i64;
+    Duration::from_millis((ms + ms * permille / 1000) as u64)
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// One transition. Events that mean nothing in a state leave it unchanged.
+pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
+    use Action::*;
+    use State::*;
+    let mut n = p.clone();
+    let acts = match (p.state, ev) {
+        (Starting | Running, Event::Start) => vec![],
+        (Stopping, Event::Start) => {
+            n.start_after_stop = true;
+            vec![]
+        }
+        (_, Event::Start) => {
+            (n.attempts, n.crashes, n.restarts) = (0, 0, 0);
+            n.message.clear();
+            n.state = Starting;
+            vec![Disarm, Spawn]
+        }
+
+        (Starting | Running, Event::Stop) => {
+            n.state = Stopping;
+            n.start_after_stop = false;
+            n.message.clear();
+            vec![Signal(cfg.stopsignal), Arm(cfg.stoptime)]
+        }
+        (Stopping, Event::Stop) => {
+            n.start_after_stop = false;
+            vec![]
+        }
+        (Stopped, Event::Stop) => vec![],
+        (_, Event::Stop) => {
+            n.state = Stopped;
+            n.message.clear();
+            vec![Disarm]
+        }
+
+        (Starting, Event::Spawned) if cfg.starttime.is_zero() => {
+            running(&mut n);
+            vec![Disarm]
+        }
+        (Starting, Event::Spawned) => vec![Arm(cfg.starttime)],
+        (_, Event::Spawned) => vec![],
+
+        (Starting, Event::SpawnFailed(why)) => failed_start(&mut n, cfg, format!("spawn error: {why}")),
+        (_, Event::SpawnFailed(_)) => vec![],
+
+        (Starting, Event::Exited { exit, uptime }) if *uptime < cfg.starttime => {
+            n.last_exit = Some(*exit);
+            failed_start(&mut n, cfg, format!("exited too quickly ({})", exit.describe()))
+        }
+        (Starting | Running, Event::Exited { exit, uptime }) => {
+            exited(&mut n, cfg, *exit, uptime.saturating_sub(cfg.starttime))
+        }
+        (Stopping, Event::Exited { exit, .. }) => {
+            n.last_exit = Some(*exit);
+            n.message = exit.describe();
+            if n.start_after_stop {
+                n.start_after_stop = false;
+                (n.attempts, n.crashes, n.restarts) = (0, 0, 0);
+                n.state = Starting;
+                vec![Disarm, KillGroup, Spawn]
+            } else {
+                n.state = Stopped;
+                vec![Disarm, KillGroup]
+            }
+        }
+        (_, Event::Exited { .. }) => vec![],
+
+        (Starting, Event::Deadline) => {
+            running(&mut n);
+            vec![]
+        }
+        (Backoff | ExitedExpectedly | ExitedUnexpectedly, Event::Deadline) => {
+            n.state = Starting;
+            n.restarts += 1;
+            n.message.clear();
+            vec![Spawn]
+        }
+        (Stopping, Event::Deadline) => {
+            n.message = format!("SIGKILL after stoptime {}", secs(cfg.stoptime));
+            vec![KillGroup]
+        }
+        (_, Event::Deadline) => vec![],
+
+        (Stopping, Event::Kill) => vec![KillGroup],
+        (_, Event::Kill) => vec![],
+    };
+    (n, acts)
+}
+
+fn running(n: &mut Proc) {
+    n.state = State::Running;
+    n.attempts = 0;
+    n.message.clear();
+}
+
+/// A spawn that failed or died before `starttime`: BACKOFF, or FATAL once the
+/// retries are spent (`startretries: N` means N+1 spawns).
+fn failed_start(n: &mut Proc, cfg: &Program, why: String) -> Vec<Action> {
+    n.attempts += 1;
+    if n.attempts > cfg.startretries {
+        n.state = State::Fatal;
+        n.message = format!("gave up after {} attempts: {why}", n.attempts);
+        vec![Action::Disarm, Action::ReportFatal]
+    } else {
+        let wait = delay(n.attempts, n.seed);
+        n.state = State::Backoff;
+        n.message = format!("{why}; retry in {}", secs(wait));
+        vec![Action::Arm(wait)]
+    }
+}
+
+/// An exit after RUNNING: EXITED_*, then autorestart decides; quick crash
+/// loops wait a growing delay instead of respawning at once forever.
+fn exited(n: &mut Proc, cfg: &Program, exit: Exit, ran: Duration) -> Vec<Action> {
+    let expected = matches!(exit, Exit::Code(c) if cfg.exitcodes.contains(&c));
+    n.last_exit = Some(exit);
+    n.attempts = 0;
+    n.state = if expected {
+        State::ExitedExpectedly
+    } else {
+        State::ExitedUnexpectedly
+    };
+    n.message = exit.describe();
+    let restart = match cfg.autorestart {
+        AutoRestart::Always => true,
+        AutoRestart::Never => false,
+        AutoRestart::Unexpected => !expected,
+    };
+    if !restart {
+        return vec![Action::Disarm];
+    }
+    n.crashes = if ran < STABLE { n.crashes + 1 } else { 0 };
+    if n.crashes <= 1 {
+        n.state = State::Starting;
+        n.restarts += 1;
+        return vec![Action::Disarm, Action::Spawn];
+    }
+    let wait = delay(n.crashes - 1, n.seed);
+    n.message = format!("{}; restarting in {}", exit.describe(), secs(wait));
+    vec![Action::Arm(wait)]
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
