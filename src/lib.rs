@@ -3,3 +3,6 @@
 pub mod config;
 pub mod signals;
 pub mod state;
+pub mod protocol;
+pub mod spawn;
+pub mod timers;

@@ -1,0 +1,208 @@
+//! Process control: spawn a program's process, signal its group, reap it.
+//!
+//! Spawning stays on std's posix_spawn fast path (no `pre_exec`): the process
+//! group comes from `process_group(0)`, the umask from switching the daemon's own
+//! umask around `spawn()` (safe: the daemon has one thread), and the program is
+//! resolved in PATH here, so a missing binary is a clear error, not an exec failure.
+
+use crate::config::Program;
+use crate::state::Exit;
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A spawned process: its pid (also its process group) and, when available, a pidfd.
+pub struct Spawned {
+    pub pid: i32,
+    pub pidfd: Option<OwnedFd>,
+}
+
+/// Starts one process of `p`. The error is the reason shown in `status`.
+pub fn spawn(p: &Program, with_pidfd: bool) -> Result<Spawned, String> {
+    let program = resolve(p)?;
+    let mut cmd = Command::new(&program);
+    cmd.arg0(&p.argv[0])
+        .args(&p.argv[1..])
+        .envs(p.env.iter().map(|(k, v)| (k, v)))
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(dir) = &p.workingdir {
+        if !dir.is_dir() {
+            return Err(format!("workingdir {}: not a directory", dir.display()));
+        }
+        cmd.current_dir(dir);
+    }
+    let (out, err) = outputs(p)?;
+    if let Some(f) = out {
+        cmd.stdout(f);
+    }
+    if let Some(f) = err {
+        cmd.stderr(f);
+    }
+    if let Some((_, uid, gid)) = p.user {
+        if nix::unistd::geteuid().is_root() {
+            cmd.uid(uid).gid(gid);
+        }
+    }
+    let old = p.umask.map(|m| unsafe { libc::umask(m as libc::mode_t) });
+    let result = cmd.spawn();
+    if let Some(old) = old {
+        unsafe { libc::umask(old) };
+    }
+    let child = result.map_err(|e| format!("{}: {e}", program.display()))?;
+    let pid = child.id() as i32;
+    // Dropping `Child` neither waits nor kills: the reactor reaps it.
+    drop(child);
+    let pidfd = if with_pidfd { pidfd_open(pid).ok() } else { None };
+    Ok(Spawned { pid, pidfd })
+}
+
+/// The executable to run: `argv[0]` if it has a `/` (relative to workingdir),
+/// else the first executable match in PATH (the program's env PATH, else ours).
+fn resolve(p: &Program) -> Result<PathBuf, String> {
+    let name = &p.argv[0];
+    if name.contains('/') {
+        let path = match &p.workingdir {
+            Some(dir) if !name.starts_with('/') => dir.join(name),
+            _ => PathBuf::from(name),
+        };
+        return if is_executable(&path) {
+            Ok(path)
+        } else {
+            Err(format!("{name}: no such executable file"))
+        };
+    }
+    let path: OsString = p
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.into())
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|c| is_executable(c))
+        .ok_or_else(|| format!("{name}: command not found in PATH"))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// stdout/stderr files, opened for append; the same file once if both name it.
+fn outputs(p: &Program) -> Result<(Option<File>, Option<File>), String> {
+    let open = |path: &PathBuf, what: &str| {
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o644)
+            .open(path)
+            .map_err(|e| format!("cannot open {what} {}: {e}", path.display()))
+    };
+    let out = p.stdout.as_ref().map(|f| open(f, "stdout")).transpose()?;
+    let err = match (&p.stderr, &out) {
+        (Some(e), Some(o)) if Some(e) == p.stdout.as_ref() => {
+            Some(o.try_clone().map_err(|e| format!("stderr: {e}"))?)
+        }
+        (Some(e), _) => Some(open(e, "stderr")?),
+        (None, _) => None,
+    };
+    Ok((out, err))
+}
+
+/// A pidfd for `pid` (close-on-exec by definition). ENOSYS on kernels < 5.3.
+pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Whether this kernel gives pidfds usable with waitid(P_PIDFD).
+pub fn pidfd_supported() -> bool {
+    pidfd_open(std::process::id() as i32).is_ok()
+}
+
+/// Sends `sig` to the whole process group led by `pid`. A group already gone is fine.
+pub fn signal_group(pid: i32, sig: i32) {
+    if let Ok(s) = Signal::try_from(sig) {
+        let _ = killpg(Pid::from_raw(pid), s);
+    }
+}
+
+fn to_exit(ws: WaitStatus) -> Option<(i32, Exit)> {
+    match ws {
+        WaitStatus::Exited(pid, code) => Some((pid.as_raw(), Exit::Code(code))),
+        WaitStatus::Signaled(pid, sig, _) => Some((pid.as_raw(), Exit::Signal(sig as i32))),
+        _ => None,
+    }
+}
+
+/// Reaps the process behind `pidfd` if it has exited.
+pub fn reap_pidfd(pidfd: &OwnedFd) -> Option<Exit> {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG;
+    waitid(Id::PIDFd(pidfd.as_fd()), flags)
+        .ok()
+        .and_then(to_exit)
+        .map(|(_, e)| e)
+}
+
+/// Reaps every exited child (the SIGCHLD fallback when pidfds are unavailable).
+pub fn reap_any() -> Vec<(i32, Exit)> {
+    let mut out = Vec::new();
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => break,
+            Ok(ws) => out.extend(to_exit(ws)),
+        }
+    }
+    out
+}
+
+/// Makes the daemon safe to spawn from, whoever launched it: inherited fds get
+/// close-on-exec, inherited "ignore" dispositions and the signal mask are reset
+/// (children inherit both, and an ignored stopsignal would make stop fail).
+pub fn sanitize_daemon() {
+    let rc = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+    if rc != 0 {
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            let fds: Vec<i32> = dir
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|fd| *fd > 2)
+                .collect();
+            for fd in fds {
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+    }
+    for sig in 1..32 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == libc::SIGPIPE {
+            continue;
+        }
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
