@@ -1,1 +1,84 @@
-fn main(){}
+//! taskmasterd: supervises the programs of a YAML file (see docs/architecture.md).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use taskmaster::{config, eventlog, reactor::Reactor, spawn};
+
+const USAGE: &str = "usage: taskmasterd [-c FILE] [--check] [--no-pidfd]
+  -c, --config FILE  the configuration (default: taskmaster.yaml)
+  --check            validate FILE, print a summary, exit 0 (or every error, exit 1)
+  --no-pidfd         watch children with SIGCHLD + waitpid instead of pidfds
+                     (also TASKMASTER_NO_PIDFD=1)";
+
+struct Args {
+    config: PathBuf,
+    check: bool,
+    no_pidfd: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        config: PathBuf::from("taskmaster.yaml"),
+        check: false,
+        no_pidfd: std::env::var_os("TASKMASTER_NO_PIDFD").is_some_and(|v| v == "1"),
+    };
+    let mut it = std::env::args_os().skip(1);
+    while let Some(a) = it.next() {
+        match a.to_str() {
+            Some("-c" | "--config") => {
+                args.config = it.next().map(PathBuf::from).ok_or("-c needs a FILE")?;
+            }
+            Some("--check") => args.check = true,
+            Some("--no-pidfd") => args.no_pidfd = true,
+            Some("-h" | "--help") => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => return Err(format!("unexpected argument {a:?}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("taskmasterd: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match config::load(&args.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("taskmasterd: {} error(s) in {}", errors.len(), args.config.display());
+            return ExitCode::from(1);
+        }
+    };
+    if args.check {
+        println!(
+            "{}: OK, {} programs, {} processes",
+            args.config.display(),
+            config.programs.len(),
+            config.process_count()
+        );
+        return ExitCode::SUCCESS;
+    }
+    spawn::sanitize_daemon();
+    if let Err(e) = eventlog::init(&config.logfile) {
+        eprintln!("taskmasterd: {e}");
+        return ExitCode::from(1);
+    }
+    let use_pidfd = !args.no_pidfd && spawn::pidfd_supported();
+    match Reactor::new(config, use_pidfd) {
+        Ok(r) => ExitCode::from(r.run() as u8),
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("taskmasterd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

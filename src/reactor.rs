@@ -1,0 +1,375 @@
+//! The event loop: one mio `Poll` turns signals, pidfds, sockets and deadlines
+//! into calls on the supervisor. It holds no policy: `state::step` decides,
+//! `control` answers requests, this file only moves events and bytes.
+
+use crate::config::Config;
+use crate::conn::{Conn, Line, Stream};
+use crate::control::{self, Outcome, Waiter};
+use crate::protocol;
+use crate::report::{self, Progress, Report};
+use crate::supervisor::{Supervisor, PROC_TOKEN};
+use crate::timers::Timers;
+use log::{error, info, warn};
+use mio::net::{TcpListener, UnixListener};
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const SIGNALS: Token = Token(0);
+const UNIX_LISTENER: Token = Token(1);
+const TCP_LISTENER: Token = Token(2);
+const CLIENT_TOKEN: usize = 2 << 32;
+const REPORT_TOKEN: usize = 3 << 32;
+/// Accepting stops at this many clients; the rest wait in the backlog.
+const MAX_CLIENTS: usize = 1024;
+
+pub struct Reactor {
+    poll: Poll,
+    signals: Signals,
+    unix: UnixListener,
+    socket_path: PathBuf,
+    tcp: Option<TcpListener>,
+    sup: Supervisor,
+    use_pidfd: bool,
+    clients: HashMap<usize, Conn>,
+    next_id: usize,
+    waiters: Vec<Waiter>,
+    reports: HashMap<usize, Report>,
+    /// (report id, connected?) deadlines.
+    report_timers: Timers<(usize, bool)>,
+    /// Clients waiting for `shutdown`'s OK; `Some` once shutting down.
+    shutdown: Option<Vec<usize>>,
+}
+
+/// Binds the control socket: refuses if another daemon answers on it or if the
+/// path is not a socket; replaces a stale socket left by a crash.
+pub fn bind_socket(path: &Path) -> Result<UnixListener, String> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(format!("{} exists and is not a socket; not touching it", path.display()));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!("another taskmasterd is already running on {}", path.display()));
+        }
+        std::fs::remove_file(path).map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
+        info!("removed stale socket {}", path.display());
+    }
+    let listener = UnixListener::bind(path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+    Ok(listener)
+}
+
+impl Reactor {
+    pub fn new(config: Config, use_pidfd: bool) -> Result<Reactor, String> {
+        let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
+        let mut wanted = vec![SIGHUP, SIGTERM, SIGINT];
+        if !use_pidfd {
+            wanted.push(SIGCHLD);
+        }
+        let mut signals = Signals::new(wanted).map_err(|e| format!("signals: {e}"))?;
+        let reg = poll.registry();
+        reg.register(&mut signals, SIGNALS, Interest::READABLE).map_err(|e| e.to_string())?;
+        let mut unix = bind_socket(&config.socket)?;
+        reg.register(&mut unix, UNIX_LISTENER, Interest::READABLE).map_err(|e| e.to_string())?;
+        let tcp = match config.listen {
+            Some(addr) => {
+                let mut l = TcpListener::bind(addr).map_err(|e| {
+                    let _ = std::fs::remove_file(&config.socket);
+                    format!("cannot listen on {addr}: {e}")
+                })?;
+                reg.register(&mut l, TCP_LISTENER, Interest::READABLE).map_err(|e| e.to_string())?;
+                Some(l)
+            }
+            None => None,
+        };
+        let socket_path = config.socket.clone();
+        Ok(Reactor {
+            poll,
+            signals,
+            unix,
+            socket_path,
+            tcp,
+            sup: Supervisor::new(config, use_pidfd),
+            use_pidfd,
+            clients: HashMap::new(),
+            next_id: 0,
+            waiters: Vec::new(),
+            reports: HashMap::new(),
+            report_timers: Timers::default(),
+            shutdown: None,
+        })
+    }
+
+    /// Runs until shutdown; returns the process exit code.
+    pub fn run(mut self) -> i32 {
+        info!(
+            "taskmasterd started (pid {}, {} programs, {} processes, socket {}, child exits via {})",
+            std::process::id(),
+            self.sup.config.programs.len(),
+            self.sup.config.process_count(),
+            self.socket_path.display(),
+            if self.use_pidfd { "pidfd" } else { "SIGCHLD" }
+        );
+        self.sup.boot(self.poll.registry(), Instant::now());
+        let mut events = Events::with_capacity(1024);
+        loop {
+            self.after_batch();
+            if self.shutdown.is_some() && self.sup.all_down() {
+                return self.finish_shutdown();
+            }
+            let now = Instant::now();
+            let timeout = [self.sup.timers.timeout(now), self.report_timers.timeout(now)]
+                .into_iter()
+                .flatten()
+                .min();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                error!("poll failed: {e}");
+                return 1;
+            }
+            let now = Instant::now();
+            self.sup.fire_due(self.poll.registry(), now);
+            self.fire_report_timers(now);
+            for event in events.iter() {
+                match event.token() {
+                    SIGNALS => self.on_signals(now),
+                    UNIX_LISTENER | TCP_LISTENER => self.accept(event.token()),
+                    Token(t) if t >= REPORT_TOKEN => self.on_report(t - REPORT_TOKEN),
+                    Token(t) if t >= CLIENT_TOKEN => self.on_client(t - CLIENT_TOKEN, now),
+                    Token(t) if t >= PROC_TOKEN => self.sup.on_pidfd(t - PROC_TOKEN, self.poll.registry(), now),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn on_signals(&mut self, now: Instant) {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for sig in pending {
+            match sig {
+                SIGCHLD => self.sup.on_sigchld(self.poll.registry(), now),
+                SIGHUP => {
+                    info!("SIGHUP received: reload is not implemented yet, configuration unchanged");
+                }
+                _ => self.begin_shutdown(&crate::signals::name(sig), now),
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self, why: &str, now: Instant) {
+        let reg = self.poll.registry();
+        if self.shutdown.is_some() {
+            if why != "shutdown" {
+                warn!("{why} during shutdown: killing every process group now");
+                for slot in 0..self.sup.procs.len() {
+                    self.sup.feed(slot, crate::state::Event::Kill, reg, now);
+                }
+            }
+            return;
+        }
+        info!("shutting down ({why}): stopping every process");
+        self.shutdown = Some(Vec::new());
+        for slot in 0..self.sup.procs.len() {
+            self.sup.feed(slot, crate::state::Event::Stop, reg, now);
+        }
+    }
+
+    fn finish_shutdown(&mut self) -> i32 {
+        let waiting = self.shutdown.take().unwrap_or_default();
+        for id in waiting {
+            if let Some(c) = self.clients.get_mut(&id) {
+                c.send(&protocol::reply(&[], Ok(())));
+            }
+        }
+        let _ = std::fs::remove_file(&self.socket_path);
+        info!("taskmasterd stopped");
+        0
+    }
+
+    fn accept(&mut self, token: Token) {
+        loop {
+            if self.clients.len() >= MAX_CLIENTS {
+                return;
+            }
+            let stream = match (token, &self.tcp) {
+                (TCP_LISTENER, Some(l)) => l.accept().map(|(s, _)| Stream::Tcp(s)),
+                _ => self.unix.accept().map(|(s, _)| Stream::Unix(s)),
+            };
+            match stream {
+                Ok(s) => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    let mut conn = Conn::new(s);
+                    if conn.register(self.poll.registry(), Token(CLIENT_TOKEN + id)).is_ok() {
+                        self.clients.insert(id, conn);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_client(&mut self, id: usize, now: Instant) {
+        let Some(conn) = self.clients.get_mut(&id) else { return };
+        conn.flush();
+        conn.read();
+        self.serve(id, now);
+    }
+
+    /// Answers buffered lines until one is deferred.
+    fn serve(&mut self, id: usize, now: Instant) {
+        loop {
+            let Some(conn) = self.clients.get_mut(&id) else { return };
+            if conn.busy || conn.dead {
+                return;
+            }
+            let line = match conn.next_line() {
+                Some(Line::Text(t)) => t,
+                Some(Line::Invalid) => {
+                    conn.send(&protocol::reply(&[], Err("invalid UTF-8".into())));
+                    continue;
+                }
+                Some(Line::TooLong) => {
+                    conn.send(&protocol::reply(&[], Err("line too long".into())));
+                    conn.closing = true;
+                    return;
+                }
+                None if conn.resume() => continue,
+                None => return,
+            };
+            let req = match protocol::parse(&line) {
+                Ok(None) => continue,
+                Ok(Some(r)) => r,
+                Err(e) => {
+                    conn.send(&protocol::reply(&[], Err(e)));
+                    continue;
+                }
+            };
+            info!("client {id}: {}", line.trim());
+            let starting = matches!(req, protocol::Request::Start(_) | protocol::Request::Restart(_));
+            if self.shutdown.is_some() && starting {
+                conn.send(&protocol::reply(&[], Err("shutting down".into())));
+                continue;
+            }
+            match control::execute(&mut self.sup, id, req, self.poll.registry(), now) {
+                Outcome::Reply(text) => conn.send(&text),
+                Outcome::Wait(w) => match w.poll(&self.sup) {
+                    Some(text) => conn.send(&text),
+                    None => {
+                        conn.busy = true;
+                        self.waiters.push(w);
+                    }
+                },
+                Outcome::Reload { .. } => conn.send(&protocol::reply(&[], Err("not implemented".into()))),
+                Outcome::Shutdown => {
+                    conn.busy = true;
+                    self.begin_shutdown("shutdown", now);
+                    if let Some(list) = &mut self.shutdown {
+                        list.push(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deferred replies that became due, new FATAL reports, closed clients.
+    fn after_batch(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.waiters.len() {
+            if !self.clients.contains_key(&self.waiters[i].client) {
+                self.waiters.swap_remove(i);
+                continue;
+            }
+            match self.waiters[i].poll(&self.sup) {
+                Some(text) => {
+                    let w = self.waiters.swap_remove(i);
+                    if let Some(c) = self.clients.get_mut(&w.client) {
+                        c.busy = false;
+                        c.send(&text);
+                    }
+                    self.serve(w.client, now);
+                }
+                None => i += 1,
+            }
+        }
+        for r in std::mem::take(&mut self.sup.reports) {
+            self.send_report(r, now);
+        }
+        let reg = self.poll.registry();
+        self.clients.retain(|_, c| {
+            let done = c.finished();
+            if done {
+                c.deregister(reg);
+            }
+            !done
+        });
+    }
+
+    fn send_report(&mut self, r: crate::supervisor::FatalReport, now: Instant) {
+        let (process, address) = (r.process.clone(), r.address);
+        match Report::start(r) {
+            Ok(mut rep) => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                if let Err(e) = self.poll.registry().register(&mut rep.stream, Token(REPORT_TOKEN + id), interest) {
+                    warn!("{process}: FATAL report to {address} failed: {e}");
+                    return;
+                }
+                info!("{process}: sending FATAL report to {address}");
+                self.report_timers.arm(now + report::CONNECT_TIMEOUT, (id, false));
+                self.reports.insert(id, rep);
+            }
+            Err(e) => warn!("{process}: FATAL report to {address} failed: {e}"),
+        }
+    }
+
+    fn on_report(&mut self, id: usize) {
+        let Some(rep) = self.reports.get_mut(&id) else { return };
+        let was_connected = rep.connected;
+        match rep.on_ready() {
+            Progress::Pending => {
+                if !was_connected && rep.connected {
+                    let at = Instant::now() + report::RESPONSE_TIMEOUT;
+                    self.report_timers.arm(at, (id, true));
+                }
+            }
+            Progress::Done(line) => {
+                info!("{line}");
+                self.drop_report(id);
+            }
+        }
+    }
+
+    fn fire_report_timers(&mut self, now: Instant) {
+        while let Some((id, connected_phase)) = self.report_timers.pop_due(now) {
+            let Some(rep) = self.reports.get(&id) else { continue };
+            if rep.connected != connected_phase {
+                continue;
+            }
+            let what = if connected_phase { "no response within" } else { "cannot connect within" };
+            let limit: Duration = if connected_phase { report::RESPONSE_TIMEOUT } else { report::CONNECT_TIMEOUT };
+            warn!("{}: FATAL report to {} failed: {what} {}s", rep.process, rep.address, limit.as_secs());
+            self.drop_report(id);
+        }
+    }
+
+    fn drop_report(&mut self, id: usize) {
+        if let Some(mut rep) = self.reports.remove(&id) {
+            let _ = self.poll.registry().deregister(&mut rep.stream);
+        }
+    }
+}

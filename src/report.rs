@@ -1,0 +1,144 @@
+//! FATAL reports: one HTTP/1.1 `POST /` per process entering FATAL, sent from
+//! the event loop on a non-blocking socket. The reactor arms the timeouts; this
+//! module only moves bytes and says when it is done.
+
+use crate::supervisor::FatalReport;
+use mio::net::TcpStream;
+use std::io::{self, Read, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Only the status line matters; a huge response costs no more than this.
+const MAX_RESPONSE: usize = 4096;
+
+pub struct Report {
+    pub process: String,
+    pub address: std::net::SocketAddr,
+    pub stream: TcpStream,
+    out: Vec<u8>,
+    written: usize,
+    response: Vec<u8>,
+    pub connected: bool,
+}
+
+pub enum Progress {
+    Pending,
+    /// Finished: the line to log.
+    Done(String),
+}
+
+impl Report {
+    /// Starts a non-blocking connect; the caller registers `stream`.
+    pub fn start(r: FatalReport) -> io::Result<Report> {
+        let stream = TcpStream::connect(r.address)?;
+        let out = format!(
+            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: taskmasterd\r\n\r\n{}",
+            r.address,
+            r.body.len(),
+            r.body
+        );
+        Ok(Report {
+            process: r.process,
+            address: r.address,
+            stream,
+            out: out.into_bytes(),
+            written: 0,
+            response: Vec::new(),
+            connected: false,
+        })
+    }
+
+    /// Called on every readiness event of `stream`.
+    pub fn on_ready(&mut self) -> Progress {
+        if !self.connected {
+            if let Ok(Some(e)) | Err(e) = self.stream.take_error() {
+                return self.fail(&e.to_string());
+            }
+            match self.stream.peer_addr() {
+                Ok(_) => self.connected = true,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Progress::Pending,
+                Err(e) => return self.fail(&e.to_string()),
+            }
+        }
+        while self.written < self.out.len() {
+            match self.stream.write(&self.out[self.written..]) {
+                Ok(0) => return self.fail("connection closed while sending"),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Pending,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(&e.to_string()),
+            }
+        }
+        let mut buf = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return self.finish(),
+                Ok(n) => {
+                    let room = MAX_RESPONSE.saturating_sub(self.response.len());
+                    self.response.extend_from_slice(&buf[..n.min(room)]);
+                    if self.response.windows(2).any(|w| w == b"\r\n") || room <= n {
+                        return self.finish();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Pending,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(&e.to_string()),
+            }
+        }
+    }
+
+    fn finish(&self) -> Progress {
+        let text = String::from_utf8_lossy(&self.response);
+        match text.lines().next().filter(|l| !l.is_empty()) {
+            Some(status) => Progress::Done(format!(
+                "{}: FATAL report sent to {}: {}",
+                self.process, self.address, status
+            )),
+            None => self.fail("connection closed without a response"),
+        }
+    }
+
+    fn fail(&self, why: &str) -> Progress {
+        Progress::Done(format!(
+            "{}: FATAL report to {} failed: {why}",
+            self.process, self.address
+        ))
+    }
+}
+
+/// `2026-11-23T21:10:00Z` without a date crate.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_468_245);
+        assert_eq!(rfc3339(t), "2026-11-23T21:10:45Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+    }
+}

@@ -1,0 +1,282 @@
+//! The process table: feeds events to the state table and performs its actions.
+//!
+//! Policy lives in `state::step`; this module only executes what it returns
+//! (spawn, signal, arm a deadline, queue a FATAL report) and logs each event.
+
+use crate::config::{Config, Program};
+use crate::protocol::ProcessView;
+use crate::spawn;
+use crate::state::{self, Action, Event, Exit, Proc, State};
+use crate::timers::Timers;
+use log::{error, info, warn};
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Instant;
+
+/// Tokens `PROC_TOKEN + slot` are process pidfds.
+pub const PROC_TOKEN: usize = 1 << 32;
+
+/// One supervised process.
+pub struct Process {
+    pub program: usize,
+    pub index: u32,
+    pub name: String,
+    pub proc: Proc,
+    pub pid: Option<i32>,
+    /// The group to signal; kept after the leader exits to sweep leftovers.
+    pub pgid: Option<i32>,
+    pidfd: Option<OwnedFd>,
+    spawned_at: Option<Instant>,
+    timer_gen: u64,
+}
+
+/// A FATAL report waiting to be sent by the reactor.
+pub struct FatalReport {
+    pub address: SocketAddr,
+    pub process: String,
+    pub body: String,
+}
+
+pub struct Supervisor {
+    pub config: Config,
+    pub procs: Vec<Process>,
+    by_pid: HashMap<i32, usize>,
+    use_pidfd: bool,
+    pub timers: Timers<(usize, u64)>,
+    pub reports: Vec<FatalReport>,
+}
+
+impl Supervisor {
+    pub fn new(config: Config, use_pidfd: bool) -> Supervisor {
+        let mut procs = Vec::new();
+        for (pi, p) in config.programs.iter().enumerate() {
+            for index in 0..p.numprocs {
+                let name = p.process_name(index);
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                name.hash(&mut h);
+                procs.push(Process {
+                    program: pi,
+                    index,
+                    proc: Proc::new(h.finish()),
+                    name,
+                    pid: None,
+                    pgid: None,
+                    pidfd: None,
+                    spawned_at: None,
+                    timer_gen: 0,
+                });
+            }
+        }
+        Supervisor {
+            config,
+            procs,
+            by_pid: HashMap::new(),
+            use_pidfd,
+            timers: Timers::default(),
+            reports: Vec::new(),
+        }
+    }
+
+    pub fn program(&self, slot: usize) -> &Program {
+        &self.config.programs[self.procs[slot].program]
+    }
+
+    /// Starts every `autostart` process.
+    pub fn boot(&mut self, reg: &Registry, now: Instant) {
+        for slot in 0..self.procs.len() {
+            if self.program(slot).autostart {
+                self.feed(slot, Event::Start, reg, now);
+            }
+        }
+    }
+
+    /// Runs one event through the state table and performs the actions.
+    pub fn feed(&mut self, slot: usize, ev: Event, reg: &Registry, now: Instant) {
+        let cfg = &self.config.programs[self.procs[slot].program];
+        let (next, actions) = state::step(&self.procs[slot].proc, &ev, cfg);
+        let p = &mut self.procs[slot];
+        let before = p.proc.state;
+        p.proc = next;
+        if before != p.proc.state {
+            let msg = &p.proc.message;
+            let line = format!("{}: {} -> {}{}", p.name, before.token(), p.proc.state.token(),
+                if msg.is_empty() { String::new() } else { format!(" ({msg})") });
+            match p.proc.state {
+                State::Fatal => error!("{line}"),
+                State::Backoff | State::ExitedUnexpectedly => warn!("{line}"),
+                _ => info!("{line}"),
+            }
+        }
+        for action in actions {
+            self.perform(slot, action, reg, now);
+        }
+    }
+
+    fn perform(&mut self, slot: usize, action: Action, reg: &Registry, now: Instant) {
+        match action {
+            Action::Spawn => return self.spawn(slot, reg, now),
+            Action::ReportFatal => return self.queue_report(slot),
+            _ => {}
+        }
+        let p = &mut self.procs[slot];
+        match action {
+            Action::Signal(sig) => {
+                if let Some(pid) = p.pid {
+                    info!("{}: sending {} to process group {pid}", p.name, crate::signals::name(sig));
+                    spawn::signal_group(pid, sig);
+                }
+            }
+            Action::KillGroup => {
+                if let Some(pgid) = p.pgid {
+                    if p.pid.is_some() {
+                        warn!("{}: sending SIGKILL to process group {pgid}", p.name);
+                    }
+                    spawn::signal_group(pgid, libc::SIGKILL);
+                }
+            }
+            Action::Arm(d) => {
+                p.timer_gen += 1;
+                self.timers.arm(now + d, (slot, p.timer_gen));
+            }
+            Action::Disarm => p.timer_gen += 1,
+            Action::Spawn | Action::ReportFatal => {}
+        }
+    }
+
+    fn spawn(&mut self, slot: usize, reg: &Registry, now: Instant) {
+        let program = &self.config.programs[self.procs[slot].program];
+        match spawn::spawn(program, self.use_pidfd) {
+            Ok(s) => {
+                let p = &mut self.procs[slot];
+                info!("{}: spawned pid {} ({})", p.name, s.pid, program.cmd_text);
+                if let Some(fd) = &s.pidfd {
+                    let token = Token(PROC_TOKEN + slot);
+                    if let Err(e) = reg.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE) {
+                        error!("{}: cannot watch pidfd: {e}", p.name);
+                    }
+                }
+                (p.pid, p.pgid, p.pidfd, p.spawned_at) = (Some(s.pid), Some(s.pid), s.pidfd, Some(now));
+                self.by_pid.insert(s.pid, slot);
+                self.feed(slot, Event::Spawned, reg, now);
+            }
+            Err(why) => {
+                warn!("{}: spawn failed: {why}", self.procs[slot].name);
+                self.feed(slot, Event::SpawnFailed(why), reg, now);
+            }
+        }
+    }
+
+    /// The pidfd of `slot` is readable: reap it if it has exited.
+    pub fn on_pidfd(&mut self, slot: usize, reg: &Registry, now: Instant) {
+        let Some(fd) = self.procs.get(slot).and_then(|p| p.pidfd.as_ref()) else { return };
+        if let Some(exit) = spawn::reap_pidfd(fd) {
+            self.exited(slot, exit, reg, now);
+        }
+    }
+
+    /// SIGCHLD (fallback mode): reap every exited child.
+    pub fn on_sigchld(&mut self, reg: &Registry, now: Instant) {
+        for (pid, exit) in spawn::reap_any() {
+            if let Some(&slot) = self.by_pid.get(&pid) {
+                self.exited(slot, exit, reg, now);
+            }
+        }
+    }
+
+    fn exited(&mut self, slot: usize, exit: Exit, reg: &Registry, now: Instant) {
+        let p = &mut self.procs[slot];
+        if let Some(fd) = p.pidfd.take() {
+            let _ = reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
+        }
+        let Some(pid) = p.pid.take() else { return };
+        self.by_pid.remove(&pid);
+        let uptime = p.spawned_at.map(|t| now.saturating_duration_since(t)).unwrap_or_default();
+        info!("{}: pid {pid} exited: {} after {:.1}s", p.name, exit.describe(), uptime.as_secs_f64());
+        self.feed(slot, Event::Exited { exit, uptime }, reg, now);
+    }
+
+    /// Feeds `Deadline` to every process whose deadline has passed.
+    pub fn fire_due(&mut self, reg: &Registry, now: Instant) {
+        while let Some((slot, gen)) = self.timers.pop_due(now) {
+            if self.procs.get(slot).is_some_and(|p| p.timer_gen == gen) {
+                self.procs[slot].timer_gen += 1;
+                self.feed(slot, Event::Deadline, reg, now);
+            }
+        }
+        if self.timers.len() > 4 * self.procs.len() + 64 {
+            let procs = &self.procs;
+            self.timers.retain(|(s, g)| procs.get(*s).is_some_and(|p| p.timer_gen == *g));
+        }
+    }
+
+    fn queue_report(&mut self, slot: usize) {
+        let p = &self.procs[slot];
+        let program = &self.config.programs[p.program];
+        let Some(address) = program.report_address else {
+            info!("{}: FATAL, no report address configured", p.name);
+            return;
+        };
+        let last = p.proc.last_exit.map(|e| crate::protocol::json_str(&e.describe()));
+        let body = format!(
+            "{{\"event\":\"FATAL\",\"program\":{},\"process\":{},\"attempts\":{},\"last_exit\":{},\"message\":{},\"time\":{}}}",
+            crate::protocol::json_str(&program.name),
+            crate::protocol::json_str(&p.name),
+            p.proc.attempts,
+            last.unwrap_or_else(|| "null".into()),
+            crate::protocol::json_str(&p.proc.message),
+            crate::protocol::json_str(&crate::report::rfc3339(std::time::SystemTime::now())),
+        );
+        self.reports.push(FatalReport { address, process: p.name.clone(), body });
+    }
+
+    /// Slots named by `names` (`all`, `PROGRAM`, `PROGRAM:N`), in table order.
+    pub fn resolve(&self, names: &[String]) -> Result<Vec<usize>, String> {
+        let mut picked = vec![false; self.procs.len()];
+        let mut unknown = Vec::new();
+        for name in names {
+            let mut hit = false;
+            for (slot, p) in self.procs.iter().enumerate() {
+                let program = &self.config.programs[p.program].name;
+                if name == "all" || name == program || *name == p.name {
+                    picked[slot] = true;
+                    hit = true;
+                }
+            }
+            if !hit {
+                unknown.push(name.as_str());
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(format!("unknown name{}: {}", if unknown.len() > 1 { "s" } else { "" }, unknown.join(", ")));
+        }
+        Ok((0..self.procs.len()).filter(|s| picked[*s]).collect())
+    }
+
+    pub fn view(&self, slot: usize, now: Instant) -> ProcessView {
+        let p = &self.procs[slot];
+        ProcessView {
+            name: p.name.clone(),
+            program: self.config.programs[p.program].name.clone(),
+            index: p.index,
+            state: p.proc.state,
+            pid: p.pid,
+            uptime: p.pid.and(p.spawned_at).map(|t| now.saturating_duration_since(t)),
+            last_exit: p.proc.last_exit,
+            restarts: p.proc.restarts,
+            message: p.proc.message.clone(),
+        }
+    }
+
+    /// True once no process is alive (shutdown may finish).
+    pub fn all_down(&self) -> bool {
+        self.procs.iter().all(|p| p.pid.is_none() && !p.proc.state.is_alive())
+    }
+
+    pub fn state(&self, slot: usize) -> State {
+        self.procs[slot].proc.state
+    }
+}
