@@ -12,3 +12,4 @@ pub mod conn;
 pub mod control;
 pub mod reactor;
 pub mod eventlog;
+pub mod client;

@@ -292,13 +292,15 @@ fn exited(n: &mut Proc, cfg: &Program, exit: Exit, ran: Duration) -> Vec<Action>
         return vec![Action::Disarm];
     }
     n.crashes = if ran < STABLE { n.crashes + 1 } else { 0 };
+    let kind = if expected { "expected" } else { "unexpected" };
     if n.crashes <= 1 {
+        n.message = format!("{}, {kind}; restarted", exit.describe());
         n.state = State::Starting;
         n.restarts += 1;
         return vec![Action::Disarm, Action::Spawn];
     }
     let wait = delay(n.crashes - 1, n.seed);
-    n.message = format!("{}; restarting in {}", exit.describe(), secs(wait));
+    n.message = format!("{}, {kind}; restarting in {}", exit.describe(), secs(wait));
     vec![Action::Arm(wait)]
 }
 

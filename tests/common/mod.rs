@@ -1,0 +1,207 @@
+//! Test harness: a real taskmasterd on a private temp dir and socket.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const DAEMON: &str = env!("CARGO_BIN_EXE_taskmasterd");
+pub const CTL: &str = env!("CARGO_BIN_EXE_taskmasterctl");
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub sock: PathBuf,
+    pub log: PathBuf,
+    pub conf: PathBuf,
+    pub child: Option<Child>,
+}
+
+/// Polls `cond` every 10 ms until it holds or `secs` pass.
+pub fn wait_until(secs: f64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn alive(pid: i32) -> bool {
+    // A zombie counts as gone: it runs no more code.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Live (non-zombie) processes whose process group is `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+impl Daemon {
+    /// Writes `programs` (YAML under `programs:`) plus `extra` top-level keys and starts the daemon.
+    pub fn start(programs: &str) -> Daemon {
+        Daemon::start_with(programs, "", &[])
+    }
+
+    pub fn start_with(programs: &str, extra: &str, env: &[(&str, &str)]) -> Daemon {
+        let d = Daemon::configure(programs, extra);
+        d.launch(env)
+    }
+
+    pub fn configure(programs: &str, extra: &str) -> Daemon {
+        let dir = tempfile::Builder::new().prefix("tm").tempdir().expect("tempdir");
+        let sock = dir.path().join("s.sock");
+        let log = dir.path().join("d.log");
+        let conf = dir.path().join("t.yaml");
+        let text = format!(
+            "socket: {}\nlogfile: {}\n{extra}programs:\n{programs}",
+            sock.display(),
+            log.display()
+        );
+        std::fs::write(&conf, text).unwrap();
+        Daemon { dir, sock, log, conf, child: None }
+    }
+
+    pub fn launch(mut self, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(DAEMON);
+        cmd.arg("-c").arg(&self.conf).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("spawn taskmasterd"));
+        let sock = self.sock.clone();
+        wait_until(10.0, "the control socket", || UnixStream::connect(&sock).is_ok());
+        self
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Sends one command on a fresh connection and returns the whole reply.
+    pub fn cmd(&self, line: &str) -> String {
+        let s = UnixStream::connect(&self.sock).expect("connect");
+        let mut r = BufReader::new(s);
+        r.get_mut().write_all(format!("{line}\n").as_bytes()).unwrap();
+        read_reply(&mut r)
+    }
+
+    pub fn status(&self) -> Vec<Value> {
+        let reply = self.cmd("status --json");
+        let line = reply.lines().next().expect("a JSON line");
+        assert!(reply.ends_with("OK\n"), "{reply}");
+        match serde_json::from_str(line) {
+            Ok(Value::Array(a)) => a,
+            other => panic!("bad status JSON {line}: {other:?}"),
+        }
+    }
+
+    pub fn proc(&self, name: &str) -> Value {
+        self.status()
+            .into_iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no process {name}"))
+    }
+
+    pub fn state(&self, name: &str) -> String {
+        self.proc(name)["state"].as_str().unwrap_or("").to_string()
+    }
+
+    pub fn pid(&self, name: &str) -> Option<i32> {
+        self.proc(name)["pid"].as_i64().map(|p| p as i32)
+    }
+
+    pub fn wait_state(&self, name: &str, state: &str, secs: f64) {
+        let mut last = String::new();
+        wait_until(secs, &format!("{name} to be {state}"), || {
+            last = self.state(name);
+            last == state
+        });
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_log(&self, needle: &str, secs: f64) {
+        wait_until(secs, &format!("log line {needle:?}"), || self.log_text().contains(needle));
+    }
+
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().expect("running").id() as i32;
+        unsafe { libc::kill(pid, sig) };
+    }
+
+    /// Waits for the daemon to exit and returns its status.
+    pub fn wait_exit(&mut self, secs: f64) -> ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let mut status = None;
+        wait_until(secs, "taskmasterd to exit", || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        self.child = None;
+        status.unwrap()
+    }
+}
+
+/// Reads body lines up to and including the final OK/ERR line.
+pub fn read_reply(r: &mut impl BufRead) -> String {
+    let mut out = String::new();
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l).unwrap_or(0) == 0 {
+            panic!("connection closed mid-reply after {out:?}");
+        }
+        out.push_str(&l);
+        if l == "OK\n" || l.starts_with("ERR") {
+            return out;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Reads everything a socket sends until it closes.
+pub fn read_all(mut s: impl Read) -> String {
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn assert_gone(pid: i32) {
+    wait_until(5.0, &format!("pid {pid} to be gone"), || !alive(pid));
+}
+
+pub fn file_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
+}
