@@ -1,0 +1,86 @@
+//! The control protocol over a raw unix socket: framing, ordering, robustness.
+mod common;
+use common::*;
+use std::io::{BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+const PROGS: &str = "  fast:\n    cmd: sleep 100\n    starttime: 0\n  slow:\n    cmd: sleep 100\n    starttime: 0.8\n    autostart: false\n";
+
+fn connect(d: &Daemon) -> BufReader<UnixStream> {
+    let s = UnixStream::connect(&d.sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    BufReader::new(s)
+}
+
+#[test]
+fn pipelined_commands_reply_in_order_and_deferred_replies_hold_only_their_connection() {
+    let d = Daemon::start(PROGS);
+    d.wait_state("fast:0", "RUNNING", 5.0);
+    let mut a = connect(&d);
+    a.get_mut().write_all(b"\n\r\nstart slow\nstatus fast\nhelp\n").unwrap();
+    // Meanwhile another connection is served at once.
+    let mut b = connect(&d);
+    b.get_mut().write_all(b"status slow\n").unwrap();
+    let other = read_reply(&mut b);
+    assert!(other.starts_with("slow:0  STARTING"), "{other}");
+    assert_eq!(read_reply(&mut a), "slow:0: started\nOK\n");
+    assert!(read_reply(&mut a).starts_with("fast:0  RUNNING"));
+    let help = read_reply(&mut a);
+    assert!(help.contains("status [NAMES] [--json]") && help.ends_with("OK\n"), "{help}");
+}
+
+#[test]
+fn unknown_names_change_nothing() {
+    let d = Daemon::start(PROGS);
+    assert_eq!(d.cmd("start slow nope other:3"), "ERR unknown names: nope, other:3\n");
+    assert_eq!(d.state("slow:0"), "NOT_STARTED");
+    assert_eq!(d.cmd("status fast:1"), "ERR unknown name: fast:1\n");
+    assert_eq!(d.cmd("frobnicate"), "ERR unknown command \"frobnicate\" (try help)\n");
+    assert_eq!(d.cmd("stop"), "ERR stop needs NAMES (PROGRAM, PROGRAM:N or all)\n");
+    assert_eq!(d.cmd("reload"), "ERR not implemented\n");
+}
+
+#[test]
+fn bad_bytes_and_long_lines() {
+    let d = Daemon::start(PROGS);
+    let mut a = connect(&d);
+    a.get_mut().write_all(b"stat\xff\xfeus\nstatus fast\r\n").unwrap();
+    assert_eq!(read_reply(&mut a), "ERR invalid UTF-8\n");
+    assert!(read_reply(&mut a).starts_with("fast:0"), "CRLF accepted");
+    let mut long = connect(&d);
+    let big = vec![b'x'; 70 * 1024];
+    let _ = long.get_mut().write_all(&big);
+    let _ = long.get_mut().write_all(b"\n");
+    assert_eq!(read_all(long.get_mut()), "ERR line too long\n");
+    // The daemon is fine.
+    assert!(d.cmd("status").ends_with("OK\n"));
+}
+
+#[test]
+fn many_idle_and_abusive_clients_do_not_stall_others() {
+    let d = Daemon::start(PROGS);
+    let idle: Vec<UnixStream> = (0..300).map(|_| UnixStream::connect(&d.sock).unwrap()).collect();
+    // A client that floods requests and never reads its replies.
+    let mut flood = UnixStream::connect(&d.sock).unwrap();
+    flood.set_nonblocking(true).unwrap();
+    let burst = "status\n".repeat(20_000);
+    let _ = flood.write(burst.as_bytes());
+    for _ in 0..20 {
+        assert!(d.cmd("status fast").starts_with("fast:0  RUNNING"));
+    }
+    drop(idle);
+    drop(flood);
+    assert!(d.cmd("status").ends_with("OK\n"));
+}
+
+#[test]
+fn a_client_leaving_mid_wait_is_harmless() {
+    let d = Daemon::start(PROGS);
+    {
+        let mut a = connect(&d);
+        a.get_mut().write_all(b"start slow\n").unwrap();
+    }
+    d.wait_state("slow:0", "RUNNING", 5.0);
+    assert_eq!(d.cmd("stop slow"), "slow:0: stopped\nOK\n");
+}
