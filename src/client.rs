@@ -39,8 +39,9 @@ impl Client {
     pub fn request(&mut self, line: &str) -> Result<Reply, String> {
         for attempt in 0..2 {
             if self.reader.is_none() {
-                let s = UnixStream::connect(&self.path)
-                    .map_err(|e| format!("cannot reach taskmasterd at {}: {e}", self.path.display()))?;
+                let s = UnixStream::connect(&self.path).map_err(|e| {
+                    format!("cannot reach taskmasterd at {}: {e}", self.path.display())
+                })?;
                 self.reader = Some(BufReader::new(s));
             }
             match self.exchange(line) {
@@ -58,7 +59,10 @@ impl Client {
 
     /// Err((message, got_some_reply)): a reply cut short is not retried.
     fn exchange(&mut self, line: &str) -> Result<Reply, (String, bool)> {
-        let reader = self.reader.as_mut().ok_or(("not connected".to_string(), false))?;
+        let reader = self
+            .reader
+            .as_mut()
+            .ok_or(("not connected".to_string(), false))?;
         reader
             .get_mut()
             .write_all(format!("{line}\n").as_bytes())
@@ -101,7 +105,9 @@ pub fn exit_code(line: &str, reply: &Reply) -> i32 {
 fn all_running(body: &[String]) -> bool {
     body.iter().all(|l| {
         if l.starts_with('[') {
-            l.split("\"state\":\"").skip(1).all(|s| s.starts_with("RUNNING\""))
+            l.split("\"state\":\"")
+                .skip(1)
+                .all(|s| s.starts_with("RUNNING\""))
         } else {
             l.split_whitespace().nth(1) == Some("RUNNING")
         }
@@ -122,11 +128,26 @@ mod tests {
     #[test]
     fn exit_codes() {
         assert_eq!(exit_code("start a", &ok(&["a:0: started"])), 0);
-        let err = Reply { body: vec![], error: Some("unknown name: x".into()) };
+        let err = Reply {
+            body: vec![],
+            error: Some("unknown name: x".into()),
+        };
         assert_eq!(exit_code("start x", &err), 1);
         assert_eq!(exit_code("status", &ok(&["a:0  RUNNING  pid 1"])), 0);
-        assert_eq!(exit_code("status", &ok(&["a:0  RUNNING  pid 1", "b:0  FATAL  x"])), 3);
-        assert_eq!(exit_code("status --json", &ok(&["[{\"state\":\"RUNNING\"},{\"state\":\"STOPPED\"}]"])), 3);
-        assert_eq!(exit_code("status --json", &ok(&["[{\"state\":\"RUNNING\"}]"])), 0);
+        assert_eq!(
+            exit_code("status", &ok(&["a:0  RUNNING  pid 1", "b:0  FATAL  x"])),
+            3
+        );
+        assert_eq!(
+            exit_code(
+                "status --json",
+                &ok(&["[{\"state\":\"RUNNING\"},{\"state\":\"STOPPED\"}]"])
+            ),
+            3
+        );
+        assert_eq!(
+            exit_code("status --json", &ok(&["[{\"state\":\"RUNNING\"}]"])),
+            0
+        );
     }
 }

@@ -79,7 +79,11 @@ impl Conn {
     }
 
     pub fn register(&mut self, reg: &Registry, token: Token) -> io::Result<()> {
-        reg.register(self.stream.source(), token, Interest::READABLE | Interest::WRITABLE)
+        reg.register(
+            self.stream.source(),
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )
     }
 
     pub fn deregister(&mut self, reg: &Registry) {

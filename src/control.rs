@@ -28,7 +28,13 @@ pub enum Outcome {
     Reload { dry_run: bool },
 }
 
-pub fn execute(sup: &mut Supervisor, client: usize, req: Request, reg: &Registry, now: Instant) -> Outcome {
+pub fn execute(
+    sup: &mut Supervisor,
+    client: usize,
+    req: Request,
+    reg: &Registry,
+    now: Instant,
+) -> Outcome {
     let (names, goal, events): (Vec<String>, Goal, &[Event]) = match req {
         Request::Status { names, json } => return Outcome::Reply(status(sup, &names, json, now)),
         Request::Help => {
@@ -62,14 +68,22 @@ pub fn execute(sup: &mut Supervisor, client: usize, req: Request, reg: &Registry
             }
         }
     }
-    Outcome::Wait(Waiter { client, goal, targets })
+    Outcome::Wait(Waiter {
+        client,
+        goal,
+        targets,
+    })
 }
 
 impl Waiter {
     /// The reply, once no target is still on its way.
     pub fn poll(&self, sup: &Supervisor) -> Option<String> {
         let moving = |s: State| matches!(s, State::Starting | State::Stopping);
-        if self.targets.iter().any(|(slot, fixed)| fixed.is_none() && moving(sup.state(*slot))) {
+        if self
+            .targets
+            .iter()
+            .any(|(slot, fixed)| fixed.is_none() && moving(sup.state(*slot)))
+        {
             return None;
         }
         let mut failed = 0;
@@ -86,13 +100,21 @@ impl Waiter {
                     (Goal::Stop, State::Stopped) => format!("{}: stopped", p.name),
                     (_, s) => {
                         failed += 1;
-                        let why = if p.proc.message.is_empty() { String::new() } else { format!(" ({})", p.proc.message) };
+                        let why = if p.proc.message.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", p.proc.message)
+                        };
                         format!("{}: failed: {}{why}", p.name, s.token())
                     }
                 }
             })
             .collect();
-        let result = if failed == 0 { Ok(()) } else { Err(format!("{failed} failed")) };
+        let result = if failed == 0 {
+            Ok(())
+        } else {
+            Err(format!("{failed} failed"))
+        };
         Some(protocol::reply(&body, result))
     }
 }

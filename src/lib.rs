@@ -1,15 +1,15 @@
 //! Taskmaster: a process supervisor on one single-threaded mio event loop.
 
+pub mod client;
 pub mod config;
-pub mod signals;
-pub mod state;
-pub mod protocol;
-pub mod spawn;
-pub mod timers;
-pub mod report;
-pub mod supervisor;
 pub mod conn;
 pub mod control;
-pub mod reactor;
 pub mod eventlog;
-pub mod client;
+pub mod protocol;
+pub mod reactor;
+pub mod report;
+pub mod signals;
+pub mod spawn;
+pub mod state;
+pub mod supervisor;
+pub mod timers;

@@ -18,18 +18,41 @@ fn parses_commands() {
             json: true
         }))
     );
-    assert_eq!(parse("start all"), Ok(Some(Request::Start(vec!["all".into()]))));
-    assert_eq!(parse("stop a b"), Ok(Some(Request::Stop(vec!["a".into(), "b".into()]))));
-    assert_eq!(parse("restart a"), Ok(Some(Request::Restart(vec!["a".into()]))));
-    assert_eq!(parse("reload"), Ok(Some(Request::Reload { dry_run: false })));
-    assert_eq!(parse("reload --dry-run"), Ok(Some(Request::Reload { dry_run: true })));
+    assert_eq!(
+        parse("start all"),
+        Ok(Some(Request::Start(vec!["all".into()])))
+    );
+    assert_eq!(
+        parse("stop a b"),
+        Ok(Some(Request::Stop(vec!["a".into(), "b".into()])))
+    );
+    assert_eq!(
+        parse("restart a"),
+        Ok(Some(Request::Restart(vec!["a".into()])))
+    );
+    assert_eq!(
+        parse("reload"),
+        Ok(Some(Request::Reload { dry_run: false }))
+    );
+    assert_eq!(
+        parse("reload --dry-run"),
+        Ok(Some(Request::Reload { dry_run: true }))
+    );
     assert_eq!(parse("shutdown"), Ok(Some(Request::Shutdown)));
     assert_eq!(parse("help"), Ok(Some(Request::Help)));
 }
 
 #[test]
 fn rejects_bad_input() {
-    for bad in ["start", "stop", "frobnicate x", "shutdown now", "reload --force", "status --yaml", "start --all"] {
+    for bad in [
+        "start",
+        "stop",
+        "frobnicate x",
+        "shutdown now",
+        "reload --force",
+        "status --yaml",
+        "start --all",
+    ] {
         assert!(parse(bad).is_err(), "{bad}");
     }
     assert!(parse("bogus").unwrap_err().contains("unknown command"));
@@ -38,7 +61,10 @@ fn rejects_bad_input() {
 #[test]
 fn replies() {
     assert_eq!(reply(&[], Ok(())), "OK\n");
-    assert_eq!(reply(&["a".into(), "b".into()], Err("2 failed".into())), "a\nb\nERR 2 failed\n");
+    assert_eq!(
+        reply(&["a".into(), "b".into()], Err("2 failed".into())),
+        "a\nb\nERR 2 failed\n"
+    );
     assert_eq!(reply(&[], Err("x\ny".into())), "ERR x y\n");
 }
 
@@ -66,8 +92,14 @@ fn status_human_is_aligned() {
     let mut c = view("x:0", State::Backoff);
     c.message = "spawn error: nope: command not found in PATH; retry in 1.0s".into();
     let lines = status_lines(&[a, b, c, view("n:0", State::NotStarted)]);
-    assert_eq!(lines[0], "web:0          RUNNING              pid 1234, uptime 0:01:05");
-    assert_eq!(lines[1], "longer_name:1  EXITED_UNEXPECTEDLY  killed by SIGKILL");
+    assert_eq!(
+        lines[0],
+        "web:0          RUNNING              pid 1234, uptime 0:01:05"
+    );
+    assert_eq!(
+        lines[1],
+        "longer_name:1  EXITED_UNEXPECTEDLY  killed by SIGKILL"
+    );
     assert!(lines[2].starts_with("x:0            BACKOFF              spawn error: nope"));
     assert_eq!(lines[3], "n:0            NOT_STARTED          not started");
     assert_eq!(hms(Duration::from_secs(3600 * 27 + 61)), "27:01:01");

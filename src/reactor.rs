@@ -51,15 +51,23 @@ pub struct Reactor {
 pub fn bind_socket(path: &Path) -> Result<UnixListener, String> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
-            return Err(format!("{} exists and is not a socket; not touching it", path.display()));
+            return Err(format!(
+                "{} exists and is not a socket; not touching it",
+                path.display()
+            ));
         }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!("another taskmasterd is already running on {}", path.display()));
+            return Err(format!(
+                "another taskmasterd is already running on {}",
+                path.display()
+            ));
         }
-        std::fs::remove_file(path).map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
+        std::fs::remove_file(path)
+            .map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
         info!("removed stale socket {}", path.display());
     }
-    let listener = UnixListener::bind(path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
     Ok(listener)
 }
@@ -73,16 +81,19 @@ impl Reactor {
         }
         let mut signals = Signals::new(wanted).map_err(|e| format!("signals: {e}"))?;
         let reg = poll.registry();
-        reg.register(&mut signals, SIGNALS, Interest::READABLE).map_err(|e| e.to_string())?;
+        reg.register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(|e| e.to_string())?;
         let mut unix = bind_socket(&config.socket)?;
-        reg.register(&mut unix, UNIX_LISTENER, Interest::READABLE).map_err(|e| e.to_string())?;
+        reg.register(&mut unix, UNIX_LISTENER, Interest::READABLE)
+            .map_err(|e| e.to_string())?;
         let tcp = match config.listen {
             Some(addr) => {
                 let mut l = TcpListener::bind(addr).map_err(|e| {
                     let _ = std::fs::remove_file(&config.socket);
                     format!("cannot listen on {addr}: {e}")
                 })?;
-                reg.register(&mut l, TCP_LISTENER, Interest::READABLE).map_err(|e| e.to_string())?;
+                reg.register(&mut l, TCP_LISTENER, Interest::READABLE)
+                    .map_err(|e| e.to_string())?;
                 Some(l)
             }
             None => None,
@@ -123,10 +134,13 @@ impl Reactor {
                 return self.finish_shutdown();
             }
             let now = Instant::now();
-            let timeout = [self.sup.timers.timeout(now), self.report_timers.timeout(now)]
-                .into_iter()
-                .flatten()
-                .min();
+            let timeout = [
+                self.sup.timers.timeout(now),
+                self.report_timers.timeout(now),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -143,7 +157,9 @@ impl Reactor {
                     UNIX_LISTENER | TCP_LISTENER => self.accept(event.token()),
                     Token(t) if t >= REPORT_TOKEN => self.on_report(t - REPORT_TOKEN),
                     Token(t) if t >= CLIENT_TOKEN => self.on_client(t - CLIENT_TOKEN, now),
-                    Token(t) if t >= PROC_TOKEN => self.sup.on_pidfd(t - PROC_TOKEN, self.poll.registry(), now),
+                    Token(t) if t >= PROC_TOKEN => {
+                        self.sup.on_pidfd(t - PROC_TOKEN, self.poll.registry(), now)
+                    }
                     _ => {}
                 }
             }
@@ -156,7 +172,9 @@ impl Reactor {
             match sig {
                 SIGCHLD => self.sup.on_sigchld(self.poll.registry(), now),
                 SIGHUP => {
-                    info!("SIGHUP received: reload is not implemented yet, configuration unchanged");
+                    info!(
+                        "SIGHUP received: reload is not implemented yet, configuration unchanged"
+                    );
                 }
                 _ => self.begin_shutdown(&crate::signals::name(sig), now),
             }
@@ -207,7 +225,10 @@ impl Reactor {
                     let id = self.next_id;
                     self.next_id += 1;
                     let mut conn = Conn::new(s);
-                    if conn.register(self.poll.registry(), Token(CLIENT_TOKEN + id)).is_ok() {
+                    if conn
+                        .register(self.poll.registry(), Token(CLIENT_TOKEN + id))
+                        .is_ok()
+                    {
                         self.clients.insert(id, conn);
                     }
                 }
@@ -222,7 +243,9 @@ impl Reactor {
     }
 
     fn on_client(&mut self, id: usize, now: Instant) {
-        let Some(conn) = self.clients.get_mut(&id) else { return };
+        let Some(conn) = self.clients.get_mut(&id) else {
+            return;
+        };
         conn.flush();
         conn.read();
         self.serve(id, now);
@@ -231,7 +254,9 @@ impl Reactor {
     /// Answers buffered lines until one is deferred.
     fn serve(&mut self, id: usize, now: Instant) {
         loop {
-            let Some(conn) = self.clients.get_mut(&id) else { return };
+            let Some(conn) = self.clients.get_mut(&id) else {
+                return;
+            };
             if conn.busy || conn.dead {
                 return;
             }
@@ -258,7 +283,10 @@ impl Reactor {
                 }
             };
             info!("client {id}: {}", line.trim());
-            let starting = matches!(req, protocol::Request::Start(_) | protocol::Request::Restart(_));
+            let starting = matches!(
+                req,
+                protocol::Request::Start(_) | protocol::Request::Restart(_)
+            );
             if self.shutdown.is_some() && starting {
                 conn.send(&protocol::reply(&[], Err("shutting down".into())));
                 continue;
@@ -272,7 +300,9 @@ impl Reactor {
                         self.waiters.push(w);
                     }
                 },
-                Outcome::Reload { .. } => conn.send(&protocol::reply(&[], Err("not implemented".into()))),
+                Outcome::Reload { .. } => {
+                    conn.send(&protocol::reply(&[], Err("not implemented".into())))
+                }
                 Outcome::Shutdown => {
                     conn.busy = true;
                     self.begin_shutdown("shutdown", now);
@@ -325,12 +355,17 @@ impl Reactor {
                 let id = self.next_id;
                 self.next_id += 1;
                 let interest = Interest::READABLE | Interest::WRITABLE;
-                if let Err(e) = self.poll.registry().register(&mut rep.stream, Token(REPORT_TOKEN + id), interest) {
+                if let Err(e) = self.poll.registry().register(
+                    &mut rep.stream,
+                    Token(REPORT_TOKEN + id),
+                    interest,
+                ) {
                     warn!("{process}: FATAL report to {address} failed: {e}");
                     return;
                 }
                 info!("{process}: sending FATAL report to {address}");
-                self.report_timers.arm(now + report::CONNECT_TIMEOUT, (id, false));
+                self.report_timers
+                    .arm(now + report::CONNECT_TIMEOUT, (id, false));
                 self.reports.insert(id, rep);
             }
             Err(e) => warn!("{process}: FATAL report to {address} failed: {e}"),
@@ -338,7 +373,9 @@ impl Reactor {
     }
 
     fn on_report(&mut self, id: usize) {
-        let Some(rep) = self.reports.get_mut(&id) else { return };
+        let Some(rep) = self.reports.get_mut(&id) else {
+            return;
+        };
         let was_connected = rep.connected;
         match rep.on_ready() {
             Progress::Pending => {
@@ -356,13 +393,28 @@ impl Reactor {
 
     fn fire_report_timers(&mut self, now: Instant) {
         while let Some((id, connected_phase)) = self.report_timers.pop_due(now) {
-            let Some(rep) = self.reports.get(&id) else { continue };
+            let Some(rep) = self.reports.get(&id) else {
+                continue;
+            };
             if rep.connected != connected_phase {
                 continue;
             }
-            let what = if connected_phase { "no response within" } else { "cannot connect within" };
-            let limit: Duration = if connected_phase { report::RESPONSE_TIMEOUT } else { report::CONNECT_TIMEOUT };
-            warn!("{}: FATAL report to {} failed: {what} {}s", rep.process, rep.address, limit.as_secs());
+            let what = if connected_phase {
+                "no response within"
+            } else {
+                "cannot connect within"
+            };
+            let limit: Duration = if connected_phase {
+                report::RESPONSE_TIMEOUT
+            } else {
+                report::CONNECT_TIMEOUT
+            };
+            warn!(
+                "{}: FATAL report to {} failed: {what} {}s",
+                rep.process,
+                rep.address,
+                limit.as_secs()
+            );
             self.drop_report(id);
         }
     }

@@ -62,7 +62,11 @@ pub fn spawn(p: &Program, with_pidfd: bool) -> Result<Spawned, String> {
     let pid = child.id() as i32;
     // Dropping `Child` neither waits nor kills: the reactor reaps it.
     drop(child);
-    let pidfd = if with_pidfd { pidfd_open(pid).ok() } else { None };
+    let pidfd = if with_pidfd {
+        pidfd_open(pid).ok()
+    } else {
+        None
+    };
     Ok(Spawned { pid, pidfd })
 }
 
@@ -195,7 +199,9 @@ pub fn sanitize_daemon() {
         }
         unsafe {
             let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN {
+            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN
+            {
                 libc::signal(sig, libc::SIG_DFL);
             }
         }

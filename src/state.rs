@@ -202,12 +202,18 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
         (Starting, Event::Spawned) => vec![Arm(cfg.starttime)],
         (_, Event::Spawned) => vec![],
 
-        (Starting, Event::SpawnFailed(why)) => failed_start(&mut n, cfg, format!("spawn error: {why}")),
+        (Starting, Event::SpawnFailed(why)) => {
+            failed_start(&mut n, cfg, format!("spawn error: {why}"))
+        }
         (_, Event::SpawnFailed(_)) => vec![],
 
         (Starting, Event::Exited { exit, uptime }) if *uptime < cfg.starttime => {
             n.last_exit = Some(*exit);
-            failed_start(&mut n, cfg, format!("exited too quickly ({})", exit.describe()))
+            failed_start(
+                &mut n,
+                cfg,
+                format!("exited too quickly ({})", exit.describe()),
+            )
         }
         (Starting | Running, Event::Exited { exit, uptime }) => {
             exited(&mut n, cfg, *exit, uptime.saturating_sub(cfg.starttime))

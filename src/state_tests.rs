@@ -25,6 +25,8 @@ fn exit(code: i32, secs: u64) -> Event {
 }
 
 const EVENTS: usize = 7;
+/// Expected (state, actions) for each event, in `events()` order.
+type Row = [(State, Vec<Action>); EVENTS];
 fn events() -> [Event; EVENTS] {
     [
         Event::Start,
@@ -45,7 +47,7 @@ fn full_matrix() {
     let same = |s: State| (s, vec![]);
     let b1 = delay(1, 7);
     #[rustfmt::skip]
-    let table: [(State, [(State, Vec<Action>); EVENTS]); 9] = [
+    let table: [(State, Row); 9] = [
         //              Start                 Stop                    Spawned                       SpawnFailed                  Exited(0, 30s)                         Deadline                 Kill
         (NotStarted,  [(Starting, start()), (Stopped, vec![Disarm]), same(NotStarted),             same(NotStarted),            same(NotStarted),                      same(NotStarted),         same(NotStarted)]),
         (Starting,    [same(Starting),      (Stopping, stop()),      (Starting, vec![Arm(Duration::from_secs(1))]), (Backoff, vec![Arm(b1)]), (ExitedExpectedly, vec![Disarm]), same(Running),  same(Starting)]),
@@ -61,7 +63,11 @@ fn full_matrix() {
     for (state, row) in &table {
         for (ev, (want_state, want_acts)) in events().iter().zip(row) {
             let (next, acts) = step(&at(*state), ev, &cfg());
-            assert_eq!((next.state, &acts), (*want_state, want_acts), "{state:?} × {ev:?}");
+            assert_eq!(
+                (next.state, &acts),
+                (*want_state, want_acts),
+                "{state:?} × {ev:?}"
+            );
         }
     }
 }
@@ -149,7 +155,9 @@ fn fail_until_fatal(c: &Program, failure: Event) -> (u32, Vec<Duration>, Proc) {
                 return (spawns, waits, p);
             }
             Backoff => {
-                let [Arm(d)] = acts[..] else { panic!("{acts:?}") };
+                let [Arm(d)] = acts[..] else {
+                    panic!("{acts:?}")
+                };
                 waits.push(d);
                 let (n, acts) = step(&p, &Event::Deadline, c);
                 assert_eq!((n.state, acts), (Starting, vec![Spawn]));
@@ -170,10 +178,19 @@ fn startretries_n_means_n_plus_one_spawns() {
         assert_eq!(spawns, retries + 1);
         assert_eq!(waits.len() as u32, retries);
         assert_eq!(p.attempts, retries + 1);
-        assert!(p.message.starts_with(&format!("gave up after {} attempts", retries + 1)), "{}", p.message);
+        assert!(
+            p.message
+                .starts_with(&format!("gave up after {} attempts", retries + 1)),
+            "{}",
+            p.message
+        );
         let (spawns, _, p) = fail_until_fatal(&c, Event::SpawnFailed("No such file".into()));
         assert_eq!(spawns, retries + 1);
-        assert!(p.message.contains("spawn error: No such file"), "{}", p.message);
+        assert!(
+            p.message.contains("spawn error: No such file"),
+            "{}",
+            p.message
+        );
     }
 }
 
@@ -198,7 +215,10 @@ fn user_start_resets_retries_and_fatal_only_leaves_by_start() {
     let (_, _, p) = fail_until_fatal(&c, exit(1, 0));
     assert_eq!(step(&p, &Event::Deadline, &c).0.state, Fatal);
     let (n, acts) = step(&p, &Event::Start, &c);
-    assert_eq!((n.state, n.attempts, acts), (Starting, 0, vec![Disarm, Spawn]));
+    assert_eq!(
+        (n.state, n.attempts, acts),
+        (Starting, 0, vec![Disarm, Spawn])
+    );
 }
 
 #[test]
@@ -208,7 +228,12 @@ fn autorestart_against_exitcodes() {
         uptime: Duration::from_secs(30),
     };
     let cases = [
-        (AutoRestart::Unexpected, exit(0, 30), ExitedExpectedly, false),
+        (
+            AutoRestart::Unexpected,
+            exit(0, 30),
+            ExitedExpectedly,
+            false,
+        ),
         (AutoRestart::Unexpected, exit(2, 30), Starting, true),
         (AutoRestart::Unexpected, killed.clone(), Starting, true),
         (AutoRestart::Always, exit(0, 30), Starting, true),
@@ -228,7 +253,10 @@ fn autorestart_against_exitcodes() {
     let mut c = cfg();
     c.exitcodes = vec![0, 2];
     c.autorestart = AutoRestart::Never;
-    assert_eq!(step(&at(Running), &exit(2, 30), &c).0.state, ExitedExpectedly);
+    assert_eq!(
+        step(&at(Running), &exit(2, 30), &c).0.state,
+        ExitedExpectedly
+    );
 }
 
 #[test]
@@ -241,7 +269,9 @@ fn crash_loop_after_running_waits_growing_delays_never_fatal() {
         p = n;
         assert_ne!(p.state, Fatal);
         if p.state == ExitedUnexpectedly {
-            let [Arm(d)] = acts[..] else { panic!("{acts:?}") };
+            let [Arm(d)] = acts[..] else {
+                panic!("{acts:?}")
+            };
             assert!(p.message.contains("restarting in"), "{}", p.message);
             waits.push(d.as_millis() as u64);
             p = step(&p, &Event::Deadline, &c).0;
@@ -275,14 +305,21 @@ fn early_exit_is_a_failed_start_even_when_expected() {
     let (n, _) = step(&at(Starting), &exit(0, 0), &cfg());
     assert_eq!(n.state, Backoff);
     assert_eq!(n.last_exit, Some(Exit::Code(0)));
-    assert!(n.message.starts_with("exited too quickly (exit status 0)"), "{}", n.message);
+    assert!(
+        n.message.starts_with("exited too quickly (exit status 0)"),
+        "{}",
+        n.message
+    );
 }
 
 #[test]
 fn start_during_stopping_restarts_after_exit() {
     let (p, _) = step(&at(Running), &Event::Stop, &cfg());
     let (p, acts) = step(&p, &Event::Start, &cfg());
-    assert_eq!((p.state, acts, p.start_after_stop), (Stopping, vec![], true));
+    assert_eq!(
+        (p.state, acts, p.start_after_stop),
+        (Stopping, vec![], true)
+    );
     let (p, acts) = step(&p, &exit(0, 3), &cfg());
     assert_eq!((p.state, acts), (Starting, vec![Disarm, KillGroup, Spawn]));
     // A stop after the start cancels it again.

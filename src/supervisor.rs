@@ -103,8 +103,17 @@ impl Supervisor {
         p.proc = next;
         if before != p.proc.state {
             let msg = &p.proc.message;
-            let line = format!("{}: {} -> {}{}", p.name, before.token(), p.proc.state.token(),
-                if msg.is_empty() { String::new() } else { format!(" ({msg})") });
+            let line = format!(
+                "{}: {} -> {}{}",
+                p.name,
+                before.token(),
+                p.proc.state.token(),
+                if msg.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({msg})")
+                }
+            );
             match p.proc.state {
                 State::Fatal => error!("{line}"),
                 State::Backoff | State::ExitedUnexpectedly => warn!("{line}"),
@@ -126,7 +135,11 @@ impl Supervisor {
         match action {
             Action::Signal(sig) => {
                 if let Some(pid) = p.pid {
-                    info!("{}: sending {} to process group {pid}", p.name, crate::signals::name(sig));
+                    info!(
+                        "{}: sending {} to process group {pid}",
+                        p.name,
+                        crate::signals::name(sig)
+                    );
                     spawn::signal_group(pid, sig);
                 }
             }
@@ -155,11 +168,14 @@ impl Supervisor {
                 info!("{}: spawned pid {} ({})", p.name, s.pid, program.cmd_text);
                 if let Some(fd) = &s.pidfd {
                     let token = Token(PROC_TOKEN + slot);
-                    if let Err(e) = reg.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE) {
+                    if let Err(e) =
+                        reg.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)
+                    {
                         error!("{}: cannot watch pidfd: {e}", p.name);
                     }
                 }
-                (p.pid, p.pgid, p.pidfd, p.spawned_at) = (Some(s.pid), Some(s.pid), s.pidfd, Some(now));
+                (p.pid, p.pgid, p.pidfd, p.spawned_at) =
+                    (Some(s.pid), Some(s.pid), s.pidfd, Some(now));
                 self.by_pid.insert(s.pid, slot);
                 self.feed(slot, Event::Spawned, reg, now);
             }
@@ -172,7 +188,9 @@ impl Supervisor {
 
     /// The pidfd of `slot` is readable: reap it if it has exited.
     pub fn on_pidfd(&mut self, slot: usize, reg: &Registry, now: Instant) {
-        let Some(fd) = self.procs.get(slot).and_then(|p| p.pidfd.as_ref()) else { return };
+        let Some(fd) = self.procs.get(slot).and_then(|p| p.pidfd.as_ref()) else {
+            return;
+        };
         if let Some(exit) = spawn::reap_pidfd(fd) {
             self.exited(slot, exit, reg, now);
         }
@@ -194,8 +212,16 @@ impl Supervisor {
         }
         let Some(pid) = p.pid.take() else { return };
         self.by_pid.remove(&pid);
-        let uptime = p.spawned_at.map(|t| now.saturating_duration_since(t)).unwrap_or_default();
-        info!("{}: pid {pid} exited: {} after {:.1}s", p.name, exit.describe(), uptime.as_secs_f64());
+        let uptime = p
+            .spawned_at
+            .map(|t| now.saturating_duration_since(t))
+            .unwrap_or_default();
+        info!(
+            "{}: pid {pid} exited: {} after {:.1}s",
+            p.name,
+            exit.describe(),
+            uptime.as_secs_f64()
+        );
         self.feed(slot, Event::Exited { exit, uptime }, reg, now);
     }
 
@@ -209,7 +235,8 @@ impl Supervisor {
         }
         if self.timers.len() > 4 * self.procs.len() + 64 {
             let procs = &self.procs;
-            self.timers.retain(|(s, g)| procs.get(*s).is_some_and(|p| p.timer_gen == *g));
+            self.timers
+                .retain(|(s, g)| procs.get(*s).is_some_and(|p| p.timer_gen == *g));
         }
     }
 
@@ -220,7 +247,10 @@ impl Supervisor {
             info!("{}: FATAL, no report address configured", p.name);
             return;
         };
-        let last = p.proc.last_exit.map(|e| crate::protocol::json_str(&e.describe()));
+        let last = p
+            .proc
+            .last_exit
+            .map(|e| crate::protocol::json_str(&e.describe()));
         let body = format!(
             "{{\"event\":\"FATAL\",\"program\":{},\"process\":{},\"attempts\":{},\"last_exit\":{},\"message\":{},\"time\":{}}}",
             crate::protocol::json_str(&program.name),
@@ -230,7 +260,11 @@ impl Supervisor {
             crate::protocol::json_str(&p.proc.message),
             crate::protocol::json_str(&crate::report::rfc3339(std::time::SystemTime::now())),
         );
-        self.reports.push(FatalReport { address, process: p.name.clone(), body });
+        self.reports.push(FatalReport {
+            address,
+            process: p.name.clone(),
+            body,
+        });
     }
 
     /// Slots named by `names` (`all`, `PROGRAM`, `PROGRAM:N`), in table order.
@@ -251,7 +285,11 @@ impl Supervisor {
             }
         }
         if !unknown.is_empty() {
-            return Err(format!("unknown name{}: {}", if unknown.len() > 1 { "s" } else { "" }, unknown.join(", ")));
+            return Err(format!(
+                "unknown name{}: {}",
+                if unknown.len() > 1 { "s" } else { "" },
+                unknown.join(", ")
+            ));
         }
         Ok((0..self.procs.len()).filter(|s| picked[*s]).collect())
     }
@@ -264,7 +302,10 @@ impl Supervisor {
             index: p.index,
             state: p.proc.state,
             pid: p.pid,
-            uptime: p.pid.and(p.spawned_at).map(|t| now.saturating_duration_since(t)),
+            uptime: p
+                .pid
+                .and(p.spawned_at)
+                .map(|t| now.saturating_duration_since(t)),
             last_exit: p.proc.last_exit,
             restarts: p.proc.restarts,
             message: p.proc.message.clone(),
@@ -273,7 +314,9 @@ impl Supervisor {
 
     /// True once no process is alive (shutdown may finish).
     pub fn all_down(&self) -> bool {
-        self.procs.iter().all(|p| p.pid.is_none() && !p.proc.state.is_alive())
+        self.procs
+            .iter()
+            .all(|p| p.pid.is_none() && !p.proc.state.is_alive())
     }
 
     pub fn state(&self, slot: usize) -> State {

@@ -67,7 +67,10 @@ mod tests {
         assert_eq!(t.pop_due(now), None);
         assert_eq!(t.pop_due(now + Duration::from_secs(2)), Some('a'));
         assert_eq!(t.pop_due(now + Duration::from_secs(2)), None);
-        assert_eq!(t.timeout(now + Duration::from_secs(9)), Some(Duration::ZERO));
+        assert_eq!(
+            t.timeout(now + Duration::from_secs(9)),
+            Some(Duration::ZERO)
+        );
         t.retain(|k| *k != 'b');
         assert!(t.is_empty());
     }

@@ -6,15 +6,31 @@ use std::process::Command;
 #[test]
 fn shipped_example_is_valid() {
     let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/taskmaster.yaml");
-    let out = Command::new(DAEMON).args(["--check", "-c", conf]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(DAEMON)
+        .args(["--check", "-c", conf])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).ends_with("OK, 2 programs, 10 processes\n"));
 }
 
 #[test]
 fn every_error_is_printed_and_nothing_starts() {
-    let d = Daemon::configure("  a:\n    cmd: \"x 'y\"\n    numprocs: -1\n    stopsignal: NOPE\n  a2:\n    umask: 999\n", "");
-    let out = Command::new(DAEMON).arg("--check").arg("-c").arg(&d.conf).output().unwrap();
+    let d = Daemon::configure(
+        "  a:\n    cmd: \"x 'y\"\n    numprocs: -1\n    stopsignal: NOPE\n  a2:\n    umask: 999\n",
+        "",
+    );
+    let out = Command::new(DAEMON)
+        .arg("--check")
+        .arg("-c")
+        .arg(&d.conf)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let file = d.conf.display().to_string();
@@ -28,7 +44,11 @@ fn every_error_is_printed_and_nothing_starts() {
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     }
     // Running (not --check) refuses too, and creates no socket.
-    let out = Command::new(DAEMON).arg("-c").arg(&d.conf).output().unwrap();
+    let out = Command::new(DAEMON)
+        .arg("-c")
+        .arg(&d.conf)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(!d.sock.exists());
 }

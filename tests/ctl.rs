@@ -5,7 +5,13 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn ctl(d: &Daemon, args: &[&str]) -> Output {
-    Command::new(CTL).arg("-s").arg(&d.sock).args(args).stdin(Stdio::null()).output().unwrap()
+    Command::new(CTL)
+        .arg("-s")
+        .arg(&d.sock)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -25,12 +31,19 @@ fn one_shot_exit_codes() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stderr), "ERR unknown name: nope\n");
     let out = ctl(&d, &["start", "b"]);
-    assert_eq!((out.status.code(), text(&out.stdout)), (Some(0), "b:0: started\n".into()));
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "b:0: started\n".into())
+    );
     assert_eq!(ctl(&d, &["status", "--json"]).status.code(), Some(0));
     assert_eq!(ctl(&d, &["--bogus"]).status.code(), Some(2));
-    let out = Command::new(CTL).args(["-s", "/nonexistent/sock", "status"]).output().unwrap();
+    let out = Command::new(CTL)
+        .args(["-s", "/nonexistent/sock", "status"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).starts_with("taskmasterctl: cannot reach taskmasterd at /nonexistent/sock"));
+    assert!(text(&out.stderr)
+        .starts_with("taskmasterctl: cannot reach taskmasterd at /nonexistent/sock"));
 }
 
 #[test]
@@ -45,7 +58,12 @@ fn script_mode_and_config_socket() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"status\n\nstop a\nstart zzz\nstatus a\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"status\n\nstop a\nstart zzz\nstatus a\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(3), "highest of 0, 0, 1, 3");
     let stdout = text(&out.stdout);

@@ -18,7 +18,9 @@ fn pipelined_commands_reply_in_order_and_deferred_replies_hold_only_their_connec
     let d = Daemon::start(PROGS);
     d.wait_state("fast:0", "RUNNING", 5.0);
     let mut a = connect(&d);
-    a.get_mut().write_all(b"\n\r\nstart slow\nstatus fast\nhelp\n").unwrap();
+    a.get_mut()
+        .write_all(b"\n\r\nstart slow\nstatus fast\nhelp\n")
+        .unwrap();
     // Meanwhile another connection is served at once.
     let mut b = connect(&d);
     b.get_mut().write_all(b"status slow\n").unwrap();
@@ -27,17 +29,29 @@ fn pipelined_commands_reply_in_order_and_deferred_replies_hold_only_their_connec
     assert_eq!(read_reply(&mut a), "slow:0: started\nOK\n");
     assert!(read_reply(&mut a).starts_with("fast:0  RUNNING"));
     let help = read_reply(&mut a);
-    assert!(help.contains("status [NAMES] [--json]") && help.ends_with("OK\n"), "{help}");
+    assert!(
+        help.contains("status [NAMES] [--json]") && help.ends_with("OK\n"),
+        "{help}"
+    );
 }
 
 #[test]
 fn unknown_names_change_nothing() {
     let d = Daemon::start(PROGS);
-    assert_eq!(d.cmd("start slow nope other:3"), "ERR unknown names: nope, other:3\n");
+    assert_eq!(
+        d.cmd("start slow nope other:3"),
+        "ERR unknown names: nope, other:3\n"
+    );
     assert_eq!(d.state("slow:0"), "NOT_STARTED");
     assert_eq!(d.cmd("status fast:1"), "ERR unknown name: fast:1\n");
-    assert_eq!(d.cmd("frobnicate"), "ERR unknown command \"frobnicate\" (try help)\n");
-    assert_eq!(d.cmd("stop"), "ERR stop needs NAMES (PROGRAM, PROGRAM:N or all)\n");
+    assert_eq!(
+        d.cmd("frobnicate"),
+        "ERR unknown command \"frobnicate\" (try help)\n"
+    );
+    assert_eq!(
+        d.cmd("stop"),
+        "ERR stop needs NAMES (PROGRAM, PROGRAM:N or all)\n"
+    );
     assert_eq!(d.cmd("reload"), "ERR not implemented\n");
 }
 
@@ -45,7 +59,9 @@ fn unknown_names_change_nothing() {
 fn bad_bytes_and_long_lines() {
     let d = Daemon::start(PROGS);
     let mut a = connect(&d);
-    a.get_mut().write_all(b"stat\xff\xfeus\nstatus fast\r\n").unwrap();
+    a.get_mut()
+        .write_all(b"stat\xff\xfeus\nstatus fast\r\n")
+        .unwrap();
     assert_eq!(read_reply(&mut a), "ERR invalid UTF-8\n");
     assert!(read_reply(&mut a).starts_with("fast:0"), "CRLF accepted");
     let mut long = connect(&d);
@@ -60,7 +76,9 @@ fn bad_bytes_and_long_lines() {
 #[test]
 fn many_idle_and_abusive_clients_do_not_stall_others() {
     let d = Daemon::start(PROGS);
-    let idle: Vec<UnixStream> = (0..300).map(|_| UnixStream::connect(&d.sock).unwrap()).collect();
+    let idle: Vec<UnixStream> = (0..300)
+        .map(|_| UnixStream::connect(&d.sock).unwrap())
+        .collect();
     // A client that floods requests and never reads its replies.
     let mut flood = UnixStream::connect(&d.sock).unwrap();
     flood.set_nonblocking(true).unwrap();

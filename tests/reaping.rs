@@ -22,10 +22,14 @@ fn exercise(env: &[(&str, &str)], via: &str) {
         wait_until(5.0, "replacement", || d.pid(&name).is_some_and(|n| n != *p));
         assert_gone(*p);
     }
-    assert_eq!(d.cmd("stop s"), "s:0: stopped\ns:1: stopped\ns:2: stopped\nOK\n");
+    assert_eq!(
+        d.cmd("stop s"),
+        "s:0: stopped\ns:1: stopped\ns:2: stopped\nOK\n"
+    );
     // No zombies left among the daemon's children.
     let daemon = d.child.as_ref().unwrap().id();
-    let kids = std::fs::read_to_string(format!("/proc/{daemon}/task/{daemon}/children")).unwrap_or_default();
+    let kids = std::fs::read_to_string(format!("/proc/{daemon}/task/{daemon}/children"))
+        .unwrap_or_default();
     assert_eq!(kids.trim(), "", "children left: {kids}");
 }
 

@@ -7,7 +7,9 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 fn failing(name: &str, extra: &str) -> String {
-    format!("  {name}:\n    cmd: \"sh -c 'echo \\\"quote\\\"; exit 5'\"\n    startretries: 1\n{extra}")
+    format!(
+        "  {name}:\n    cmd: \"sh -c 'echo \\\"quote\\\"; exit 5'\"\n    startretries: 1\n{extra}"
+    )
 }
 
 #[test]
@@ -33,14 +35,23 @@ fn report_reaches_an_http_listener() {
         }
         let mut body = vec![0; len];
         r.read_exact(&mut body).unwrap();
-        r.get_mut().write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n").unwrap();
+        r.get_mut()
+            .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            .unwrap();
         (head, String::from_utf8(body).unwrap())
     });
-    let d = Daemon::start_with(&failing("boom", ""), &format!("fatal_state_report_address: \"{addr}\"\n"), &[]);
+    let d = Daemon::start_with(
+        &failing("boom", ""),
+        &format!("fatal_state_report_address: \"{addr}\"\n"),
+        &[],
+    );
     d.wait_state("boom:0", "FATAL", 10.0);
     let (head, body) = server.join().unwrap();
     assert_eq!(head[0], "POST / HTTP/1.1");
-    assert!(head.contains(&"Content-Type: application/json".to_string()), "{head:?}");
+    assert!(
+        head.contains(&"Content-Type: application/json".to_string()),
+        "{head:?}"
+    );
     assert!(head.contains(&"Connection: close".to_string()), "{head:?}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["event"], "FATAL");
@@ -48,7 +59,10 @@ fn report_reaches_an_http_listener() {
     assert_eq!(v["process"], "boom:0");
     assert_eq!(v["attempts"], 2);
     assert_eq!(v["last_exit"], "exit status 5");
-    assert!(v["message"].as_str().unwrap().starts_with("gave up after 2 attempts"));
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("gave up after 2 attempts"));
     assert!(v["time"].as_str().unwrap().ends_with('Z'));
     d.wait_log("boom:0: FATAL report sent to", 5.0);
     assert!(d.log_text().contains("HTTP/1.1 204 No Content"));
@@ -57,13 +71,22 @@ fn report_reaches_an_http_listener() {
 #[test]
 fn closed_port_and_silent_receiver_never_block() {
     // A port with nothing behind it.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     // A receiver that accepts and never answers (kept open by the backlog).
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_addr = silent.local_addr().unwrap();
     let progs = [
-        failing("refused", &format!("    fatal_state_report_address: \"{closed}\"\n")),
-        failing("ignored", &format!("    fatal_state_report_address: \"{silent_addr}\"\n")),
+        failing(
+            "refused",
+            &format!("    fatal_state_report_address: \"{closed}\"\n"),
+        ),
+        failing(
+            "ignored",
+            &format!("    fatal_state_report_address: \"{silent_addr}\"\n"),
+        ),
         "  s:\n    cmd: sleep 100\n    starttime: 0\n".to_string(),
     ]
     .concat();
@@ -75,6 +98,9 @@ fn closed_port_and_silent_receiver_never_block() {
     for _ in 0..10 {
         assert!(d.cmd("status s").starts_with("s:0  RUNNING"));
     }
-    d.wait_log(&format!("ignored:0: FATAL report to {silent_addr} failed: no response within"), 10.0);
+    d.wait_log(
+        &format!("ignored:0: FATAL report to {silent_addr} failed: no response within"),
+        10.0,
+    );
     drop(silent);
 }

@@ -27,9 +27,13 @@ fn each_policy_against_exitcodes() {
     assert_eq!(d.proc("unexp_ok:0")["exit_code"], 2);
     // The restarting ones come back with a new pid and a counted restart.
     for name in ["unexp_bad:0", "always_ok:0"] {
-        wait_until(5.0, &format!("{name} restarted"), || d.proc(name)["restarts"].as_u64() >= Some(1));
+        wait_until(5.0, &format!("{name} restarted"), || {
+            d.proc(name)["restarts"].as_u64() >= Some(1)
+        });
     }
-    assert!(d.log_text().contains("unexp_bad:0: RUNNING -> STARTING (exit status 3, unexpected; restarted)"));
+    assert!(d
+        .log_text()
+        .contains("unexp_bad:0: RUNNING -> STARTING (exit status 3, unexpected; restarted)"));
     // The ones that were not restarted stay exited.
     assert_eq!(d.state("never_bad:0"), "EXITED_UNEXPECTEDLY");
     assert_eq!(d.state("unexp_ok:0"), "EXITED_EXPECTEDLY");
@@ -62,7 +66,11 @@ fn crash_loop_after_running_is_delayed_not_endless() {
     // showing EXITED_UNEXPECTEDLY with "restarting in".
     wait_until(5.0, "the delayed restart", || {
         let p = d.proc("c:0");
-        p["state"] == "EXITED_UNEXPECTEDLY" && p["message"].as_str().unwrap_or("").contains("restarting in")
+        p["state"] == "EXITED_UNEXPECTEDLY"
+            && p["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("restarting in")
     });
     let spawns = file_lines(&d.path(counter));
     assert_eq!(spawns, 2, "two spawns before the first delay");

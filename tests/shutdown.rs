@@ -9,7 +9,10 @@ fn pids(d: &Daemon) -> Vec<i32> {
     for n in ["a:0", "a:1", "t:0"] {
         d.wait_state(n, "RUNNING", 5.0);
     }
-    ["a:0", "a:1", "t:0"].iter().map(|n| d.pid(n).unwrap()).collect()
+    ["a:0", "a:1", "t:0"]
+        .iter()
+        .map(|n| d.pid(n).unwrap())
+        .collect()
 }
 
 #[test]
@@ -54,10 +57,18 @@ fn second_sigterm_kills_at_once() {
 #[test]
 fn one_daemon_per_socket() {
     let d = Daemon::start("  a:\n    cmd: sleep 100\n");
-    let out = Command::new(DAEMON).arg("-c").arg(&d.conf).stdin(Stdio::null()).output().unwrap();
+    let out = Command::new(DAEMON)
+        .arg("-c")
+        .arg(&d.conf)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("another taskmasterd is already running on"), "{err}");
+    assert!(
+        err.contains("another taskmasterd is already running on"),
+        "{err}"
+    );
     // The first one is unharmed.
     assert!(d.cmd("status").ends_with("OK\n"));
 }
@@ -73,7 +84,12 @@ fn stale_socket_is_reclaimed_and_non_socket_is_refused() {
 
     let other = Daemon::configure("  a:\n    cmd: sleep 100\n", "");
     std::fs::write(&other.sock, "precious").unwrap();
-    let out = Command::new(DAEMON).arg("-c").arg(&other.conf).stdin(Stdio::null()).output().unwrap();
+    let out = Command::new(DAEMON)
+        .arg("-c")
+        .arg(&other.conf)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists and is not a socket"));
     assert_eq!(std::fs::read_to_string(&other.sock).unwrap(), "precious");

@@ -10,7 +10,9 @@ fn numprocs_and_autostart() {
     for i in 0..3 {
         d.wait_state(&format!("many:{i}"), "RUNNING", 5.0);
     }
-    let pids: std::collections::HashSet<_> = (0..3).map(|i| d.pid(&format!("many:{i}")).unwrap()).collect();
+    let pids: std::collections::HashSet<_> = (0..3)
+        .map(|i| d.pid(&format!("many:{i}")).unwrap())
+        .collect();
     assert_eq!(pids.len(), 3);
     assert_eq!(d.state("lazy:0"), "NOT_STARTED");
     assert_eq!(d.proc("lazy:0")["pid"], serde_json::Value::Null);
@@ -36,14 +38,27 @@ fn startretries_then_fatal_with_exact_spawn_count() {
         "  bad:\n    cmd: \"sh -c 'echo spawn >> spawns; exit 4'\"\n    workingdir: .\n    startretries: 2\n    starttime: 1\n",
     );
     d.wait_state("bad:0", "FATAL", 10.0);
-    assert_eq!(file_lines(&d.path("spawns")), 3, "startretries: 2 = 3 spawns");
+    assert_eq!(
+        file_lines(&d.path("spawns")),
+        3,
+        "startretries: 2 = 3 spawns"
+    );
     let p = d.proc("bad:0");
     assert_eq!(p["exit_code"], 4);
     let msg = p["message"].as_str().unwrap();
-    assert!(msg.starts_with("gave up after 3 attempts: exited too quickly (exit status 4)"), "{msg}");
+    assert!(
+        msg.starts_with("gave up after 3 attempts: exited too quickly (exit status 4)"),
+        "{msg}"
+    );
     let log = d.log_text();
-    assert!(log.contains("bad:0: STARTING -> BACKOFF (exited too quickly (exit status 4); retry in"), "{log}");
-    assert!(log.contains("bad:0: STARTING -> FATAL (gave up after 3 attempts"), "{log}");
+    assert!(
+        log.contains("bad:0: STARTING -> BACKOFF (exited too quickly (exit status 4); retry in"),
+        "{log}"
+    );
+    assert!(
+        log.contains("bad:0: STARTING -> FATAL (gave up after 3 attempts"),
+        "{log}"
+    );
     // FATAL stays FATAL; a user start leaves it (and fails again, reported as such).
     let reply = d.cmd("start bad");
     assert!(reply.starts_with("bad:0: failed: BACKOFF"), "{reply}");
@@ -60,8 +75,19 @@ fn missing_binary_is_a_clean_fatal_with_its_reason() {
     d.wait_state("baddir:0", "FATAL", 5.0);
     let msg = |n: &str| d.proc(n)["message"].as_str().unwrap().to_string();
     assert!(msg("ghost:0").contains("gave up after 2 attempts: spawn error: /nonexistent/bin/ghost: no such executable file"), "{}", msg("ghost:0"));
-    assert!(msg("nopath:0").contains("no-such-command-xyz: command not found in PATH"), "{}", msg("nopath:0"));
-    assert!(msg("baddir:0").contains("workingdir /nonexistent/dir: not a directory"), "{}", msg("baddir:0"));
+    assert!(
+        msg("nopath:0").contains("no-such-command-xyz: command not found in PATH"),
+        "{}",
+        msg("nopath:0")
+    );
+    assert!(
+        msg("baddir:0").contains("workingdir /nonexistent/dir: not a directory"),
+        "{}",
+        msg("baddir:0")
+    );
     let human = d.cmd("status ghost");
-    assert!(human.contains("ghost:0  FATAL") && human.contains("no such executable file"), "{human}");
+    assert!(
+        human.contains("ghost:0  FATAL") && human.contains("no such executable file"),
+        "{human}"
+    );
 }

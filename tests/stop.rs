@@ -9,11 +9,19 @@ fn stopsignal_is_honoured() {
     );
     d.wait_state("u:0", "RUNNING", 5.0);
     assert_eq!(d.cmd("stop u"), "u:0: stopped\nOK\n");
-    assert_eq!(std::fs::read_to_string(d.path("caught")).unwrap(), "got USR1\n");
+    assert_eq!(
+        std::fs::read_to_string(d.path("caught")).unwrap(),
+        "got USR1\n"
+    );
     let p = d.proc("u:0");
-    assert_eq!((p["state"].as_str(), p["exit_code"].as_i64()), (Some("STOPPED"), Some(0)));
+    assert_eq!(
+        (p["state"].as_str(), p["exit_code"].as_i64()),
+        (Some("STOPPED"), Some(0))
+    );
     assert_eq!(d.cmd("stop u"), "u:0: already stopped\nOK\n");
-    assert!(d.log_text().contains("u:0: sending SIGUSR1 to process group"));
+    assert!(d
+        .log_text()
+        .contains("u:0: sending SIGUSR1 to process group"));
 }
 
 #[test]
@@ -29,7 +37,9 @@ fn term_ignoring_child_is_killed_after_stoptime_and_supervision_goes_on() {
     assert!(!alive(pid));
     assert!(group_members(pid).is_empty());
     assert_eq!(d.proc("stubborn:0")["signal"], "SIGKILL");
-    assert!(d.log_text().contains("stubborn:0: sending SIGKILL to process group"));
+    assert!(d
+        .log_text()
+        .contains("stubborn:0: sending SIGKILL to process group"));
     // Still supervising normally.
     assert_eq!(d.cmd("start stubborn"), "stubborn:0: started\nOK\n");
     assert_ne!(d.pid("stubborn:0"), Some(pid));
@@ -38,7 +48,9 @@ fn term_ignoring_child_is_killed_after_stoptime_and_supervision_goes_on() {
 
 #[test]
 fn a_stopped_tree_leaves_nothing_behind() {
-    let d = Daemon::start("  tree:\n    cmd: \"sh -c 'sleep 100 & sleep 100 & wait'\"\n    starttime: 0.2\n");
+    let d = Daemon::start(
+        "  tree:\n    cmd: \"sh -c 'sleep 100 & sleep 100 & wait'\"\n    starttime: 0.2\n",
+    );
     d.wait_state("tree:0", "RUNNING", 5.0);
     let pgid = d.pid("tree:0").unwrap();
     wait_until(5.0, "the two sleeps", || group_members(pgid).len() == 3);
@@ -49,15 +61,30 @@ fn a_stopped_tree_leaves_nothing_behind() {
 #[test]
 fn leftover_group_members_are_killed_when_the_leader_stops() {
     // The leader exits on TERM at once; its child ignores TERM and keeps looping.
-    let d = Daemon::configure("  lead:\n    cmd: sh lead.sh\n    workingdir: .\n    starttime: 0.2\n", "");
-    std::fs::write(d.path("child.sh"), "trap '' TERM\nwhile :; do sleep 0.1; done\n").unwrap();
-    std::fs::write(d.path("lead.sh"), "sh child.sh &\ntrap 'exit 0' TERM\nwhile :; do sleep 0.1; done\n").unwrap();
+    let d = Daemon::configure(
+        "  lead:\n    cmd: sh lead.sh\n    workingdir: .\n    starttime: 0.2\n",
+        "",
+    );
+    std::fs::write(
+        d.path("child.sh"),
+        "trap '' TERM\nwhile :; do sleep 0.1; done\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path("lead.sh"),
+        "sh child.sh &\ntrap 'exit 0' TERM\nwhile :; do sleep 0.1; done\n",
+    )
+    .unwrap();
     let d = d.launch(&[]);
     d.wait_state("lead:0", "RUNNING", 5.0);
     let pgid = d.pid("lead:0").unwrap();
     wait_until(5.0, "the child", || group_members(pgid).len() >= 2);
     assert_eq!(d.cmd("stop lead"), "lead:0: stopped\nOK\n");
-    assert_eq!(d.proc("lead:0")["exit_code"], 0, "the leader exited by itself");
+    assert_eq!(
+        d.proc("lead:0")["exit_code"],
+        0,
+        "the leader exited by itself"
+    );
     wait_until(5.0, "an empty group", || group_members(pgid).is_empty());
 }
 

@@ -54,7 +54,11 @@ fn main() -> ExitCode {
             for e in &errors {
                 eprintln!("{e}");
             }
-            eprintln!("taskmasterd: {} error(s) in {}", errors.len(), args.config.display());
+            eprintln!(
+                "taskmasterd: {} error(s) in {}",
+                errors.len(),
+                args.config.display()
+            );
             return ExitCode::from(1);
         }
     };

@@ -98,7 +98,9 @@ impl Ctx<'_> {
         let mut global_report = None;
         let mut programs = None;
         for (k, v) in map {
-            let Some(key) = self.key(&[], k) else { continue };
+            let Some(key) = self.key(&[], k) else {
+                continue;
+            };
             let p = [key];
             match key {
                 "socket" => config.socket = self.path(&p, v).unwrap_or(config.socket),
@@ -112,7 +114,9 @@ impl Ctx<'_> {
         match programs {
             Some(Value::Mapping(m)) => {
                 for (k, v) in m {
-                    let Some(name) = self.key(&["programs"], k) else { continue };
+                    let Some(name) = self.key(&["programs"], k) else {
+                        continue;
+                    };
                     if let Some(p) = self.program(name, v, global_report) {
                         config.programs.push(p);
                     }
@@ -146,19 +150,27 @@ impl Ctx<'_> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if !valid {
-            self.err(&base, "invalid program name: expected letters, digits, `_`, `-`, `.`");
+            self.err(
+                &base,
+                "invalid program name: expected letters, digits, `_`, `-`, `.`",
+            );
         } else if name == "all" {
             self.err(&base, "`all` is reserved (it names every process)");
         }
         let Value::Mapping(map) = v else {
-            self.err(&base, format!("expected a mapping of settings, got {}", show(v)));
+            self.err(
+                &base,
+                format!("expected a mapping of settings, got {}", show(v)),
+            );
             return None;
         };
         let mut p = Program::new(name, "");
         p.report_address = report;
         let mut has_cmd = false;
         for (k, v) in map {
-            let Some(key) = self.key(&base, k) else { continue };
+            let Some(key) = self.key(&base, k) else {
+                continue;
+            };
             let path = ["programs", name, key];
             match key {
                 "cmd" => {
@@ -182,11 +194,17 @@ impl Ctx<'_> {
                 "env" => p.env = self.env(&path, v),
                 "fatal_state_report_address" => p.report_address = self.address(&path, v),
                 "user" => p.user = self.user(&path, v),
-                _ => self.err(&path, format!("unknown key, expected one of {PROGRAM_KEYS}")),
+                _ => self.err(
+                    &path,
+                    format!("unknown key, expected one of {PROGRAM_KEYS}"),
+                ),
             }
         }
         if !has_cmd {
-            self.err(&base, "missing required key `cmd` (the command line to run)");
+            self.err(
+                &base,
+                "missing required key `cmd` (the command line to run)",
+            );
         }
         Some(p)
     }
@@ -234,7 +252,10 @@ impl Ctx<'_> {
         match v.as_u64() {
             Some(n) if (min..=max).contains(&n) => Some(n),
             _ => {
-                self.err(path, format!("expected an integer from {min} to {max}, got {}", show(v)));
+                self.err(
+                    path,
+                    format!("expected an integer from {min} to {max}, got {}", show(v)),
+                );
                 None
             }
         }
@@ -254,7 +275,13 @@ impl Ctx<'_> {
         match v.as_f64() {
             Some(s) if (0.0..=MAX_SECONDS).contains(&s) => Some(Duration::from_secs_f64(s)),
             _ => {
-                self.err(path, format!("expected seconds, a number from 0 to {MAX_SECONDS}, got {}", show(v)));
+                self.err(
+                    path,
+                    format!(
+                        "expected seconds, a number from 0 to {MAX_SECONDS}, got {}",
+                        show(v)
+                    ),
+                );
                 None
             }
         }
@@ -263,11 +290,18 @@ impl Ctx<'_> {
     fn umask(&mut self, path: &[&str], v: &Value) -> Option<u32> {
         let text = self.scalar_text(path, v).unwrap_or_default();
         let digits = text.strip_prefix("0o").unwrap_or(&text);
-        let ok = (1..=4).contains(&digits.len()) && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
+        let ok =
+            (1..=4).contains(&digits.len()) && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
         match u32::from_str_radix(digits, 8) {
             Ok(m) if ok && m <= 0o777 => Some(m),
             _ => {
-                self.err(path, format!("expected an octal umask such as 022 or 077, got {}", show(v)));
+                self.err(
+                    path,
+                    format!(
+                        "expected an octal umask such as 022 or 077, got {}",
+                        show(v)
+                    ),
+                );
                 None
             }
         }
@@ -281,7 +315,10 @@ impl Ctx<'_> {
             Value::String(s) if s == "never" => AutoRestart::Never,
             Value::String(s) if s == "unexpected" => AutoRestart::Unexpected,
             _ => {
-                self.err(path, format!("expected always, never or unexpected, got {}", show(v)));
+                self.err(
+                    path,
+                    format!("expected always, never or unexpected, got {}", show(v)),
+                );
                 AutoRestart::Unexpected
             }
         }
@@ -296,28 +333,47 @@ impl Ctx<'_> {
         for item in items {
             match item.as_u64() {
                 Some(n) if n <= 255 => codes.push(n as i32),
-                _ => self.err(path, format!("expected exit codes from 0 to 255 (one or a list), got {}", show(item))),
+                _ => self.err(
+                    path,
+                    format!(
+                        "expected exit codes from 0 to 255 (one or a list), got {}",
+                        show(item)
+                    ),
+                ),
             }
         }
         codes
     }
 
     fn signal(&mut self, path: &[&str], v: &Value) -> Option<i32> {
-        let parsed = self.scalar_text(path, v).and_then(|t| crate::signals::parse(&t));
+        let parsed = self
+            .scalar_text(path, v)
+            .and_then(|t| crate::signals::parse(&t));
         if parsed.is_none() {
-            self.err(path, format!("expected a signal name such as TERM, SIGUSR1 or a number, got {}", show(v)));
+            self.err(
+                path,
+                format!(
+                    "expected a signal name such as TERM, SIGUSR1 or a number, got {}",
+                    show(v)
+                ),
+            );
         }
         parsed.map(|s| s as i32)
     }
 
     fn env(&mut self, path: &[&str], v: &Value) -> Vec<(String, String)> {
         let Value::Mapping(map) = v else {
-            self.err(path, format!("expected a mapping of VARIABLE: value, got {}", show(v)));
+            self.err(
+                path,
+                format!("expected a mapping of VARIABLE: value, got {}", show(v)),
+            );
             return Vec::new();
         };
         let mut vars = Vec::new();
         for (k, val) in map {
-            let Some(key) = self.key(path, k) else { continue };
+            let Some(key) = self.key(path, k) else {
+                continue;
+            };
             let full: Vec<&str> = path.iter().copied().chain([key]).collect();
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 self.err(&full, "invalid variable name (empty, or contains `=`)");
@@ -325,7 +381,10 @@ impl Ctx<'_> {
             }
             match self.scalar_text(&full, val) {
                 Some(text) if !text.contains('\0') => vars.push((key.to_string(), text)),
-                _ => self.err(&full, format!("expected a string, number or boolean, got {}", show(val))),
+                _ => self.err(
+                    &full,
+                    format!("expected a string, number or boolean, got {}", show(val)),
+                ),
             }
         }
         vars
@@ -350,13 +409,19 @@ impl Ctx<'_> {
         let user = match nix::unistd::User::from_name(&name) {
             Ok(Some(u)) => u,
             _ => {
-                self.err(path, format!("expected an existing user, no user named {name:?}"));
+                self.err(
+                    path,
+                    format!("expected an existing user, no user named {name:?}"),
+                );
                 return None;
             }
         };
         let me = nix::unistd::geteuid();
         if !me.is_root() && user.uid != me {
-            self.err(path, format!("cannot run as {name:?}: the daemon is not running as root"));
+            self.err(
+                path,
+                format!("cannot run as {name:?}: the daemon is not running as root"),
+            );
             return None;
         }
         Some((name, user.uid.as_raw(), user.gid.as_raw()))

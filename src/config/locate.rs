@@ -97,7 +97,10 @@ fn split_key(line: &str) -> (Option<&str>, &str) {
             None => return (None, body),
         }
     } else {
-        match body.find(": ").or_else(|| body.strip_suffix(':').map(|s| s.len())) {
+        match body
+            .find(": ")
+            .or_else(|| body.strip_suffix(':').map(|s| s.len()))
+        {
             Some(end) => (&body[..end], &body[end..]),
             None => return (None, body),
         }
@@ -142,8 +145,14 @@ programs:
     #[test]
     fn raw_scalars() {
         let l = Locator::new(TEXT);
-        assert_eq!(l.raw_scalar(&["programs", "web", "umask"]).as_deref(), Some("022"));
-        assert_eq!(l.raw_scalar(&["programs", "db", "umask"]).as_deref(), Some("077"));
+        assert_eq!(
+            l.raw_scalar(&["programs", "web", "umask"]).as_deref(),
+            Some("022")
+        );
+        assert_eq!(
+            l.raw_scalar(&["programs", "db", "umask"]).as_deref(),
+            Some("077")
+        );
         assert_eq!(l.raw_scalar(&["programs", "db", "stoptime"]), None);
     }
 }

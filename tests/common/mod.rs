@@ -23,7 +23,10 @@ pub struct Daemon {
 pub fn wait_until(secs: f64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -31,7 +34,12 @@ pub fn wait_until(secs: f64, what: &str, mut cond: impl FnMut() -> bool) {
 pub fn alive(pid: i32) -> bool {
     // A zombie counts as gone: it runs no more code.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }
@@ -40,9 +48,18 @@ pub fn alive(pid: i32) -> bool {
 pub fn group_members(pgid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
         if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
             out.push(pid);
         }
@@ -62,7 +79,10 @@ impl Daemon {
     }
 
     pub fn configure(programs: &str, extra: &str) -> Daemon {
-        let dir = tempfile::Builder::new().prefix("tm").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("tm")
+            .tempdir()
+            .expect("tempdir");
         let sock = dir.path().join("s.sock");
         let log = dir.path().join("d.log");
         let conf = dir.path().join("t.yaml");
@@ -72,18 +92,30 @@ impl Daemon {
             log.display()
         );
         std::fs::write(&conf, text).unwrap();
-        Daemon { dir, sock, log, conf, child: None }
+        Daemon {
+            dir,
+            sock,
+            log,
+            conf,
+            child: None,
+        }
     }
 
     pub fn launch(mut self, env: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(DAEMON);
-        cmd.arg("-c").arg(&self.conf).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.arg("-c")
+            .arg(&self.conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
         self.child = Some(cmd.spawn().expect("spawn taskmasterd"));
         let sock = self.sock.clone();
-        wait_until(10.0, "the control socket", || UnixStream::connect(&sock).is_ok());
+        wait_until(10.0, "the control socket", || {
+            UnixStream::connect(&sock).is_ok()
+        });
         self
     }
 
@@ -95,7 +127,9 @@ impl Daemon {
     pub fn cmd(&self, line: &str) -> String {
         let s = UnixStream::connect(&self.sock).expect("connect");
         let mut r = BufReader::new(s);
-        r.get_mut().write_all(format!("{line}\n").as_bytes()).unwrap();
+        r.get_mut()
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
         read_reply(&mut r)
     }
 
@@ -137,7 +171,9 @@ impl Daemon {
     }
 
     pub fn wait_log(&self, needle: &str, secs: f64) {
-        wait_until(secs, &format!("log line {needle:?}"), || self.log_text().contains(needle));
+        wait_until(secs, &format!("log line {needle:?}"), || {
+            self.log_text().contains(needle)
+        });
     }
 
     pub fn signal(&self, sig: i32) {
@@ -203,5 +239,7 @@ pub fn assert_gone(pid: i32) {
 }
 
 pub fn file_lines(path: &Path) -> usize {
-    std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
 }
