@@ -13,3 +13,4 @@ pub mod spawn;
 pub mod state;
 pub mod supervisor;
 pub mod timers;
+pub mod reload;

@@ -1,0 +1,188 @@
+//! The pure diff between two configurations: what a reload must do to each
+//! program, and the lines that say so.
+
+use crate::config::{Config, Program};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    Added,
+    Removed,
+    Changed {
+        /// Keys that change what the process *is*: restart its processes.
+        restart: Vec<&'static str>,
+        /// Keys that change how it is *watched*: applied in place.
+        update: Vec<&'static str>,
+        /// numprocs old → new.
+        scale: Option<(u32, u32)>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub programs: Vec<(String, Change)>,
+}
+
+/// Keys whose change restarts the processes.
+fn identity(a: &Program, b: &Program) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if a.argv != b.argv {
+        v.push("cmd");
+    }
+    if a.env != b.env {
+        v.push("env");
+    }
+    if a.workingdir != b.workingdir {
+        v.push("workingdir");
+    }
+    if a.umask != b.umask {
+        v.push("umask");
+    }
+    if a.stdout != b.stdout {
+        v.push("stdout");
+    }
+    if a.stderr != b.stderr {
+        v.push("stderr");
+    }
+    if a.user != b.user {
+        v.push("user");
+    }
+    v
+}
+
+/// Keys applied in place.
+fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    let pairs: [(&'static str, bool); 9] = [
+        ("autorestart", a.autorestart != b.autorestart),
+        ("exitcodes", a.exitcodes != b.exitcodes),
+        ("startretries", a.startretries != b.startretries),
+        ("starttime", a.starttime != b.starttime),
+        ("stopsignal", a.stopsignal != b.stopsignal),
+        ("stoptime", a.stoptime != b.stoptime),
+        ("autostart", a.autostart != b.autostart),
+        ("fatal_state_report_address", a.report_address != b.report_address),
+        ("cmd text", a.cmd_text != b.cmd_text && a.argv == b.argv),
+    ];
+    for (key, changed) in pairs {
+        if changed {
+            v.push(key);
+        }
+    }
+    v
+}
+
+pub fn diff(old: &Config, new: &Config) -> Plan {
+    let mut programs = Vec::new();
+    for o in &old.programs {
+        match new.programs.iter().find(|n| n.name == o.name) {
+            None => programs.push((o.name.clone(), Change::Removed)),
+            Some(n) if n == o => {}
+            Some(n) => programs.push((
+                o.name.clone(),
+                Change::Changed {
+                    restart: identity(o, n),
+                    update: watch(o, n),
+                    scale: (o.numprocs != n.numprocs).then_some((o.numprocs, n.numprocs)),
+                },
+            )),
+        }
+    }
+    for n in &new.programs {
+        if !old.programs.iter().any(|o| o.name == n.name) {
+            programs.push((n.name.clone(), Change::Added));
+        }
+    }
+    programs.sort_by(|a, b| a.0.cmp(&b.0));
+    Plan { programs }
+}
+
+/// One line per change, as `reload` replies and the log records.
+pub fn lines(plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, change) in &plan.programs {
+        match change {
+            Change::Added => out.push(format!("added {name}")),
+            Change::Removed => out.push(format!("removed {name}")),
+            Change::Changed { restart, update, scale } => {
+                if !restart.is_empty() {
+                    out.push(format!("restarted {name} ({} changed)", restart.join(", ")));
+                }
+                if !update.is_empty() {
+                    out.push(format!("updated {name} ({})", update.join(", ")));
+                }
+                if let Some((a, b)) = scale {
+                    out.push(format!("scaled {name} {a}→{b}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn conf(progs: &[Program]) -> Config {
+        let mut c = crate::config::parse(Path::new("/t.yaml"), "programs: {}\n").expect("empty config");
+        c.programs = progs.to_vec();
+        c
+    }
+
+    #[test]
+    fn unchanged_added_removed() {
+        let a = Program::new("a", "sleep 1");
+        let b = Program::new("b", "sleep 2");
+        let plan = diff(&conf(&[a.clone(), b]), &conf(&[a.clone(), Program::new("c", "x")]));
+        assert_eq!(
+            plan.programs,
+            vec![("b".to_string(), Change::Removed), ("c".to_string(), Change::Added)]
+        );
+        assert_eq!(lines(&plan), ["removed b", "added c"]);
+        assert!(diff(&conf(&[a.clone()]), &conf(&[a])).programs.is_empty());
+    }
+
+    #[test]
+    fn identity_restarts_watch_updates_numprocs_scales() {
+        let old = Program::new("w", "sleep 1");
+        let mut new = Program::new("w", "sleep 2");
+        new.env = vec![("A".into(), "1".into())];
+        new.stoptime = Duration::from_secs(3);
+        new.exitcodes = vec![0, 1];
+        new.numprocs = 4;
+        let plan = diff(&conf(&[old.clone()]), &conf(&[new]));
+        assert_eq!(
+            lines(&plan),
+            ["restarted w (cmd, env changed)", "updated w (exitcodes, stoptime)", "scaled w 1→4"]
+        );
+        let mut only_watch = old.clone();
+        only_watch.autorestart = crate::config::AutoRestart::Never;
+        only_watch.stopsignal = libc::SIGUSR1;
+        let plan = diff(&conf(&[old.clone()]), &conf(&[only_watch]));
+        assert_eq!(lines(&plan), ["updated w (autorestart, stopsignal)"]);
+        let mut each = Vec::new();
+        for f in [
+            |p: &mut Program| p.workingdir = Some("/x".into()),
+            |p: &mut Program| p.umask = Some(0o22),
+            |p: &mut Program| p.stdout = Some("/o".into()),
+            |p: &mut Program| p.stderr = Some("/e".into()),
+            |p: &mut Program| p.user = Some(("u".into(), 1, 1)),
+        ] {
+            let mut n = old.clone();
+            f(&mut n);
+            each.extend(lines(&diff(&conf(&[old.clone()]), &conf(&[n]))));
+        }
+        assert_eq!(
+            each,
+            [
+                "restarted w (workingdir changed)",
+                "restarted w (umask changed)",
+                "restarted w (stdout changed)",
+                "restarted w (stderr changed)",
+                "restarted w (user changed)"
+            ]
+        );
+    }
+}
