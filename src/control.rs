@@ -60,7 +60,7 @@ pub fn execute(
             Goal::Stop if before == State::Stopped => Some("already stopped"),
             _ => None,
         };
-        let name = &sup.procs[slot].name;
+        let name = sup.get(slot).map(|p| p.name.clone()).unwrap_or_default();
         targets.push((slot, noop.map(|n| format!("{name}: {n}"))));
         if noop.is_none() {
             for ev in events {
@@ -94,7 +94,9 @@ impl Waiter {
                 if let Some(line) = fixed {
                     return line.clone();
                 }
-                let p = &sup.procs[*slot];
+                let Some(p) = sup.get(*slot) else {
+                    return "?: removed".to_string();
+                };
                 match (self.goal, p.proc.state) {
                     (Goal::Start, State::Running) => format!("{}: started", p.name),
                     (Goal::Stop, State::Stopped) => format!("{}: stopped", p.name),
@@ -121,7 +123,7 @@ impl Waiter {
 
 fn status(sup: &Supervisor, names: &[String], json: bool, now: Instant) -> String {
     let slots: Vec<usize> = if names.is_empty() {
-        (0..sup.procs.len()).collect()
+        sup.order.clone()
     } else {
         match sup.resolve(names) {
             Ok(s) => s,

@@ -186,7 +186,7 @@ impl Reactor {
         if self.shutdown.is_some() {
             if why != "shutdown" {
                 warn!("{why} during shutdown: killing every process group now");
-                for slot in 0..self.sup.procs.len() {
+                for slot in self.sup.order.clone() {
                     self.sup.feed(slot, crate::state::Event::Kill, reg, now);
                 }
             }
@@ -194,7 +194,7 @@ impl Reactor {
         }
         info!("shutting down ({why}): stopping every process");
         self.shutdown = Some(Vec::new());
-        for slot in 0..self.sup.procs.len() {
+        for slot in self.sup.order.clone() {
             self.sup.feed(slot, crate::state::Event::Stop, reg, now);
         }
     }

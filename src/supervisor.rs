@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
 use std::time::Instant;
 
 /// Tokens `PROC_TOKEN + slot` are process pidfds.
@@ -22,7 +23,8 @@ pub const PROC_TOKEN: usize = 1 << 32;
 
 /// One supervised process.
 pub struct Process {
-    pub program: usize,
+    /// This process's settings (a removed program's stay until it is stopped).
+    pub cfg: Rc<Program>,
     pub index: u32,
     pub name: String,
     pub proc: Proc,
@@ -32,6 +34,8 @@ pub struct Process {
     pidfd: Option<OwnedFd>,
     spawned_at: Option<Instant>,
     timer_gen: u64,
+    /// Removed by a reload: stopping, then gone.
+    pub retired: bool,
 }
 
 /// A FATAL report waiting to be sent by the reactor.
@@ -43,8 +47,13 @@ pub struct FatalReport {
 
 pub struct Supervisor {
     pub config: Config,
-    pub procs: Vec<Process>,
+    /// Slots; `None` is free. Slots are stable: they are pidfd tokens.
+    pub procs: Vec<Option<Process>>,
+    /// Slots in status order (program name, index).
+    pub order: Vec<usize>,
     by_pid: HashMap<i32, usize>,
+    /// Timer generations are global so a reused slot never matches an old timer.
+    next_gen: u64,
     use_pidfd: bool,
     pub timers: Timers<(usize, u64)>,
     pub reports: Vec<FatalReport>,
@@ -52,43 +61,74 @@ pub struct Supervisor {
 
 impl Supervisor {
     pub fn new(config: Config, use_pidfd: bool) -> Supervisor {
-        let mut procs = Vec::new();
-        for (pi, p) in config.programs.iter().enumerate() {
-            for index in 0..p.numprocs {
-                let name = p.process_name(index);
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                name.hash(&mut h);
-                procs.push(Process {
-                    program: pi,
-                    index,
-                    proc: Proc::new(h.finish()),
-                    name,
-                    pid: None,
-                    pgid: None,
-                    pidfd: None,
-                    spawned_at: None,
-                    timer_gen: 0,
-                });
-            }
-        }
-        Supervisor {
-            config,
-            procs,
+        let mut sup = Supervisor {
+            config: config.clone(),
+            procs: Vec::new(),
+            order: Vec::new(),
             by_pid: HashMap::new(),
+            next_gen: 0,
             use_pidfd,
             timers: Timers::default(),
             reports: Vec::new(),
+        };
+        for p in &config.programs {
+            let cfg = Rc::new(p.clone());
+            for index in 0..p.numprocs {
+                sup.add(&cfg, index);
+            }
+        }
+        sup.reorder();
+        sup
+    }
+
+    /// A new NOT_STARTED process in a free slot.
+    fn add(&mut self, cfg: &Rc<Program>, index: u32) -> usize {
+        let name = cfg.process_name(index);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut h);
+        let p = Process {
+            cfg: cfg.clone(),
+            index,
+            proc: Proc::new(h.finish()),
+            name,
+            pid: None,
+            pgid: None,
+            pidfd: None,
+            spawned_at: None,
+            timer_gen: 0,
+            retired: false,
+        };
+        match self.procs.iter().position(Option::is_none) {
+            Some(slot) => {
+                self.procs[slot] = Some(p);
+                slot
+            }
+            None => {
+                self.procs.push(Some(p));
+                self.procs.len() - 1
+            }
         }
     }
 
-    pub fn program(&self, slot: usize) -> &Program {
-        &self.config.programs[self.procs[slot].program]
+    fn reorder(&mut self) {
+        let procs = &self.procs;
+        let mut order: Vec<usize> = (0..procs.len()).filter(|s| procs[*s].is_some()).collect();
+        order.sort_by_key(|s| procs[*s].as_ref().map(|p| (p.cfg.name.clone(), p.index, p.retired)));
+        self.order = order;
+    }
+
+    pub fn get(&self, slot: usize) -> Option<&Process> {
+        self.procs.get(slot).and_then(Option::as_ref)
+    }
+
+    fn at(&mut self, slot: usize) -> &mut Process {
+        self.procs[slot].as_mut().expect("live slot")
     }
 
     /// Starts every `autostart` process.
     pub fn boot(&mut self, reg: &Registry, now: Instant) {
-        for slot in 0..self.procs.len() {
-            if self.program(slot).autostart {
+        for slot in self.order.clone() {
+            if self.get(slot).is_some_and(|p| p.cfg.autostart) {
                 self.feed(slot, Event::Start, reg, now);
             }
         }
@@ -96,9 +136,10 @@ impl Supervisor {
 
     /// Runs one event through the state table and performs the actions.
     pub fn feed(&mut self, slot: usize, ev: Event, reg: &Registry, now: Instant) {
-        let cfg = &self.config.programs[self.procs[slot].program];
-        let (next, actions) = state::step(&self.procs[slot].proc, &ev, cfg);
-        let p = &mut self.procs[slot];
+        let Some(p) = self.procs.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let (next, actions) = state::step(&p.proc, &ev, &p.cfg);
         let before = p.proc.state;
         p.proc = next;
         if before != p.proc.state {
@@ -131,7 +172,8 @@ impl Supervisor {
             Action::ReportFatal => return self.queue_report(slot),
             _ => {}
         }
-        let p = &mut self.procs[slot];
+        let gen = self.next_gen + 1;
+        let Some(p) = self.procs[slot].as_mut() else { return };
         match action {
             Action::Signal(sig) => {
                 if let Some(pid) = p.pid {
@@ -152,19 +194,23 @@ impl Supervisor {
                 }
             }
             Action::Arm(d) => {
-                p.timer_gen += 1;
-                self.timers.arm(now + d, (slot, p.timer_gen));
+                p.timer_gen = gen;
+                self.next_gen = gen;
+                self.timers.arm(now + d, (slot, gen));
             }
-            Action::Disarm => p.timer_gen += 1,
+            Action::Disarm => {
+                p.timer_gen = gen;
+                self.next_gen = gen;
+            }
             Action::Spawn | Action::ReportFatal => {}
         }
     }
 
     fn spawn(&mut self, slot: usize, reg: &Registry, now: Instant) {
-        let program = &self.config.programs[self.procs[slot].program];
-        match spawn::spawn(program, self.use_pidfd) {
+        let program = self.at(slot).cfg.clone();
+        match spawn::spawn(&program, self.use_pidfd) {
             Ok(s) => {
-                let p = &mut self.procs[slot];
+                let Some(p) = self.procs[slot].as_mut() else { return };
                 info!("{}: spawned pid {} ({})", p.name, s.pid, program.cmd_text);
                 if let Some(fd) = &s.pidfd {
                     let token = Token(PROC_TOKEN + slot);
@@ -180,7 +226,7 @@ impl Supervisor {
                 self.feed(slot, Event::Spawned, reg, now);
             }
             Err(why) => {
-                warn!("{}: spawn failed: {why}", self.procs[slot].name);
+                warn!("{}: spawn failed: {why}", self.at(slot).name);
                 self.feed(slot, Event::SpawnFailed(why), reg, now);
             }
         }
@@ -188,7 +234,7 @@ impl Supervisor {
 
     /// The pidfd of `slot` is readable: reap it if it has exited.
     pub fn on_pidfd(&mut self, slot: usize, reg: &Registry, now: Instant) {
-        let Some(fd) = self.procs.get(slot).and_then(|p| p.pidfd.as_ref()) else {
+        let Some(fd) = self.get(slot).and_then(|p| p.pidfd.as_ref()) else {
             return;
         };
         if let Some(exit) = spawn::reap_pidfd(fd) {
@@ -206,7 +252,7 @@ impl Supervisor {
     }
 
     fn exited(&mut self, slot: usize, exit: Exit, reg: &Registry, now: Instant) {
-        let p = &mut self.procs[slot];
+        let Some(p) = self.procs[slot].as_mut() else { return };
         if let Some(fd) = p.pidfd.take() {
             let _ = reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
         }
@@ -228,21 +274,23 @@ impl Supervisor {
     /// Feeds `Deadline` to every process whose deadline has passed.
     pub fn fire_due(&mut self, reg: &Registry, now: Instant) {
         while let Some((slot, gen)) = self.timers.pop_due(now) {
-            if self.procs.get(slot).is_some_and(|p| p.timer_gen == gen) {
-                self.procs[slot].timer_gen += 1;
+            if self.get(slot).is_some_and(|p| p.timer_gen == gen) {
+                self.next_gen += 1;
+                self.at(slot).timer_gen = self.next_gen;
                 self.feed(slot, Event::Deadline, reg, now);
             }
         }
         if self.timers.len() > 4 * self.procs.len() + 64 {
             let procs = &self.procs;
-            self.timers
-                .retain(|(s, g)| procs.get(*s).is_some_and(|p| p.timer_gen == *g));
+            self.timers.retain(|(s, g)| {
+                procs.get(*s).and_then(Option::as_ref).is_some_and(|p| p.timer_gen == *g)
+            });
         }
     }
 
     fn queue_report(&mut self, slot: usize) {
-        let p = &self.procs[slot];
-        let program = &self.config.programs[p.program];
+        let Some(p) = self.get(slot) else { return };
+        let program = &p.cfg;
         let Some(address) = program.report_address else {
             info!("{}: FATAL, no report address configured", p.name);
             return;
@@ -273,9 +321,9 @@ impl Supervisor {
         let mut unknown = Vec::new();
         for name in names {
             let mut hit = false;
-            for (slot, p) in self.procs.iter().enumerate() {
-                let program = &self.config.programs[p.program].name;
-                if name == "all" || name == program || *name == p.name {
+            for &slot in &self.order {
+                let Some(p) = self.get(slot).filter(|p| !p.retired) else { continue };
+                if name == "all" || *name == p.cfg.name || *name == p.name {
                     picked[slot] = true;
                     hit = true;
                 }
@@ -291,14 +339,14 @@ impl Supervisor {
                 unknown.join(", ")
             ));
         }
-        Ok((0..self.procs.len()).filter(|s| picked[*s]).collect())
+        Ok(self.order.iter().copied().filter(|s| picked[*s]).collect())
     }
 
     pub fn view(&self, slot: usize, now: Instant) -> ProcessView {
-        let p = &self.procs[slot];
+        let p = self.get(slot).expect("live slot");
         ProcessView {
             name: p.name.clone(),
-            program: self.config.programs[p.program].name.clone(),
+            program: p.cfg.name.clone(),
             index: p.index,
             state: p.proc.state,
             pid: p.pid,
@@ -316,10 +364,27 @@ impl Supervisor {
     pub fn all_down(&self) -> bool {
         self.procs
             .iter()
+            .flatten()
             .all(|p| p.pid.is_none() && !p.proc.state.is_alive())
     }
 
     pub fn state(&self, slot: usize) -> State {
-        self.procs[slot].proc.state
+        self.get(slot).map_or(State::Stopped, |p| p.proc.state)
+    }
+
+    /// Frees retired processes that have finished stopping.
+    pub fn drop_retired(&mut self) {
+        let mut changed = false;
+        for slot in 0..self.procs.len() {
+            let done = self.get(slot).is_some_and(|p| p.retired && p.pid.is_none() && !p.proc.state.is_alive());
+            if done {
+                info!("{}: removed", self.at(slot).name);
+                self.procs[slot] = None;
+                changed = true;
+            }
+        }
+        if changed {
+            self.reorder();
+        }
     }
 }
