@@ -2,13 +2,14 @@
 //! into calls on the supervisor. It holds no policy: `state::step` decides,
 //! `control` answers requests, this file only moves events and bytes.
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::conn::{Conn, Line, Stream};
 use crate::control::{self, Outcome, Waiter};
 use crate::protocol;
 use crate::report::{self, Progress, Report};
 use crate::supervisor::{Supervisor, PROC_TOKEN};
 use crate::timers::Timers;
+use crate::{eventlog, reload};
 use log::{error, info, warn};
 use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token};
@@ -173,8 +174,10 @@ impl Reactor {
                 SIGCHLD => self.sup.on_sigchld(self.poll.registry(), now),
                 SIGHUP => {
                     info!(
-                        "SIGHUP received: reload is not implemented yet, configuration unchanged"
+                        "SIGHUP received: reloading {}",
+                        self.sup.config.file.display()
                     );
+                    let _ = self.reload(false, now);
                 }
                 _ => self.begin_shutdown(&crate::signals::name(sig), now),
             }
@@ -300,8 +303,17 @@ impl Reactor {
                         self.waiters.push(w);
                     }
                 },
-                Outcome::Reload { .. } => {
-                    conn.send(&protocol::reply(&[], Err("not implemented".into())))
+                Outcome::Reload { dry_run } => {
+                    let text = match self.reload(dry_run, now) {
+                        Ok(lines) => protocol::reply(&lines, Ok(())),
+                        Err(errors) => protocol::reply(
+                            &errors,
+                            Err("invalid configuration, nothing changed".into()),
+                        ),
+                    };
+                    if let Some(conn) = self.clients.get_mut(&id) {
+                        conn.send(&text);
+                    }
                 }
                 Outcome::Shutdown => {
                     conn.busy = true;
@@ -312,6 +324,107 @@ impl Reactor {
                 }
             }
         }
+    }
+
+    /// SIGHUP and `reload`: validate the whole file, then change only what changed.
+    fn reload(&mut self, dry_run: bool, now: Instant) -> Result<Vec<String>, Vec<String>> {
+        if self.shutdown.is_some() {
+            return Err(vec!["shutting down".into()]);
+        }
+        let old = &self.sup.config;
+        let mut new = match config::load(&old.file) {
+            Ok(c) => c,
+            Err(errors) => {
+                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                for l in &lines {
+                    error!("reload refused: {l}");
+                }
+                return Err(lines);
+            }
+        };
+        let plan = reload::diff(old, &new);
+        let mut lines = reload::lines(&plan);
+        let (logfile, socket, listen) = (
+            new.logfile != old.logfile,
+            new.socket != old.socket,
+            new.listen != old.listen,
+        );
+        if dry_run {
+            lines.extend(logfile.then(|| format!("reopened logfile {}", new.logfile.display())));
+            lines.extend(socket.then(|| format!("rebound socket {}", new.socket.display())));
+            lines.extend(listen.then(|| format!("rebound listen {}", show_listen(new.listen))));
+            return Ok(lines);
+        }
+        if logfile {
+            match eventlog::reopen(&new.logfile) {
+                Ok(()) => lines.push(format!("reopened logfile {}", new.logfile.display())),
+                Err(e) => {
+                    lines.push(format!("kept logfile {}: {e}", old.logfile.display()));
+                    new.logfile = old.logfile.clone();
+                }
+            }
+        }
+        if socket {
+            match self.rebind_socket(&new.socket) {
+                Ok(()) => lines.push(format!("rebound socket {}", new.socket.display())),
+                Err(e) => {
+                    lines.push(format!("kept socket {}: {e}", self.socket_path.display()));
+                    new.socket = self.socket_path.clone();
+                }
+            }
+        }
+        if listen {
+            match self.rebind_listen(new.listen) {
+                Ok(()) => lines.push(format!("rebound listen {}", show_listen(new.listen))),
+                Err(e) => {
+                    lines.push(format!(
+                        "kept listen {}: {e}",
+                        show_listen(self.sup.config.listen)
+                    ));
+                    new.listen = self.sup.config.listen;
+                }
+            }
+        }
+        self.sup.apply(new, &plan, self.poll.registry(), now);
+        if lines.is_empty() {
+            info!("reload: no changes");
+        }
+        for l in &lines {
+            info!("reload: {l}");
+        }
+        Ok(lines)
+    }
+
+    /// Binds the new socket first; the old one (and its clients) stay until it works.
+    fn rebind_socket(&mut self, path: &Path) -> Result<(), String> {
+        let mut l = bind_socket(path)?;
+        let reg = self.poll.registry();
+        reg.register(&mut l, UNIX_LISTENER, Interest::READABLE)
+            .map_err(|e| e.to_string())?;
+        let _ = reg.deregister(&mut self.unix);
+        self.unix = l;
+        let _ = std::fs::remove_file(&self.socket_path);
+        self.socket_path = path.to_path_buf();
+        Ok(())
+    }
+
+    fn rebind_listen(&mut self, addr: Option<std::net::SocketAddr>) -> Result<(), String> {
+        let reg = self.poll.registry();
+        let mut new = match addr {
+            Some(a) => {
+                Some(TcpListener::bind(a).map_err(|e| format!("cannot listen on {a}: {e}"))?)
+            }
+            None => None,
+        };
+        if let Some(old) = &mut self.tcp {
+            let _ = reg.deregister(old);
+        }
+        if let Some(l) = &mut new {
+            reg.register(l, TCP_LISTENER, Interest::READABLE)
+                .map_err(|e| e.to_string())?;
+        }
+        self.tcp = new;
+        Ok(())
     }
 
     /// Deferred replies that became due, new FATAL reports, closed clients.
@@ -338,6 +451,7 @@ impl Reactor {
         for r in std::mem::take(&mut self.sup.reports) {
             self.send_report(r, now);
         }
+        self.sup.drop_retired();
         let reg = self.poll.registry();
         self.clients.retain(|_, c| {
             let done = c.finished();
@@ -424,4 +538,8 @@ impl Reactor {
             let _ = self.poll.registry().deregister(&mut rep.stream);
         }
     }
+}
+
+fn show_listen(a: Option<std::net::SocketAddr>) -> String {
+    a.map_or_else(|| "off".to_string(), |a| a.to_string())
 }

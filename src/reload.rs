@@ -60,7 +60,10 @@ fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
         ("stopsignal", a.stopsignal != b.stopsignal),
         ("stoptime", a.stoptime != b.stoptime),
         ("autostart", a.autostart != b.autostart),
-        ("fatal_state_report_address", a.report_address != b.report_address),
+        (
+            "fatal_state_report_address",
+            a.report_address != b.report_address,
+        ),
         ("cmd text", a.cmd_text != b.cmd_text && a.argv == b.argv),
     ];
     for (key, changed) in pairs {
@@ -103,7 +106,11 @@ pub fn lines(plan: &Plan) -> Vec<String> {
         match change {
             Change::Added => out.push(format!("added {name}")),
             Change::Removed => out.push(format!("removed {name}")),
-            Change::Changed { restart, update, scale } => {
+            Change::Changed {
+                restart,
+                update,
+                scale,
+            } => {
                 if !restart.is_empty() {
                     out.push(format!("restarted {name} ({} changed)", restart.join(", ")));
                 }
@@ -126,7 +133,8 @@ mod tests {
     use std::time::Duration;
 
     fn conf(progs: &[Program]) -> Config {
-        let mut c = crate::config::parse(Path::new("/t.yaml"), "programs: {}\n").expect("empty config");
+        let mut c =
+            crate::config::parse(Path::new("/t.yaml"), "programs: {}\n").expect("empty config");
         c.programs = progs.to_vec();
         c
     }
@@ -135,10 +143,16 @@ mod tests {
     fn unchanged_added_removed() {
         let a = Program::new("a", "sleep 1");
         let b = Program::new("b", "sleep 2");
-        let plan = diff(&conf(&[a.clone(), b]), &conf(&[a.clone(), Program::new("c", "x")]));
+        let plan = diff(
+            &conf(&[a.clone(), b]),
+            &conf(&[a.clone(), Program::new("c", "x")]),
+        );
         assert_eq!(
             plan.programs,
-            vec![("b".to_string(), Change::Removed), ("c".to_string(), Change::Added)]
+            vec![
+                ("b".to_string(), Change::Removed),
+                ("c".to_string(), Change::Added)
+            ]
         );
         assert_eq!(lines(&plan), ["removed b", "added c"]);
         assert!(diff(&conf(&[a.clone()]), &conf(&[a])).programs.is_empty());
@@ -155,7 +169,11 @@ mod tests {
         let plan = diff(&conf(&[old.clone()]), &conf(&[new]));
         assert_eq!(
             lines(&plan),
-            ["restarted w (cmd, env changed)", "updated w (exitcodes, stoptime)", "scaled w 1→4"]
+            [
+                "restarted w (cmd, env changed)",
+                "updated w (exitcodes, stoptime)",
+                "scaled w 1→4"
+            ]
         );
         let mut only_watch = old.clone();
         only_watch.autorestart = crate::config::AutoRestart::Never;

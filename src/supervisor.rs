@@ -5,6 +5,7 @@
 
 use crate::config::{Config, Program};
 use crate::protocol::ProcessView;
+use crate::reload::{Change, Plan};
 use crate::spawn;
 use crate::state::{self, Action, Event, Exit, Proc, State};
 use crate::timers::Timers;
@@ -113,7 +114,11 @@ impl Supervisor {
     fn reorder(&mut self) {
         let procs = &self.procs;
         let mut order: Vec<usize> = (0..procs.len()).filter(|s| procs[*s].is_some()).collect();
-        order.sort_by_key(|s| procs[*s].as_ref().map(|p| (p.cfg.name.clone(), p.index, p.retired)));
+        order.sort_by_key(|s| {
+            procs[*s]
+                .as_ref()
+                .map(|p| (p.cfg.name.clone(), p.index, p.retired))
+        });
         self.order = order;
     }
 
@@ -173,7 +178,9 @@ impl Supervisor {
             _ => {}
         }
         let gen = self.next_gen + 1;
-        let Some(p) = self.procs[slot].as_mut() else { return };
+        let Some(p) = self.procs[slot].as_mut() else {
+            return;
+        };
         match action {
             Action::Signal(sig) => {
                 if let Some(pid) = p.pid {
@@ -210,7 +217,9 @@ impl Supervisor {
         let program = self.at(slot).cfg.clone();
         match spawn::spawn(&program, self.use_pidfd) {
             Ok(s) => {
-                let Some(p) = self.procs[slot].as_mut() else { return };
+                let Some(p) = self.procs[slot].as_mut() else {
+                    return;
+                };
                 info!("{}: spawned pid {} ({})", p.name, s.pid, program.cmd_text);
                 if let Some(fd) = &s.pidfd {
                     let token = Token(PROC_TOKEN + slot);
@@ -252,7 +261,9 @@ impl Supervisor {
     }
 
     fn exited(&mut self, slot: usize, exit: Exit, reg: &Registry, now: Instant) {
-        let Some(p) = self.procs[slot].as_mut() else { return };
+        let Some(p) = self.procs[slot].as_mut() else {
+            return;
+        };
         if let Some(fd) = p.pidfd.take() {
             let _ = reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
         }
@@ -283,7 +294,10 @@ impl Supervisor {
         if self.timers.len() > 4 * self.procs.len() + 64 {
             let procs = &self.procs;
             self.timers.retain(|(s, g)| {
-                procs.get(*s).and_then(Option::as_ref).is_some_and(|p| p.timer_gen == *g)
+                procs
+                    .get(*s)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|p| p.timer_gen == *g)
             });
         }
     }
@@ -322,7 +336,9 @@ impl Supervisor {
         for name in names {
             let mut hit = false;
             for &slot in &self.order {
-                let Some(p) = self.get(slot).filter(|p| !p.retired) else { continue };
+                let Some(p) = self.get(slot).filter(|p| !p.retired) else {
+                    continue;
+                };
                 if name == "all" || *name == p.cfg.name || *name == p.name {
                     picked[slot] = true;
                     hit = true;
@@ -372,11 +388,66 @@ impl Supervisor {
         self.get(slot).map_or(State::Stopped, |p| p.proc.state)
     }
 
+    /// Applies a reload plan: only what changed is touched.
+    pub fn apply(&mut self, new: Config, plan: &Plan, reg: &Registry, now: Instant) {
+        for (name, change) in &plan.programs {
+            let slots: Vec<usize> = (self.order.iter().copied())
+                .filter(|s| {
+                    self.get(*s)
+                        .is_some_and(|p| !p.retired && p.cfg.name == *name)
+                })
+                .collect();
+            let Some(program) = new.programs.iter().find(|p| p.name == *name) else {
+                for slot in slots {
+                    self.retire(slot, reg, now);
+                }
+                continue;
+            };
+            let cfg = Rc::new(program.clone());
+            let mut have = 0;
+            for slot in slots {
+                let p = self.at(slot);
+                if p.index >= cfg.numprocs {
+                    self.retire(slot, reg, now);
+                    continue;
+                }
+                have = have.max(p.index + 1);
+                let restart =
+                    matches!(change, Change::Changed { restart, .. } if !restart.is_empty());
+                let idle = matches!(p.proc.state, State::Stopped | State::NotStarted);
+                if restart && !idle {
+                    self.feed(slot, Event::Stop, reg, now);
+                    self.at(slot).cfg = cfg.clone();
+                    self.feed(slot, Event::Start, reg, now);
+                } else {
+                    self.at(slot).cfg = cfg.clone();
+                }
+            }
+            let added: Vec<usize> = (have..cfg.numprocs).map(|i| self.add(&cfg, i)).collect();
+            self.reorder();
+            if cfg.autostart {
+                for slot in added {
+                    self.feed(slot, Event::Start, reg, now);
+                }
+            }
+        }
+        self.config = new;
+        self.reorder();
+    }
+
+    /// Removed by a reload: stop with its own (old) settings, then drop.
+    fn retire(&mut self, slot: usize, reg: &Registry, now: Instant) {
+        self.at(slot).retired = true;
+        self.feed(slot, Event::Stop, reg, now);
+    }
+
     /// Frees retired processes that have finished stopping.
     pub fn drop_retired(&mut self) {
         let mut changed = false;
         for slot in 0..self.procs.len() {
-            let done = self.get(slot).is_some_and(|p| p.retired && p.pid.is_none() && !p.proc.state.is_alive());
+            let done = self
+                .get(slot)
+                .is_some_and(|p| p.retired && p.pid.is_none() && !p.proc.state.is_alive());
             if done {
                 info!("{}: removed", self.at(slot).name);
                 self.procs[slot] = None;
