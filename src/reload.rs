@@ -155,7 +155,9 @@ mod tests {
             ]
         );
         assert_eq!(lines(&plan), ["removed b", "added c"]);
-        assert!(diff(&conf(&[a.clone()]), &conf(&[a])).programs.is_empty());
+        assert!(diff(&conf(std::slice::from_ref(&a)), &conf(&[a]))
+            .programs
+            .is_empty());
     }
 
     #[test]
@@ -166,7 +168,7 @@ mod tests {
         new.stoptime = Duration::from_secs(3);
         new.exitcodes = vec![0, 1];
         new.numprocs = 4;
-        let plan = diff(&conf(&[old.clone()]), &conf(&[new]));
+        let plan = diff(&conf(std::slice::from_ref(&old)), &conf(&[new]));
         assert_eq!(
             lines(&plan),
             [
@@ -178,7 +180,7 @@ mod tests {
         let mut only_watch = old.clone();
         only_watch.autorestart = crate::config::AutoRestart::Never;
         only_watch.stopsignal = libc::SIGUSR1;
-        let plan = diff(&conf(&[old.clone()]), &conf(&[only_watch]));
+        let plan = diff(&conf(std::slice::from_ref(&old)), &conf(&[only_watch]));
         assert_eq!(lines(&plan), ["updated w (autorestart, stopsignal)"]);
         let mut each = Vec::new();
         for f in [
@@ -190,7 +192,7 @@ mod tests {
         ] {
             let mut n = old.clone();
             f(&mut n);
-            each.extend(lines(&diff(&conf(&[old.clone()]), &conf(&[n]))));
+            each.extend(lines(&diff(&conf(std::slice::from_ref(&old)), &conf(&[n]))));
         }
         assert_eq!(
             each,
