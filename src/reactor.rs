@@ -203,13 +203,13 @@ impl Reactor {
     }
 
     fn finish_shutdown(&mut self) -> i32 {
-        let waiting = self.shutdown.take().unwrap_or_default();
-        for id in waiting {
+        // The socket goes first: whoever reads OK may rely on it being gone.
+        let _ = std::fs::remove_file(&self.socket_path);
+        for id in self.shutdown.take().unwrap_or_default() {
             if let Some(c) = self.clients.get_mut(&id) {
                 c.send(&protocol::reply(&[], Ok(())));
             }
         }
-        let _ = std::fs::remove_file(&self.socket_path);
         info!("taskmasterd stopped");
         0
     }

@@ -142,3 +142,42 @@ fn removing_a_stopping_process_still_kills_it_after_stoptime() {
     d.wait_log("s:0: removed", 5.0);
     assert_eq!(d.cmd("status"), "OK\n");
 }
+
+#[test]
+fn globals_logfile_reopened_socket_rebound_clients_kept() {
+    let d = Daemon::start("  a:\n    cmd: sleep 100\n    starttime: 0\n");
+    let old = running(&d, &["a:0"]);
+    // A client connected before the reload keeps being served after it.
+    let kept = std::os::unix::net::UnixStream::connect(&d.sock).unwrap();
+    let mut kept = std::io::BufReader::new(kept);
+    let text = std::fs::read_to_string(&d.conf).unwrap();
+    let (log2, sock2) = (d.path("new.log"), d.path("new.sock"));
+    let text = text
+        .replace(&d.log.display().to_string(), &log2.display().to_string())
+        .replace(&d.sock.display().to_string(), &sock2.display().to_string());
+    std::fs::write(&d.conf, text).unwrap();
+    let reply = d.cmd("reload");
+    assert_eq!(
+        reply,
+        format!(
+            "reopened logfile {}\nrebound socket {}\nOK\n",
+            log2.display(),
+            sock2.display()
+        )
+    );
+    assert!(!d.sock.exists());
+    assert!(std::fs::read_to_string(&log2)
+        .unwrap()
+        .contains("reload: rebound socket"));
+    use std::io::Write;
+    kept.get_mut().write_all(b"status a\n").unwrap();
+    assert!(read_reply(&mut kept).starts_with("a:0  RUNNING"));
+    let s = std::os::unix::net::UnixStream::connect(&sock2).unwrap();
+    let mut r = std::io::BufReader::new(s);
+    r.get_mut().write_all(b"status --json\n").unwrap();
+    assert!(read_reply(&mut r).contains(&format!("\"pid\":{}", old[0])));
+    // Shut down through the new socket (Drop would also do it by signal).
+    r.get_mut().write_all(b"shutdown\n").unwrap();
+    assert_eq!(read_reply(&mut r), "OK\n");
+    assert!(!sock2.exists());
+}
