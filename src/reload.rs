@@ -24,34 +24,24 @@ pub struct Plan {
 
 /// Keys whose change restarts the processes.
 fn identity(a: &Program, b: &Program) -> Vec<&'static str> {
-    let mut v = Vec::new();
-    if a.argv != b.argv {
-        v.push("cmd");
-    }
-    if a.env != b.env {
-        v.push("env");
-    }
-    if a.workingdir != b.workingdir {
-        v.push("workingdir");
-    }
-    if a.umask != b.umask {
-        v.push("umask");
-    }
-    if a.stdout != b.stdout {
-        v.push("stdout");
-    }
-    if a.stderr != b.stderr {
-        v.push("stderr");
-    }
-    if a.user != b.user {
-        v.push("user");
-    }
-    v
+    let pairs: [(&'static str, bool); 7] = [
+        ("cmd", a.argv != b.argv),
+        ("env", a.env != b.env),
+        ("workingdir", a.workingdir != b.workingdir),
+        ("umask", a.umask != b.umask),
+        ("stdout", a.stdout != b.stdout),
+        ("stderr", a.stderr != b.stderr),
+        ("user", a.user != b.user),
+    ];
+    changed(&pairs)
+}
+
+fn changed(pairs: &[(&'static str, bool)]) -> Vec<&'static str> {
+    pairs.iter().filter(|(_, c)| *c).map(|(k, _)| *k).collect()
 }
 
 /// Keys applied in place.
 fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
-    let mut v = Vec::new();
     let pairs: [(&'static str, bool); 9] = [
         ("autorestart", a.autorestart != b.autorestart),
         ("exitcodes", a.exitcodes != b.exitcodes),
@@ -66,12 +56,7 @@ fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
         ),
         ("cmd text", a.cmd_text != b.cmd_text && a.argv == b.argv),
     ];
-    for (key, changed) in pairs {
-        if changed {
-            v.push(key);
-        }
-    }
-    v
+    changed(&pairs)
 }
 
 pub fn diff(old: &Config, new: &Config) -> Plan {
