@@ -5,6 +5,7 @@ pub mod config;
 pub mod conn;
 pub mod control;
 pub mod eventlog;
+pub mod listen;
 pub mod protocol;
 pub mod reactor;
 pub mod reload;

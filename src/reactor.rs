@@ -3,27 +3,22 @@
 //! `control` answers requests, this file only moves events and bytes.
 
 use crate::config::{self, Config};
-use crate::conn::{Conn, Line, Stream};
+use crate::conn::{Conn, Line};
 use crate::control::{self, Outcome, Waiter};
+use crate::listen::{show_listen, Listeners, TCP_LISTENER, UNIX_LISTENER};
 use crate::protocol;
-use crate::report::{self, Progress, Report};
+use crate::report::Reports;
 use crate::supervisor::{Supervisor, PROC_TOKEN};
-use crate::timers::Timers;
 use crate::{eventlog, reload};
 use log::{error, info, warn};
-use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::collections::HashMap;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const SIGNALS: Token = Token(0);
-const UNIX_LISTENER: Token = Token(1);
-const TCP_LISTENER: Token = Token(2);
 const CLIENT_TOKEN: usize = 2 << 32;
 const REPORT_TOKEN: usize = 3 << 32;
 /// Accepting stops at this many clients; the rest wait in the backlog.
@@ -32,45 +27,15 @@ const MAX_CLIENTS: usize = 1024;
 pub struct Reactor {
     poll: Poll,
     signals: Signals,
-    unix: UnixListener,
-    socket_path: PathBuf,
-    tcp: Option<TcpListener>,
+    listeners: Listeners,
     sup: Supervisor,
     use_pidfd: bool,
     clients: HashMap<usize, Conn>,
     next_id: usize,
     waiters: Vec<Waiter>,
-    reports: HashMap<usize, Report>,
-    /// (report id, connected?) deadlines.
-    report_timers: Timers<(usize, bool)>,
+    reports: Reports,
     /// Clients waiting for `shutdown`'s OK; `Some` once shutting down.
     shutdown: Option<Vec<usize>>,
-}
-
-/// Binds the control socket: refuses if another daemon answers on it or if the
-/// path is not a socket; replaces a stale socket left by a crash.
-pub fn bind_socket(path: &Path) -> Result<UnixListener, String> {
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if !meta.file_type().is_socket() {
-            return Err(format!(
-                "{} exists and is not a socket; not touching it",
-                path.display()
-            ));
-        }
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!(
-                "another taskmasterd is already running on {}",
-                path.display()
-            ));
-        }
-        std::fs::remove_file(path)
-            .map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
-        info!("removed stale socket {}", path.display());
-    }
-    let listener =
-        UnixListener::bind(path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
-    Ok(listener)
 }
 
 impl Reactor {
@@ -84,35 +49,17 @@ impl Reactor {
         let reg = poll.registry();
         reg.register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| e.to_string())?;
-        let mut unix = bind_socket(&config.socket)?;
-        reg.register(&mut unix, UNIX_LISTENER, Interest::READABLE)
-            .map_err(|e| e.to_string())?;
-        let tcp = match config.listen {
-            Some(addr) => {
-                let mut l = TcpListener::bind(addr).map_err(|e| {
-                    let _ = std::fs::remove_file(&config.socket);
-                    format!("cannot listen on {addr}: {e}")
-                })?;
-                reg.register(&mut l, TCP_LISTENER, Interest::READABLE)
-                    .map_err(|e| e.to_string())?;
-                Some(l)
-            }
-            None => None,
-        };
-        let socket_path = config.socket.clone();
+        let listeners = Listeners::bind(&config.socket, config.listen, reg)?;
         Ok(Reactor {
             poll,
             signals,
-            unix,
-            socket_path,
-            tcp,
+            listeners,
             sup: Supervisor::new(config, use_pidfd),
             use_pidfd,
             clients: HashMap::new(),
             next_id: 0,
             waiters: Vec::new(),
-            reports: HashMap::new(),
-            report_timers: Timers::default(),
+            reports: Reports::new(REPORT_TOKEN),
             shutdown: None,
         })
     }
@@ -124,7 +71,7 @@ impl Reactor {
             std::process::id(),
             self.sup.config.programs.len(),
             self.sup.config.process_count(),
-            self.socket_path.display(),
+            self.listeners.socket_path.display(),
             if self.use_pidfd { "pidfd" } else { "SIGCHLD" }
         );
         self.sup.boot(self.poll.registry(), Instant::now());
@@ -135,13 +82,10 @@ impl Reactor {
                 return self.finish_shutdown();
             }
             let now = Instant::now();
-            let timeout = [
-                self.sup.timers.timeout(now),
-                self.report_timers.timeout(now),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let timeout = [self.sup.timers.timeout(now), self.reports.timeout(now)]
+                .into_iter()
+                .flatten()
+                .min();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -151,12 +95,14 @@ impl Reactor {
             }
             let now = Instant::now();
             self.sup.fire_due(self.poll.registry(), now);
-            self.fire_report_timers(now);
+            self.reports.fire_due(now, self.poll.registry());
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => self.on_signals(now),
                     UNIX_LISTENER | TCP_LISTENER => self.accept(event.token()),
-                    Token(t) if t >= REPORT_TOKEN => self.on_report(t - REPORT_TOKEN),
+                    Token(t) if t >= REPORT_TOKEN => self
+                        .reports
+                        .on_ready(t - REPORT_TOKEN, self.poll.registry()),
                     Token(t) if t >= CLIENT_TOKEN => self.on_client(t - CLIENT_TOKEN, now),
                     Token(t) if t >= PROC_TOKEN => {
                         self.sup.on_pidfd(t - PROC_TOKEN, self.poll.registry(), now)
@@ -204,7 +150,7 @@ impl Reactor {
 
     fn finish_shutdown(&mut self) -> i32 {
         // The socket goes first: whoever reads OK may rely on it being gone.
-        let _ = std::fs::remove_file(&self.socket_path);
+        self.listeners.remove_socket();
         for id in self.shutdown.take().unwrap_or_default() {
             if let Some(c) = self.clients.get_mut(&id) {
                 c.send(&protocol::reply(&[], Ok(())));
@@ -219,11 +165,7 @@ impl Reactor {
             if self.clients.len() >= MAX_CLIENTS {
                 return;
             }
-            let stream = match (token, &self.tcp) {
-                (TCP_LISTENER, Some(l)) => l.accept().map(|(s, _)| Stream::Tcp(s)),
-                _ => self.unix.accept().map(|(s, _)| Stream::Unix(s)),
-            };
-            match stream {
+            match self.listeners.accept(token) {
                 Ok(s) => {
                     let id = self.next_id;
                     self.next_id += 1;
@@ -365,16 +307,23 @@ impl Reactor {
             }
         }
         if socket {
-            match self.rebind_socket(&new.socket) {
+            match self
+                .listeners
+                .rebind_socket(&new.socket, self.poll.registry())
+            {
                 Ok(()) => lines.push(format!("rebound socket {}", new.socket.display())),
                 Err(e) => {
-                    lines.push(format!("kept socket {}: {e}", self.socket_path.display()));
-                    new.socket = self.socket_path.clone();
+                    let kept = &self.listeners.socket_path;
+                    lines.push(format!("kept socket {}: {e}", kept.display()));
+                    new.socket = kept.clone();
                 }
             }
         }
         if listen {
-            match self.rebind_listen(new.listen) {
+            match self
+                .listeners
+                .rebind_listen(new.listen, self.poll.registry())
+            {
                 Ok(()) => lines.push(format!("rebound listen {}", show_listen(new.listen))),
                 Err(e) => {
                     lines.push(format!(
@@ -393,38 +342,6 @@ impl Reactor {
             info!("reload: {l}");
         }
         Ok(lines)
-    }
-
-    /// Binds the new socket first; the old one (and its clients) stay until it works.
-    fn rebind_socket(&mut self, path: &Path) -> Result<(), String> {
-        let mut l = bind_socket(path)?;
-        let reg = self.poll.registry();
-        reg.register(&mut l, UNIX_LISTENER, Interest::READABLE)
-            .map_err(|e| e.to_string())?;
-        let _ = reg.deregister(&mut self.unix);
-        self.unix = l;
-        let _ = std::fs::remove_file(&self.socket_path);
-        self.socket_path = path.to_path_buf();
-        Ok(())
-    }
-
-    fn rebind_listen(&mut self, addr: Option<std::net::SocketAddr>) -> Result<(), String> {
-        let reg = self.poll.registry();
-        let mut new = match addr {
-            Some(a) => {
-                Some(TcpListener::bind(a).map_err(|e| format!("cannot listen on {a}: {e}"))?)
-            }
-            None => None,
-        };
-        if let Some(old) = &mut self.tcp {
-            let _ = reg.deregister(old);
-        }
-        if let Some(l) = &mut new {
-            reg.register(l, TCP_LISTENER, Interest::READABLE)
-                .map_err(|e| e.to_string())?;
-        }
-        self.tcp = new;
-        Ok(())
     }
 
     /// Deferred replies that became due, new FATAL reports, closed clients.
@@ -449,7 +366,7 @@ impl Reactor {
             }
         }
         for r in std::mem::take(&mut self.sup.reports) {
-            self.send_report(r, now);
+            self.reports.send(r, self.poll.registry(), now);
         }
         self.sup.drop_retired();
         let reg = self.poll.registry();
@@ -461,85 +378,4 @@ impl Reactor {
             !done
         });
     }
-
-    fn send_report(&mut self, r: crate::supervisor::FatalReport, now: Instant) {
-        let (process, address) = (r.process.clone(), r.address);
-        match Report::start(r) {
-            Ok(mut rep) => {
-                let id = self.next_id;
-                self.next_id += 1;
-                let interest = Interest::READABLE | Interest::WRITABLE;
-                if let Err(e) = self.poll.registry().register(
-                    &mut rep.stream,
-                    Token(REPORT_TOKEN + id),
-                    interest,
-                ) {
-                    warn!("{process}: FATAL report to {address} failed: {e}");
-                    return;
-                }
-                info!("{process}: sending FATAL report to {address}");
-                self.report_timers
-                    .arm(now + report::CONNECT_TIMEOUT, (id, false));
-                self.reports.insert(id, rep);
-            }
-            Err(e) => warn!("{process}: FATAL report to {address} failed: {e}"),
-        }
-    }
-
-    fn on_report(&mut self, id: usize) {
-        let Some(rep) = self.reports.get_mut(&id) else {
-            return;
-        };
-        let was_connected = rep.connected;
-        match rep.on_ready() {
-            Progress::Pending => {
-                if !was_connected && rep.connected {
-                    let at = Instant::now() + report::RESPONSE_TIMEOUT;
-                    self.report_timers.arm(at, (id, true));
-                }
-            }
-            Progress::Done(line) => {
-                info!("{line}");
-                self.drop_report(id);
-            }
-        }
-    }
-
-    fn fire_report_timers(&mut self, now: Instant) {
-        while let Some((id, connected_phase)) = self.report_timers.pop_due(now) {
-            let Some(rep) = self.reports.get(&id) else {
-                continue;
-            };
-            if rep.connected != connected_phase {
-                continue;
-            }
-            let what = if connected_phase {
-                "no response within"
-            } else {
-                "cannot connect within"
-            };
-            let limit: Duration = if connected_phase {
-                report::RESPONSE_TIMEOUT
-            } else {
-                report::CONNECT_TIMEOUT
-            };
-            warn!(
-                "{}: FATAL report to {} failed: {what} {}s",
-                rep.process,
-                rep.address,
-                limit.as_secs()
-            );
-            self.drop_report(id);
-        }
-    }
-
-    fn drop_report(&mut self, id: usize) {
-        if let Some(mut rep) = self.reports.remove(&id) {
-            let _ = self.poll.registry().deregister(&mut rep.stream);
-        }
-    }
-}
-
-fn show_listen(a: Option<std::net::SocketAddr>) -> String {
-    a.map_or_else(|| "off".to_string(), |a| a.to_string())
 }

@@ -1,10 +1,16 @@
 //! FATAL reports: one HTTP/1.1 `POST /` per process entering FATAL, sent from
-//! the event loop on a non-blocking socket. The reactor arms the timeouts; this
-//! module only moves bytes and says when it is done.
+//! the event loop on a non-blocking socket, bounded by connect and response
+//! deadlines. `Reports` owns the in-flight ones; the reactor only routes
+//! readiness and the nearest deadline here.
 
 use crate::supervisor::FatalReport;
+use crate::timers::Timers;
+use log::{info, warn};
 use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::time::Instant;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -104,6 +110,98 @@ impl Report {
             "{}: FATAL report to {} failed: {why}",
             self.process, self.address
         ))
+    }
+}
+
+/// The reports in flight, keyed by id; their token is `base + id`.
+pub struct Reports {
+    base: usize,
+    next_id: usize,
+    live: HashMap<usize, Report>,
+    /// (report id, connected?) deadlines.
+    timers: Timers<(usize, bool)>,
+}
+
+impl Reports {
+    pub fn new(base: usize) -> Reports {
+        Reports {
+            base,
+            next_id: 0,
+            live: HashMap::new(),
+            timers: Timers::default(),
+        }
+    }
+
+    /// How long the loop may sleep before a report deadline.
+    pub fn timeout(&mut self, now: Instant) -> Option<Duration> {
+        self.timers.timeout(now)
+    }
+
+    pub fn send(&mut self, r: FatalReport, reg: &Registry, now: Instant) {
+        let (process, address) = (r.process.clone(), r.address);
+        let mut rep = match Report::start(r) {
+            Ok(rep) => rep,
+            Err(e) => return warn!("{process}: FATAL report to {address} failed: {e}"),
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = reg.register(&mut rep.stream, Token(self.base + id), interest) {
+            return warn!("{process}: FATAL report to {address} failed: {e}");
+        }
+        info!("{process}: sending FATAL report to {address}");
+        self.timers.arm(now + CONNECT_TIMEOUT, (id, false));
+        self.live.insert(id, rep);
+    }
+
+    /// Readiness of report `id`.
+    pub fn on_ready(&mut self, id: usize, reg: &Registry) {
+        let Some(rep) = self.live.get_mut(&id) else {
+            return;
+        };
+        let was_connected = rep.connected;
+        match rep.on_ready() {
+            Progress::Pending => {
+                if !was_connected && rep.connected {
+                    self.timers
+                        .arm(Instant::now() + RESPONSE_TIMEOUT, (id, true));
+                }
+            }
+            Progress::Done(line) => {
+                info!("{line}");
+                self.drop(id, reg);
+            }
+        }
+    }
+
+    /// Gives up on reports whose current phase ran out of time.
+    pub fn fire_due(&mut self, now: Instant, reg: &Registry) {
+        while let Some((id, connected_phase)) = self.timers.pop_due(now) {
+            let Some(rep) = self.live.get(&id) else {
+                continue;
+            };
+            if rep.connected != connected_phase {
+                continue;
+            }
+            let (what, limit) = if connected_phase {
+                ("no response within", RESPONSE_TIMEOUT)
+            } else {
+                ("cannot connect within", CONNECT_TIMEOUT)
+            };
+            warn!(
+                "{}: FATAL report to {} failed: {what} {}s",
+                rep.process,
+                rep.address,
+                limit.as_secs()
+            );
+            self.drop(id, reg);
+        }
+    }
+
+    fn drop(&mut self, id: usize, reg: &Registry) {
+        if let Some(mut rep) = self.live.remove(&id) {
+            let _ = reg.deregister(&mut rep.stream);
+        }
     }
 }
 

@@ -1,0 +1,126 @@
+//! The control listeners: the unix socket (always) and the loopback TCP
+//! listener (when `listen` is set), with their rebinding on reload.
+
+use crate::conn::Stream;
+use log::info;
+use mio::net::{TcpListener, UnixListener};
+use mio::{Interest, Registry, Token};
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub const UNIX_LISTENER: Token = Token(1);
+pub const TCP_LISTENER: Token = Token(2);
+
+pub struct Listeners {
+    unix: UnixListener,
+    pub socket_path: PathBuf,
+    tcp: Option<TcpListener>,
+    pub listen: Option<SocketAddr>,
+}
+
+/// Binds the control socket: refuses if another daemon answers on it or if the
+/// path is not a socket; replaces a stale socket left by a crash.
+pub fn bind_socket(path: &Path) -> Result<UnixListener, String> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(format!(
+                "{} exists and is not a socket; not touching it",
+                path.display()
+            ));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "another taskmasterd is already running on {}",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
+        info!("removed stale socket {}", path.display());
+    }
+    let listener =
+        UnixListener::bind(path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+    Ok(listener)
+}
+
+fn bind_tcp(addr: Option<SocketAddr>, reg: &Registry) -> Result<Option<TcpListener>, String> {
+    let Some(a) = addr else { return Ok(None) };
+    let mut l = TcpListener::bind(a).map_err(|e| format!("cannot listen on {a}: {e}"))?;
+    reg.register(&mut l, TCP_LISTENER, Interest::READABLE)
+        .map_err(|e| e.to_string())?;
+    Ok(Some(l))
+}
+
+impl Listeners {
+    pub fn bind(socket: &Path, listen: Option<SocketAddr>, reg: &Registry) -> Result<Self, String> {
+        let mut unix = bind_socket(socket)?;
+        reg.register(&mut unix, UNIX_LISTENER, Interest::READABLE)
+            .map_err(|e| e.to_string())?;
+        let tcp = bind_tcp(listen, reg).inspect_err(|_| {
+            let _ = std::fs::remove_file(socket);
+        })?;
+        Ok(Listeners {
+            unix,
+            socket_path: socket.to_path_buf(),
+            tcp,
+            listen,
+        })
+    }
+
+    /// Accepts one pending connection from the listener behind `token`.
+    pub fn accept(&self, token: Token) -> io::Result<Stream> {
+        match (token, &self.tcp) {
+            (TCP_LISTENER, Some(l)) => l.accept().map(|(s, _)| Stream::Tcp(s)),
+            (TCP_LISTENER, None) => Err(io::ErrorKind::WouldBlock.into()),
+            _ => self.unix.accept().map(|(s, _)| Stream::Unix(s)),
+        }
+    }
+
+    /// Binds the new socket first; the old one (and its clients) stay until it works.
+    pub fn rebind_socket(&mut self, path: &Path, reg: &Registry) -> Result<(), String> {
+        let mut l = bind_socket(path)?;
+        reg.register(&mut l, UNIX_LISTENER, Interest::READABLE)
+            .map_err(|e| e.to_string())?;
+        let _ = reg.deregister(&mut self.unix);
+        self.unix = l;
+        self.remove_socket();
+        self.socket_path = path.to_path_buf();
+        Ok(())
+    }
+
+    /// Switches the TCP listener to `addr` (or off); the old one stays on failure.
+    pub fn rebind_listen(
+        &mut self,
+        addr: Option<SocketAddr>,
+        reg: &Registry,
+    ) -> Result<(), String> {
+        if let Some(old) = &mut self.tcp {
+            // Deregistered first: the new listener may reuse the same token.
+            let _ = reg.deregister(old);
+        }
+        match bind_tcp(addr, reg) {
+            Ok(new) => {
+                self.tcp = new;
+                self.listen = addr;
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(old) = &mut self.tcp {
+                    let _ = reg.register(old, TCP_LISTENER, Interest::READABLE);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub fn remove_socket(&self) {
+        let _ = std::fs::remove_file(&self.socket_path);
+    }
+}
+
+pub fn show_listen(a: Option<SocketAddr>) -> String {
+    a.map_or_else(|| "off".to_string(), |a| a.to_string())
+}
