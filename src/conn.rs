@@ -5,6 +5,7 @@
 //! `MAX_OUTPUT` means the client does not read, and it is dropped.
 
 use crate::protocol::MAX_LINE;
+use crate::telnet;
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
@@ -63,11 +64,16 @@ pub struct Conn {
     paused: bool,
     /// The connection is dead: drop it now.
     pub dead: bool,
+    /// TCP clients may be telnet: IAC sequences are filtered out of the
+    /// input and replies end lines with CRLF, as the telnet NVT wants.
+    telnet: Option<telnet::Filter>,
 }
 
 impl Conn {
     pub fn new(stream: Stream) -> Conn {
+        let telnet = matches!(stream, Stream::Tcp(_)).then(telnet::Filter::default);
         Conn {
+            telnet,
             stream,
             input: Vec::new(),
             output: Vec::new(),
@@ -100,7 +106,10 @@ impl Conn {
             }
             match self.stream.read(&mut buf) {
                 Ok(0) => self.closing = true,
-                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                Ok(n) => match &mut self.telnet {
+                    Some(f) => f.feed(&buf[..n], &mut self.input),
+                    None => self.input.extend_from_slice(&buf[..n]),
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -145,13 +154,28 @@ impl Conn {
         })
     }
 
+    /// Ends the connection once the output is flushed; unread input is dropped.
+    pub fn close_after_flush(&mut self) {
+        self.closing = true;
+        self.input.clear();
+    }
+
     /// Queues `text` and tries to send it at once.
     pub fn send(&mut self, text: &str) {
         if self.output.len() + text.len() > MAX_OUTPUT {
             self.dead = true;
             return;
         }
-        self.output.extend_from_slice(text.as_bytes());
+        if self.telnet.is_some() {
+            for b in text.bytes() {
+                if b == b'\n' {
+                    self.output.push(b'\r');
+                }
+                self.output.push(b);
+            }
+        } else {
+            self.output.extend_from_slice(text.as_bytes());
+        }
         self.flush();
     }
 

@@ -25,7 +25,11 @@ pub enum Outcome {
     Reply(String),
     Wait(Waiter),
     Shutdown,
-    Reload { dry_run: bool },
+    Reload {
+        dry_run: bool,
+    },
+    /// Reply OK, then close the connection.
+    Quit,
 }
 
 pub fn execute(
@@ -37,10 +41,13 @@ pub fn execute(
 ) -> Outcome {
     let (names, goal, events): (Vec<String>, Goal, &[Event]) = match req {
         Request::Status { names, json } => return Outcome::Reply(status(sup, &names, json, now)),
-        Request::Help => {
-            let body: Vec<String> = protocol::HELP.iter().map(|s| s.to_string()).collect();
-            return Outcome::Reply(protocol::reply(&body, Ok(())));
+        Request::Help(topic) => {
+            return Outcome::Reply(match protocol::help(topic.as_deref()) {
+                Ok(body) => protocol::reply(&body, Ok(())),
+                Err(e) => protocol::reply(&[], Err(e)),
+            })
         }
+        Request::Quit => return Outcome::Quit,
         Request::Shutdown => return Outcome::Shutdown,
         Request::Reload { dry_run } => return Outcome::Reload { dry_run },
         Request::Start(n) => (n, Goal::Start, &[Event::Start]),

@@ -14,4 +14,5 @@ pub mod signals;
 pub mod spawn;
 pub mod state;
 pub mod supervisor;
+pub mod telnet;
 pub mod timers;

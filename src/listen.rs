@@ -49,6 +49,11 @@ pub fn bind_socket(path: &Path) -> Result<UnixListener, String> {
 fn bind_tcp(addr: Option<SocketAddr>, reg: &Registry) -> Result<Option<TcpListener>, String> {
     let Some(a) = addr else { return Ok(None) };
     let mut l = TcpListener::bind(a).map_err(|e| format!("cannot listen on {a}: {e}"))?;
+    // The real port matters when the config asks for port 0.
+    let bound = l
+        .local_addr()
+        .map_or_else(|_| a.to_string(), |b| b.to_string());
+    info!("TCP control listener on {bound}");
     reg.register(&mut l, TCP_LISTENER, Interest::READABLE)
         .map_err(|e| e.to_string())?;
     Ok(Some(l))

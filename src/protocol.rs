@@ -11,25 +11,140 @@ pub const MAX_LINE: usize = 64 * 1024;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
-    Status { names: Vec<String>, json: bool },
+    Status {
+        names: Vec<String>,
+        json: bool,
+    },
     Start(Vec<String>),
     Stop(Vec<String>),
     Restart(Vec<String>),
-    Reload { dry_run: bool },
+    Reload {
+        dry_run: bool,
+    },
     Shutdown,
-    Help,
+    /// `help` alone, or `help COMMAND`.
+    Help(Option<String>),
+    /// Ends this connection (for telnet and nc users).
+    Quit,
 }
 
-pub const HELP: &[&str] = &[
-    "status [NAMES] [--json]  show processes (all when no name)",
-    "start NAMES              start processes, reply when RUNNING or failed",
-    "stop NAMES               stop processes, reply when STOPPED",
-    "restart NAMES            stop then start",
-    "reload [--dry-run]       re-read the config file (as SIGHUP)",
-    "shutdown                 stop every process and exit the daemon",
-    "help                     this list",
-    "NAMES: PROGRAM, PROGRAM:N or all",
+/// One protocol command, as `help` shows it and taskmasterctl completes it.
+pub struct Command {
+    pub name: &'static str,
+    /// The arguments, as shown after the name.
+    pub args: &'static str,
+    pub summary: &'static str,
+    /// What `help COMMAND` adds.
+    pub detail: &'static [&'static str],
+    /// Whether the arguments are process names (for completion).
+    pub takes_names: bool,
+}
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "status",
+        args: "[NAMES] [--json]",
+        summary: "show processes (all when no name)",
+        detail: &[
+            "One aligned line per process: name, state, details (pid and uptime,",
+            "exit status, signal, or the spawn error). --json: one JSON array line.",
+        ],
+        takes_names: true,
+    },
+    Command {
+        name: "start",
+        args: "NAMES",
+        summary: "start processes, reply when RUNNING or failed",
+        detail: &[
+            "Replies when each process is RUNNING or gave up, one line per process.",
+            "A STARTING process is waited for; a BACKOFF one is spawned at once.",
+        ],
+        takes_names: true,
+    },
+    Command {
+        name: "stop",
+        args: "NAMES",
+        summary: "stop processes, reply when STOPPED",
+        detail: &[
+            "Sends each stopsignal to the whole process group, SIGKILL after stoptime.",
+            "Cancels any pending restart of BACKOFF, FATAL or exited processes.",
+        ],
+        takes_names: true,
+    },
+    Command {
+        name: "restart",
+        args: "NAMES",
+        summary: "stop then start",
+        detail: &["Replies when each process is RUNNING again or gave up."],
+        takes_names: true,
+    },
+    Command {
+        name: "reload",
+        args: "[--dry-run]",
+        summary: "re-read the config file (as SIGHUP)",
+        detail: &[
+            "Changes only what changed: one line per change. An invalid file",
+            "changes nothing and every error is listed. --dry-run only lists.",
+        ],
+        takes_names: false,
+    },
+    Command {
+        name: "shutdown",
+        args: "",
+        summary: "stop every process and exit the daemon",
+        detail: &["Replies OK once every process is stopped and the socket is gone."],
+        takes_names: false,
+    },
+    Command {
+        name: "help",
+        args: "[COMMAND]",
+        summary: "this list, or one command in detail",
+        detail: &[],
+        takes_names: false,
+    },
+    Command {
+        name: "quit",
+        args: "",
+        summary: "close this connection (the daemon keeps running)",
+        detail: &[],
+        takes_names: false,
+    },
 ];
+
+/// The command called `name`.
+pub fn command(name: &str) -> Option<&'static Command> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+impl Command {
+    /// `status [NAMES] [--json]`.
+    pub fn usage(&self) -> String {
+        if self.args.is_empty() {
+            self.name.to_string()
+        } else {
+            format!("{} {}", self.name, self.args)
+        }
+    }
+}
+
+/// The body of `help` or `help COMMAND`.
+pub fn help(topic: Option<&str>) -> Result<Vec<String>, String> {
+    let Some(topic) = topic else {
+        let mut body: Vec<String> = COMMANDS
+            .iter()
+            .map(|c| format!("{:25} {}", c.usage(), c.summary))
+            .collect();
+        body.push("NAMES: PROGRAM (all its processes), PROGRAM:N, or all".into());
+        return Ok(body);
+    };
+    let c = command(topic).ok_or_else(|| format!("no command {topic:?} (try help)"))?;
+    let mut body = vec![format!("usage: {}", c.usage()), c.summary.to_string()];
+    body.extend(c.detail.iter().map(|s| s.to_string()));
+    if c.takes_names {
+        body.push("NAMES: PROGRAM (all its processes), PROGRAM:N, or all".into());
+    }
+    Ok(body)
+}
 
 /// Parses one line. `Ok(None)` for a blank line (no reply is due).
 pub fn parse(line: &str) -> Result<Option<Request>, String> {
@@ -72,7 +187,12 @@ pub fn parse(line: &str) -> Result<Option<Request>, String> {
             _ => return Err("usage: reload [--dry-run]".into()),
         },
         "shutdown" => none(Request::Shutdown)?,
-        "help" => Request::Help,
+        "quit" => none(Request::Quit)?,
+        "help" => match args.as_slice() {
+            [] => Request::Help(None),
+            [topic] => Request::Help(Some(topic.clone())),
+            _ => return Err("usage: help [COMMAND]".into()),
+        },
         _ => return Err(format!("unknown command {cmd:?} (try help)")),
     };
     Ok(Some(req))

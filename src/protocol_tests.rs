@@ -39,7 +39,30 @@ fn parses_commands() {
         Ok(Some(Request::Reload { dry_run: true }))
     );
     assert_eq!(parse("shutdown"), Ok(Some(Request::Shutdown)));
-    assert_eq!(parse("help"), Ok(Some(Request::Help)));
+    assert_eq!(parse("help"), Ok(Some(Request::Help(None))));
+    assert_eq!(
+        parse("help stop"),
+        Ok(Some(Request::Help(Some("stop".into()))))
+    );
+    assert_eq!(parse("quit\r"), Ok(Some(Request::Quit)));
+}
+
+#[test]
+fn help_covers_every_command() {
+    let all = help(None).unwrap();
+    for c in COMMANDS {
+        assert!(all.iter().any(|l| l.starts_with(&c.usage())), "{}", c.name);
+        let one = help(Some(c.name)).unwrap();
+        assert_eq!(one[0], format!("usage: {}", c.usage()));
+        // Every command the parser knows is in the table, and back.
+        let sample = match c.name {
+            "start" | "stop" | "restart" => format!("{} all", c.name),
+            n => n.to_string(),
+        };
+        assert!(parse(&sample).is_ok(), "{sample}");
+    }
+    assert!(help(Some("bogus")).unwrap_err().contains("no command"));
+    assert!(parse("help a b").is_err());
 }
 
 #[test]
@@ -49,6 +72,7 @@ fn rejects_bad_input() {
         "stop",
         "frobnicate x",
         "shutdown now",
+        "quit now",
         "reload --force",
         "status --yaml",
         "start --all",

@@ -213,7 +213,7 @@ impl Reactor {
                 }
                 Some(Line::TooLong) => {
                     conn.send(&protocol::reply(&[], Err("line too long".into())));
-                    conn.closing = true;
+                    conn.close_after_flush();
                     return;
                 }
                 None if conn.resume() => continue,
@@ -256,6 +256,11 @@ impl Reactor {
                     if let Some(conn) = self.clients.get_mut(&id) {
                         conn.send(&text);
                     }
+                }
+                Outcome::Quit => {
+                    conn.send(&protocol::reply(&[], Ok(())));
+                    conn.close_after_flush();
+                    return;
                 }
                 Outcome::Shutdown => {
                     conn.busy = true;
