@@ -71,3 +71,42 @@ fn script_mode_and_config_socket() {
     assert!(stdout.contains("a:0  STOPPED"), "{stdout}");
     assert_eq!(text(&out.stderr), "ERR unknown name: zzz\n");
 }
+
+#[test]
+fn piped_output_is_plain_and_help_works_without_a_daemon() {
+    let d = Daemon::start("  a:\n    cmd: sleep 100\n    starttime: 0\n");
+    d.wait_state("a:0", "RUNNING", 5.0);
+    let out = ctl(&d, &["status"]);
+    assert!(!text(&out.stdout).contains('\x1b'), "{:?}", out.stdout);
+    let out = Command::new(CTL)
+        .args(["-s", "/nonexistent/sock", "help", "restart"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).starts_with("usage: restart NAMES\n"));
+    let out = ctl(&d, &["help", "bogus"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn script_mode_shuts_down_without_asking() {
+    let mut d = Daemon::start("  a:\n    cmd: sleep 100\n    starttime: 0\n");
+    d.wait_state("a:0", "RUNNING", 5.0);
+    let mut child = Command::new(CTL)
+        .arg("-s")
+        .arg(&d.sock)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"shutdown\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(d.wait_exit(10.0).success());
+}

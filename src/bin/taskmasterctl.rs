@@ -1,10 +1,9 @@
 //! taskmasterctl: one-shot commands, scripts on stdin, or an interactive shell.
 
-use rustyline::error::ReadlineError;
-use rustyline::DefaultEditor;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
-use taskmaster::client::{self, Client, EXIT_OK, EXIT_USAGE};
+use taskmaster::client::shell::{self, run_line};
+use taskmaster::client::{format, Client, EXIT_OK, EXIT_USAGE};
 use taskmaster::config;
 
 const USAGE: &str = "usage: taskmasterctl [-s SOCKET | -c FILE] [COMMAND ARGS...]
@@ -51,11 +50,15 @@ fn run() -> i32 {
         }
     }
     let mut client = Client::new(&socket.unwrap_or_else(config::default_socket));
+    let colour = format::use_colour(
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     if !words.is_empty() {
-        return one(&mut client, &words.join(" "));
+        return run_line(&mut client, &words.join(" "), colour);
     }
     if std::io::stdin().is_terminal() {
-        return shell(&mut client);
+        return shell::run(&mut client, colour);
     }
     let mut worst = EXIT_OK;
     for line in std::io::stdin().lock().lines() {
@@ -63,7 +66,7 @@ fn run() -> i32 {
         if line.trim().is_empty() {
             continue;
         }
-        worst = worst.max(one(&mut client, line.trim()));
+        worst = worst.max(run_line(&mut client, line.trim(), colour));
     }
     worst
 }
@@ -71,48 +74,4 @@ fn run() -> i32 {
 fn usage(msg: &str) -> i32 {
     eprintln!("taskmasterctl: {msg}\n{USAGE}");
     EXIT_USAGE
-}
-
-/// Runs one command, prints its reply, returns its exit code.
-fn one(client: &mut Client, line: &str) -> i32 {
-    match client.request(line) {
-        Ok(reply) => {
-            for l in &reply.body {
-                println!("{l}");
-            }
-            if let Some(e) = &reply.error {
-                eprintln!("ERR {e}");
-            }
-            client::exit_code(line, &reply)
-        }
-        Err(e) => {
-            eprintln!("taskmasterctl: {e}");
-            EXIT_USAGE
-        }
-    }
-}
-
-fn shell(client: &mut Client) -> i32 {
-    let Ok(mut rl) = DefaultEditor::new() else {
-        eprintln!("taskmasterctl: cannot open the terminal");
-        return EXIT_USAGE;
-    };
-    let prompt = format!("taskmaster({})> ", client.path().display());
-    loop {
-        match rl.readline(&prompt) {
-            Ok(line) => {
-                let line = line.trim();
-                if line.is_empty() {
-                    continue;
-                }
-                let _ = rl.add_history_entry(line);
-                if matches!(line, "quit" | "exit") {
-                    return EXIT_OK;
-                }
-                one(client, line);
-            }
-            Err(ReadlineError::Interrupted) => continue,
-            Err(_) => return EXIT_OK,
-        }
-    }
 }

@@ -102,6 +102,13 @@ impl Daemon {
     }
 
     pub fn launch(mut self, env: &[(&str, &str)]) -> Daemon {
+        self.relaunch(env);
+        self
+    }
+
+    /// Starts the daemon (again, after `wait_exit`) on the same config.
+    pub fn relaunch(&mut self, env: &[(&str, &str)]) {
+        assert!(self.child.is_none(), "already running");
         let mut cmd = Command::new(DAEMON);
         cmd.arg("-c")
             .arg(&self.conf)
@@ -116,7 +123,6 @@ impl Daemon {
         wait_until(10.0, "the control socket", || {
             UnixStream::connect(&sock).is_ok()
         });
-        self
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

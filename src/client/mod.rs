@@ -1,5 +1,9 @@
 //! The client side of the protocol, shared by taskmasterctl and the tests.
 
+pub mod complete;
+pub mod format;
+pub mod shell;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -40,7 +44,11 @@ impl Client {
         for attempt in 0..2 {
             if self.reader.is_none() {
                 let s = UnixStream::connect(&self.path).map_err(|e| {
-                    format!("cannot reach taskmasterd at {}: {e}", self.path.display())
+                    format!(
+                        "cannot reach taskmasterd at {}: {}",
+                        self.path.display(),
+                        why_unreachable(&e)
+                    )
                 })?;
                 self.reader = Some(BufReader::new(s));
             }
@@ -87,6 +95,17 @@ impl Client {
             }
             body.push(l.to_string());
         }
+    }
+}
+
+/// One plain reason instead of an errno dump.
+fn why_unreachable(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        NotFound => "no socket there (is taskmasterd running?)".into(),
+        ConnectionRefused => "nothing listening (is taskmasterd running?)".into(),
+        PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
     }
 }
 

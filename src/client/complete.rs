@@ -1,0 +1,193 @@
+//! Tab completion and inline hints for the shell, as pure functions over the
+//! line and the names last fetched from the daemon; `Helper` plugs them into
+//! rustyline.
+
+use crate::protocol::{self, COMMANDS};
+use rustyline::completion::{Completer, Pair};
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::validate::Validator;
+use rustyline::Context;
+use std::borrow::Cow;
+
+/// Words the shell understands besides the protocol's commands.
+const SHELL_ONLY: &[&str] = &["exit"];
+
+/// The live names a command line can refer to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Names {
+    /// Program names, sorted, no duplicates.
+    pub programs: Vec<String>,
+    /// Process names (`PROGRAM:N`), in status order.
+    pub processes: Vec<String>,
+}
+
+impl Names {
+    /// From the body of a human `status` reply: the first column of each line.
+    pub fn from_status(body: &[String]) -> Names {
+        let processes: Vec<String> = body
+            .iter()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect();
+        let mut programs: Vec<String> = processes
+            .iter()
+            .map(|p| p.rsplit_once(':').map_or(p.as_str(), |(prog, _)| prog))
+            .map(str::to_string)
+            .collect();
+        programs.sort();
+        programs.dedup();
+        Names {
+            programs,
+            processes,
+        }
+    }
+}
+
+/// Where the word under the cursor starts and what it can become (each
+/// candidate followed by a space, so a unique match moves on).
+pub fn complete(line: &str, pos: usize, names: &Names) -> (usize, Vec<String>) {
+    let before = line.get(..pos).unwrap_or(line);
+    let start = before.rfind(' ').map_or(0, |i| i + 1);
+    let word = &before[start..];
+    let mut earlier = before[..start].split_whitespace();
+    let pool: Vec<&str> = match earlier.next() {
+        None => COMMANDS
+            .iter()
+            .map(|c| c.name)
+            .chain(SHELL_ONLY.iter().copied())
+            .collect(),
+        Some(cmd) => {
+            let typed: Vec<&str> = earlier.collect();
+            match protocol::command(cmd) {
+                Some(c) if c.takes_names => {
+                    let flags: &[&str] = if cmd == "status" { &["--json"] } else { &[] };
+                    std::iter::once("all")
+                        .chain(names.programs.iter().map(String::as_str))
+                        .chain(names.processes.iter().map(String::as_str))
+                        .chain(flags.iter().copied())
+                        .filter(|n| !typed.contains(n))
+                        .collect()
+                }
+                Some(c) if c.name == "help" && typed.is_empty() => {
+                    COMMANDS.iter().map(|c| c.name).collect()
+                }
+                Some(c) if c.name == "reload" && typed.is_empty() => vec!["--dry-run"],
+                _ => Vec::new(),
+            }
+        }
+    };
+    let mut out: Vec<String> = pool
+        .into_iter()
+        .filter(|c| c.starts_with(word))
+        .map(|c| format!("{c} "))
+        .collect();
+    out.dedup();
+    (start, out)
+}
+
+/// Grey text after the cursor. Right-arrow accepts only the `completion`
+/// part: the rest of a command name, never the argument synopsis.
+#[derive(Debug, PartialEq)]
+pub struct LineHint {
+    pub display: String,
+    pub completion: Option<String>,
+}
+
+impl rustyline::hint::Hint for LineHint {
+    fn display(&self) -> &str {
+        &self.display
+    }
+
+    fn completion(&self) -> Option<&str> {
+        self.completion.as_deref()
+    }
+}
+
+/// The rest of a command name once it is unambiguous, then its arguments;
+/// or the arguments after `COMMAND `.
+pub fn hint(line: &str, pos: usize) -> Option<LineHint> {
+    if pos != line.len() || line.starts_with(' ') {
+        return None;
+    }
+    match line.split_once(' ') {
+        None if !line.is_empty() => {
+            let mut matches = COMMANDS.iter().filter(|c| c.name.starts_with(line));
+            let c = matches.next()?;
+            if matches.next().is_some() {
+                return None;
+            }
+            let rest = &c.name[line.len()..];
+            let display = if c.args.is_empty() {
+                rest.to_string()
+            } else {
+                format!("{rest} {}", c.args)
+            };
+            Some(LineHint {
+                display,
+                completion: (!rest.is_empty()).then(|| rest.to_string()),
+            })
+        }
+        Some((cmd, "")) => {
+            let c = protocol::command(cmd)?;
+            (!c.args.is_empty()).then(|| LineHint {
+                display: c.args.to_string(),
+                completion: None,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// rustyline's view of the above.
+pub struct Helper {
+    pub names: Names,
+    /// Dim hints; off when colours are.
+    pub colour: bool,
+}
+
+impl Completer for Helper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let (start, words) = complete(line, pos, &self.names);
+        let pairs = words
+            .into_iter()
+            .map(|w| Pair {
+                display: w.trim_end().to_string(),
+                replacement: w,
+            })
+            .collect();
+        Ok((start, pairs))
+    }
+}
+
+impl Hinter for Helper {
+    type Hint = LineHint;
+
+    fn hint(&self, line: &str, pos: usize, _: &Context<'_>) -> Option<LineHint> {
+        hint(line, pos)
+    }
+}
+
+impl Highlighter for Helper {
+    fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
+        if self.colour {
+            Cow::Owned(format!("\x1b[2m{hint}\x1b[0m"))
+        } else {
+            Cow::Borrowed(hint)
+        }
+    }
+}
+
+impl Validator for Helper {}
+impl rustyline::Helper for Helper {}
+
+#[cfg(test)]
+#[path = "complete_tests.rs"]
+mod tests;

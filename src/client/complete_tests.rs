@@ -1,0 +1,101 @@
+use super::*;
+
+fn names() -> Names {
+    let body: Vec<String> = [
+        "db:0    RUNNING  pid 12, uptime 0:00:03",
+        "web:0   STOPPED  not started",
+        "web:1   FATAL    spawn failed: No such file or directory",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    Names::from_status(&body)
+}
+
+fn words(line: &str) -> Vec<String> {
+    complete(line, line.len(), &names()).1
+}
+
+#[test]
+fn names_come_from_the_status_first_column() {
+    let n = names();
+    assert_eq!(n.programs, ["db", "web"]);
+    assert_eq!(n.processes, ["db:0", "web:0", "web:1"]);
+    assert_eq!(Names::from_status(&[]), Names::default());
+    // A program name with a colon-free index form is kept whole.
+    assert_eq!(
+        Names::from_status(&["a.b-c:10  RUNNING".into()]).programs,
+        ["a.b-c"]
+    );
+}
+
+#[test]
+fn first_word_completes_commands() {
+    assert_eq!(words("st"), ["status ", "start ", "stop "]);
+    assert_eq!(words("sh"), ["shutdown "]);
+    assert_eq!(words("e"), ["exit "]);
+    assert_eq!(words("q"), ["quit "]);
+    assert!(words("x").is_empty());
+    assert_eq!(words("").len(), COMMANDS.len() + SHELL_ONLY.len());
+}
+
+#[test]
+fn name_arguments_complete_live_names() {
+    assert_eq!(words("stop w"), ["web ", "web:0 ", "web:1 "]);
+    assert_eq!(words("stop web:"), ["web:0 ", "web:1 "]);
+    assert_eq!(words("restart a"), ["all "]);
+    assert_eq!(
+        words("start "),
+        ["all ", "db ", "web ", "db:0 ", "web:0 ", "web:1 "]
+    );
+    // Names already on the line are not offered again.
+    assert_eq!(words("stop web web"), ["web:0 ", "web:1 "]);
+    assert_eq!(words("status --"), ["--json "]);
+    assert!(words("stop --").is_empty());
+}
+
+#[test]
+fn other_arguments() {
+    assert_eq!(words("help st"), ["status ", "start ", "stop "]);
+    assert!(words("help stop s").is_empty());
+    assert_eq!(words("reload "), ["--dry-run "]);
+    assert!(words("shutdown ").is_empty());
+    assert!(words("bogus w").is_empty());
+}
+
+#[test]
+fn completes_the_word_under_the_cursor() {
+    // Cursor after "stop w" in "stop w db": only the text before it counts.
+    let (start, w) = complete("stop w db", 6, &names());
+    assert_eq!(start, 5);
+    assert_eq!(w, ["web ", "web:0 ", "web:1 "]);
+    // A position past the end or inside a char does not panic.
+    assert_eq!(complete("stop", 99, &names()).0, 0);
+    assert_eq!(complete("é", 1, &names()).0, 0);
+}
+
+#[test]
+fn hints() {
+    let h = |l: &str| hint(l, l.len());
+    assert_eq!(
+        h("stat"),
+        Some(LineHint {
+            display: "us [NAMES] [--json]".into(),
+            completion: Some("us".into())
+        })
+    );
+    assert_eq!(h("st"), None, "ambiguous");
+    assert_eq!(h("shut").map(|h| h.display), Some("down".into()));
+    assert_eq!(
+        h("stop "),
+        Some(LineHint {
+            display: "NAMES".into(),
+            completion: None
+        })
+    );
+    assert_eq!(h("stop").map(|h| h.display), Some(" NAMES".into()));
+    assert_eq!(h("stop w"), None);
+    assert_eq!(h("shutdown "), None);
+    assert_eq!(h(""), None);
+    assert_eq!(hint("stat", 2), None, "cursor not at the end");
+}
