@@ -2,7 +2,8 @@
 //! sequences (option negotiation, Ctrl-C as `IAC IP`); they are commands to the
 //! connection, not text, so they are removed before line framing. `IAC IAC`
 //! is a literal 255. `IAC IP` and `IAC EL` drop the partial line, as a
-//! terminal's Ctrl-C and Ctrl-U would.
+//! terminal's Ctrl-C and Ctrl-U would. `CR NUL` (the NVT's bare carriage
+//! return, sent by telnet for a typed or piped `\r`) is a plain `CR`.
 
 const IAC: u8 = 255;
 const SB: u8 = 250;
@@ -25,16 +26,21 @@ enum State {
 #[derive(Debug, Default)]
 pub struct Filter {
     state: State,
+    /// The last text byte was CR: a NUL now is padding.
+    after_cr: bool,
 }
 
 impl Filter {
     /// Appends the text bytes of `input` to `out`.
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
         for &b in input {
+            let after_cr = std::mem::take(&mut self.after_cr);
             self.state = match (self.state, b) {
                 (State::Data, IAC) => State::Iac,
+                (State::Data, 0) if after_cr => State::Data,
                 (State::Data, b) => {
                     out.push(b);
+                    self.after_cr = b == b'\r';
                     State::Data
                 }
                 (State::Iac, IAC) => {
@@ -87,6 +93,12 @@ mod tests {
     fn subnegotiation_is_removed() {
         let input: &[u8] = &[b'a', IAC, SB, 24, 0, b'x', b'y', IAC, SE, b'b'];
         assert_eq!(run(&[input]), b"ab");
+    }
+
+    #[test]
+    fn cr_nul_is_a_carriage_return() {
+        assert_eq!(run(&[b"stop a\r\0\r\n"]), b"stop a\r\r\n");
+        assert_eq!(run(&[b"a\r", b"\0b\0"]), b"a\rb\0");
     }
 
     #[test]
