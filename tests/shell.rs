@@ -92,11 +92,15 @@ fn history_survives_between_sessions() {
     first.expect(&prompt(&d));
     first.send("status db\r");
     output(&mut first, &d, "RUNNING");
+    // A leading space keeps a line out of the history.
+    first.send(" status web:1\r");
+    output(&mut first, &d, "RUNNING");
     first.send("quit\r");
     assert!(first.wait().success());
     let file = state.join("taskmaster/history");
     let saved = std::fs::read_to_string(&file).expect("history file");
     assert!(saved.lines().any(|l| l == "status db"), "{saved:?}");
+    assert!(!saved.contains("web:1"), "{saved:?}");
     // A new session recalls it with the up arrow (after `quit`, the last).
     let mut second = shell(&d, &state, &[]);
     second.expect(&prompt(&d));

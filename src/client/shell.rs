@@ -143,11 +143,12 @@ pub fn run(client: &mut Client, colour: bool) -> i32 {
                 return EXIT_USAGE;
             }
         };
-        let line = line.trim();
-        if line.is_empty() {
+        if line.trim().is_empty() {
             continue;
         }
-        let _ = rl.add_history_entry(line);
+        // Untrimmed: a line typed with a leading space stays out of history.
+        let _ = rl.add_history_entry(line.trim_end());
+        let line = line.trim();
         if let Some(h) = &history {
             save(&mut rl, h);
         }
