@@ -1,0 +1,311 @@
+//! Benchmarks of the real taskmasterd binary: idle wake-ups, memory, `status`
+//! latency, crash-to-replacement latency and spawn throughput against a bare
+//! posix_spawn loop. Run with `bench/run` (or `cargo bench --bench daemon`);
+//! results are described in docs/benchmarks.md.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DAEMON: &str = env!("CARGO_BIN_EXE_taskmasterd");
+
+struct Daemon {
+    _dir: tempfile::TempDir,
+    sock: PathBuf,
+    child: Child,
+}
+
+impl Daemon {
+    fn start(programs: &str) -> Daemon {
+        Daemon::start_env(programs, &[])
+    }
+
+    fn start_env(programs: &str, env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("s.sock");
+        let conf = dir.path().join("c.yaml");
+        let text = format!(
+            "socket: {}\nlogfile: {}\nprograms:\n{programs}",
+            sock.display(),
+            dir.path().join("d.log").display()
+        );
+        std::fs::write(&conf, text).expect("config");
+        let child = Command::new(DAEMON)
+            .envs(env.iter().copied())
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("taskmasterd");
+        let d = Daemon {
+            _dir: dir,
+            sock,
+            child,
+        };
+        wait_for("the socket", || UnixStream::connect(&d.sock).is_ok());
+        d
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn connect(&self) -> BufReader<UnixStream> {
+        BufReader::new(UnixStream::connect(&self.sock).expect("connect"))
+    }
+
+    fn cmd(&self, line: &str) -> Vec<String> {
+        request(&mut self.connect(), line)
+    }
+
+    /// Waits until `status` shows every process RUNNING.
+    fn all_running(&self) {
+        wait_for("every process RUNNING", || {
+            self.cmd("status")
+                .iter()
+                .all(|l| l == "OK" || l.split_whitespace().nth(1) == Some("RUNNING"))
+        });
+    }
+
+    /// The daemon's direct children.
+    fn children(&self) -> Vec<i32> {
+        let path = format!("/proc/{0}/task/{0}/children", self.pid());
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.cmd("shutdown");
+        let _ = self.child.wait();
+    }
+}
+
+fn request(r: &mut BufReader<UnixStream>, line: &str) -> Vec<String> {
+    r.get_mut()
+        .write_all(format!("{line}\n").as_bytes())
+        .expect("send");
+    let mut out = Vec::new();
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l).unwrap_or(0) == 0 {
+            return out;
+        }
+        let l = l.trim_end().to_string();
+        let last = l == "OK" || l.starts_with("ERR");
+        out.push(l);
+        if last {
+            return out;
+        }
+    }
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A field of /proc/PID/status, as a number (kB for memory lines).
+fn proc_status(pid: i32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn switches(pid: i32) -> u64 {
+    proc_status(pid, "voluntary_ctxt_switches") + proc_status(pid, "nonvoluntary_ctxt_switches")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn idle_and_memory(idle: Duration) {
+    let d = Daemon::start("  web:\n    cmd: sleep 100000\n    numprocs: 10\n    starttime: 0.2\n");
+    d.all_running();
+    // Let the last client connection and deadlines settle.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = switches(d.pid());
+    std::thread::sleep(idle);
+    let after = switches(d.pid());
+    println!(
+        "idle wake-ups        {} in {}s (10 RUNNING processes, no client)",
+        after - before,
+        idle.as_secs()
+    );
+    println!(
+        "memory               RSS {} KiB, peak RSS {} KiB (10 processes)",
+        proc_status(d.pid(), "VmRSS"),
+        proc_status(d.pid(), "VmHWM")
+    );
+}
+
+fn status_latency(n: usize) {
+    let d = Daemon::start("  web:\n    cmd: sleep 100000\n    numprocs: 10\n    starttime: 0\n");
+    d.all_running();
+    let mut c = d.connect();
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            let reply = request(&mut c, "status");
+            assert_eq!(reply.len(), 11, "{reply:?}");
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    println!(
+        "status round trip    median {}, p99 {}, max {} ({n} requests, 10 processes)",
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.99)),
+        ms(times[n - 1])
+    );
+}
+
+/// SIGKILL one process, time until the daemon has a replacement child.
+fn kill_to_replacement(n: usize, pidfd: bool) {
+    let env: &[(&str, &str)] = if pidfd {
+        &[]
+    } else {
+        &[("TASKMASTER_NO_PIDFD", "1")]
+    };
+    let d = Daemon::start_env(
+        &format!(
+            "  w:\n    cmd: sleep 100000\n    numprocs: {n}\n    starttime: 0\n    autorestart: always\n"
+        ),
+        env,
+    );
+    d.all_running();
+    let mut times = Vec::with_capacity(n);
+    // Each process is killed once: a second crash within 10 s would, by
+    // design, be delayed as a crash loop.
+    for victim in d.children() {
+        let old = d.children();
+        let t = Instant::now();
+        unsafe { libc::kill(victim, libc::SIGKILL) };
+        loop {
+            let now = d.children();
+            if now.len() == old.len() && !now.contains(&victim) {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "no replacement");
+        }
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!(
+        "kill -9 → new child  median {}, p90 {}, max {} ({} kills, {})",
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.9)),
+        ms(times[times.len() - 1]),
+        times.len(),
+        if pidfd { "pidfd" } else { "SIGCHLD" }
+    );
+}
+
+/// `start all` of n processes through the daemon versus spawning them
+/// directly; three alternating rounds, medians compared.
+fn spawn_throughput(n: usize) {
+    let (mut daemon, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        daemon.push(spawn_through_daemon(n));
+        bare.push(spawn_bare(n));
+    }
+    daemon.sort();
+    bare.sort();
+    println!(
+        "{n} spawns           daemon {}, bare posix_spawn {}, ratio {:.2} (medians of 3)",
+        ms(daemon[1]),
+        ms(bare[1]),
+        daemon[1].as_secs_f64() / bare[1].as_secs_f64()
+    );
+}
+
+fn spawn_through_daemon(n: usize) -> Duration {
+    let d = Daemon::start(&format!(
+        "  s:\n    cmd: sleep 100000\n    numprocs: {n}\n    starttime: 0\n    autostart: false\n"
+    ));
+    let t = Instant::now();
+    let reply = d.cmd("start all");
+    let took = t.elapsed();
+    assert_eq!(reply.last().map(String::as_str), Some("OK"), "{reply:?}");
+    took
+}
+
+fn spawn_bare(n: usize) -> Duration {
+    let sleep = which("sleep");
+    let t = Instant::now();
+    let mut kids: Vec<Child> = (0..n)
+        .map(|_| {
+            Command::new(&sleep)
+                .arg("100000")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let took = t.elapsed();
+    for k in &mut kids {
+        let _ = k.kill();
+        let _ = k.wait();
+    }
+    took
+}
+
+fn which(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(name))
+        .find(|p| Path::new(p).is_file())
+        .expect("in PATH")
+}
+
+fn main() {
+    // `--quick` shortens the waits; other words pick benchmarks by name
+    // (idle, status, kill, spawn). cargo passes `--bench`: ignored.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let picked: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .map(String::as_str)
+        .collect();
+    let run = |name: &str| picked.is_empty() || picked.contains(&name);
+    println!("taskmasterd benchmarks ({DAEMON})");
+    if run("idle") {
+        idle_and_memory(Duration::from_secs(if quick { 2 } else { 10 }));
+    }
+    if run("status") {
+        status_latency(if quick { 200 } else { 2000 });
+    }
+    if run("kill") {
+        let kills = if quick { 20 } else { 100 };
+        kill_to_replacement(kills, true);
+        kill_to_replacement(kills, false);
+    }
+    if run("spawn") {
+        spawn_throughput(if quick { 200 } else { 1000 });
+    }
+}
