@@ -74,12 +74,7 @@ impl Daemon {
 
     /// The daemon's direct children.
     fn children(&self) -> Vec<i32> {
-        let path = format!("/proc/{0}/task/{0}/children", self.pid());
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect()
+        children_of(self.pid())
     }
 }
 
@@ -194,23 +189,9 @@ fn kill_to_replacement(n: usize, pidfd: bool) {
         env,
     );
     d.all_running();
-    let mut times = Vec::with_capacity(n);
     // Each process is killed once: a second crash within 10 s would, by
     // design, be delayed as a crash loop.
-    for victim in d.children() {
-        let old = d.children();
-        let t = Instant::now();
-        unsafe { libc::kill(victim, libc::SIGKILL) };
-        loop {
-            let now = d.children();
-            if now.len() == old.len() && !now.contains(&victim) {
-                break;
-            }
-            assert!(t.elapsed() < Duration::from_secs(10), "no replacement");
-        }
-        times.push(t.elapsed());
-    }
-    times.sort();
+    let times = kill_each(|| d.children());
     println!(
         "kill -9 → new child  median {}, p90 {}, max {} ({} kills, {})",
         ms(percentile(&times, 0.5)),
@@ -274,17 +255,133 @@ fn spawn_bare(n: usize) -> Duration {
 }
 
 fn which(name: &str) -> PathBuf {
+    find_in_path(name).expect("in PATH")
+}
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
         .map(|d| d.join(name))
         .find(|p| Path::new(p).is_file())
-        .expect("in PATH")
+}
+
+/// The same idle, memory and kill measurements on supervisord, for comparison.
+struct Supervisord {
+    _dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Supervisord {
+    fn start(bin: &Path, n: usize, startsecs: u32) -> Supervisord {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().display();
+        let conf = dir.path().join("supervisord.conf");
+        let text = format!(
+            "[unix_http_server]\nfile={p}/sv.sock\n\
+             [supervisord]\nlogfile={p}/sv.log\npidfile={p}/sv.pid\nnodaemon=true\n\
+             [rpcinterface:supervisor]\n\
+             supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
+             [program:w]\ncommand=sleep 100000\nnumprocs={n}\n\
+             process_name=%(program_name)s_%(process_num)d\nstartsecs={startsecs}\n\
+             autorestart=true\nstdout_logfile=NONE\nstderr_logfile=NONE\n"
+        );
+        std::fs::write(&conf, text).expect("config");
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("supervisord");
+        let s = Supervisord { _dir: dir, child };
+        wait_for("supervisord's children", || s.children().len() == n);
+        s
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn children(&self) -> Vec<i32> {
+        children_of(self.pid())
+    }
+}
+
+impl Drop for Supervisord {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// SIGKILLs each of `children()` once; sorted times until a replacement exists.
+fn kill_each(children: impl Fn() -> Vec<i32>) -> Vec<Duration> {
+    let mut times = Vec::new();
+    for victim in children() {
+        let old = children();
+        let t = Instant::now();
+        unsafe { libc::kill(victim, libc::SIGKILL) };
+        loop {
+            let now = children();
+            if now.len() == old.len() && !now.contains(&victim) {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "no replacement");
+        }
+        times.push(t.elapsed());
+    }
+    times.sort();
+    times
+}
+
+fn supervisord(idle: Duration, kills: usize) {
+    let bin = std::env::var_os("SUPERVISORD")
+        .map(PathBuf::from)
+        .or_else(|| find_in_path("supervisord"));
+    let Some(bin) = bin else {
+        println!(
+            "supervisord          not found (set SUPERVISORD=/path or pip install supervisor)"
+        );
+        return;
+    };
+    let s = Supervisord::start(&bin, 10, 1);
+    // Past startsecs: every process RUNNING.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = switches(s.pid());
+    std::thread::sleep(idle);
+    let after = switches(s.pid());
+    println!(
+        "supervisord idle     {} wake-ups in {}s; RSS {} KiB (10 processes)",
+        after - before,
+        idle.as_secs(),
+        proc_status(s.pid(), "VmRSS")
+    );
+    drop(s);
+    let s = Supervisord::start(&bin, kills, 0);
+    std::thread::sleep(Duration::from_millis(500));
+    let times = kill_each(|| s.children());
+    println!(
+        "supervisord kill -9  median {}, p90 {}, max {} ({} kills)",
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.9)),
+        ms(times[times.len() - 1]),
+        times.len()
+    );
 }
 
 fn main() {
     // `--quick` shortens the waits; other words pick benchmarks by name
-    // (idle, status, kill, spawn). cargo passes `--bench`: ignored.
+    // (idle, status, kill, spawn, supervisord). cargo passes `--bench`: ignored.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let picked: Vec<&str> = args
@@ -307,5 +404,11 @@ fn main() {
     }
     if run("spawn") {
         spawn_throughput(if quick { 200 } else { 1000 });
+    }
+    if run("supervisord") {
+        supervisord(
+            Duration::from_secs(if quick { 2 } else { 10 }),
+            if quick { 20 } else { 100 },
+        );
     }
 }
