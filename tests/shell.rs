@@ -197,3 +197,20 @@ fn survives_a_daemon_restart() {
     sh.send("exit\r");
     assert!(sh.wait().success());
 }
+
+#[test]
+fn ctrl_c_abandons_a_long_wait_not_the_shell() {
+    let d = Daemon::start("  slow:\n    cmd: sleep 100\n    starttime: 30\n    autostart: false\n");
+    let state = d.path("state");
+    let mut sh = shell(&d, &state, &[]);
+    sh.expect(&prompt(&d));
+    sh.send("start slow\r");
+    d.wait_state("slow:0", "STARTING", 5.0);
+    sh.send("\x03");
+    output(&mut sh, &d, "interrupted; the daemon carries on");
+    // The shell is still here, and so is the start.
+    sh.send("status slow\r");
+    output(&mut sh, &d, "STARTING");
+    sh.send("\x04");
+    assert!(sh.wait().success());
+}

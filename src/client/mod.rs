@@ -7,6 +7,12 @@ pub mod shell;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a waiting request looks at the interrupt flag.
+const INTERRUPT_CHECK: Duration = Duration::from_millis(100);
 
 /// Exit codes of taskmasterctl (contract).
 pub const EXIT_OK: i32 = 0;
@@ -24,6 +30,8 @@ pub struct Reply {
 pub struct Client {
     path: PathBuf,
     reader: Option<BufReader<UnixStream>>,
+    /// Set by SIGINT in the shell: stop waiting for the current reply.
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Client {
@@ -31,7 +39,14 @@ impl Client {
         Client {
             path: path.to_path_buf(),
             reader: None,
+            interrupt: None,
         }
+    }
+
+    /// From now on a set `flag` abandons the reply being waited for (the
+    /// daemon carries on with the command); the connection is dropped.
+    pub fn interruptible(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = Some(flag);
     }
 
     pub fn path(&self) -> &Path {
@@ -50,6 +65,9 @@ impl Client {
                         why_unreachable(&e)
                     )
                 })?;
+                if self.interrupt.is_some() {
+                    let _ = s.set_read_timeout(Some(INTERRUPT_CHECK));
+                }
                 self.reader = Some(BufReader::new(s));
             }
             match self.exchange(line) {
@@ -67,6 +85,7 @@ impl Client {
 
     /// Err((message, got_some_reply)): a reply cut short is not retried.
     fn exchange(&mut self, line: &str) -> Result<Reply, (String, bool)> {
+        use std::io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
         let reader = self
             .reader
             .as_mut()
@@ -75,14 +94,34 @@ impl Client {
             .get_mut()
             .write_all(format!("{line}\n").as_bytes())
             .map_err(|e| (format!("send failed: {e}"), false))?;
+        if let Some(flag) = &self.interrupt {
+            flag.store(false, Ordering::Relaxed);
+        }
         let mut body = Vec::new();
         loop {
-            let mut l = String::new();
-            match reader.read_line(&mut l) {
-                Ok(0) => return Err(("the daemon closed the connection".into(), !body.is_empty())),
-                Ok(_) => {}
-                Err(e) => return Err((format!("read failed: {e}"), !body.is_empty())),
+            let mut raw = Vec::new();
+            loop {
+                match reader.read_until(b'\n', &mut raw) {
+                    Ok(0) => {
+                        let why = "the daemon closed the connection";
+                        return Err((why.into(), !body.is_empty()));
+                    }
+                    Ok(_) if raw.ends_with(b"\n") => break,
+                    Ok(_) => {}
+                    Err(e) if matches!(e.kind(), WouldBlock | TimedOut | Interrupted) => {
+                        if self
+                            .interrupt
+                            .as_ref()
+                            .is_some_and(|f| f.load(Ordering::Relaxed))
+                        {
+                            let why = "interrupted; the daemon carries on with the command";
+                            return Err((why.into(), true));
+                        }
+                    }
+                    Err(e) => return Err((format!("read failed: {e}"), !body.is_empty())),
+                }
             }
+            let l = String::from_utf8_lossy(&raw);
             let l = l.trim_end_matches(['\n', '\r']);
             if l == "OK" {
                 return Ok(Reply { body, error: None });

@@ -12,6 +12,8 @@ use rustyline::Editor;
 use std::ffi::OsString;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// Entries kept in the history file.
 pub const HISTORY_MAX: usize = 1000;
@@ -121,6 +123,12 @@ pub fn run(client: &mut Client, colour: bool) -> i32 {
             return EXIT_USAGE;
         }
     };
+    // Ctrl-C while a reply is awaited (the terminal is cooked then) abandons
+    // the wait instead of killing the shell; at the prompt rustyline reads it.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    if signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted.clone()).is_ok() {
+        client.interruptible(interrupted);
+    }
     let names = fetch_names(client).unwrap_or_else(|e| {
         eprintln!("taskmasterctl: {e}");
         Names::default()
