@@ -111,11 +111,15 @@ impl Pty {
         }
     }
 
-    /// Reads until the program exits and returns its status.
+    /// Reads until the program exits and its output is all read; its status.
     pub fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // What it wrote just before exiting may still be in the pty.
+                while !self.eof && Instant::now() < deadline {
+                    self.pump(Duration::from_millis(20));
+                }
                 return status;
             }
             assert!(
