@@ -33,15 +33,7 @@ impl Daemon {
             dir.path().join("d.log").display()
         );
         std::fs::write(&conf, text).expect("config");
-        let child = Command::new(DAEMON)
-            .envs(env.iter().copied())
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("taskmasterd");
+        let child = quiet(Command::new(DAEMON).envs(env.iter().copied()), &conf);
         let d = Daemon {
             _dir: dir,
             sock,
@@ -83,6 +75,17 @@ impl Drop for Daemon {
         let _ = self.cmd("shutdown");
         let _ = self.child.wait();
     }
+}
+
+/// Starts a supervisor on `conf` with no stdio.
+fn quiet(cmd: &mut Command, conf: &Path) -> Child {
+    cmd.arg("-c")
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the supervisor")
 }
 
 fn request(r: &mut BufReader<UnixStream>, line: &str) -> Vec<String> {
@@ -287,14 +290,7 @@ impl Supervisord {
              autorestart=true\nstdout_logfile=NONE\nstderr_logfile=NONE\n"
         );
         std::fs::write(&conf, text).expect("config");
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("supervisord");
+        let child = quiet(&mut Command::new(bin), &conf);
         let s = Supervisord { _dir: dir, child };
         wait_for("supervisord's children", || s.children().len() == n);
         s

@@ -17,7 +17,6 @@ pub struct Listeners {
     unix: UnixListener,
     pub socket_path: PathBuf,
     tcp: Option<TcpListener>,
-    pub listen: Option<SocketAddr>,
 }
 
 /// Binds the control socket: refuses if another daemon answers on it or if the
@@ -71,7 +70,6 @@ impl Listeners {
             unix,
             socket_path: socket.to_path_buf(),
             tcp,
-            listen,
         })
     }
 
@@ -109,7 +107,6 @@ impl Listeners {
         match bind_tcp(addr, reg) {
             Ok(new) => {
                 self.tcp = new;
-                self.listen = addr;
                 Ok(())
             }
             Err(e) => {

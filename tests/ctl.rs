@@ -14,6 +14,19 @@ fn ctl(d: &Daemon, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// taskmasterctl in script mode: `args`, then `input` on its stdin.
+fn script(args: &[&std::ffi::OsStr], input: &[u8]) -> Output {
+    let mut child = Command::new(CTL)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -50,21 +63,10 @@ fn one_shot_exit_codes() {
 fn script_mode_and_config_socket() {
     let d = Daemon::start("  a:\n    cmd: sleep 100\n    starttime: 0\n");
     d.wait_state("a:0", "RUNNING", 5.0);
-    let mut child = Command::new(CTL)
-        .arg("-c")
-        .arg(&d.conf)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"status\n\nstop a\nstart zzz\nstatus a\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = script(
+        &["-c".as_ref(), d.conf.as_os_str()],
+        b"status\n\nstop a\nstart zzz\nstatus a\n",
+    );
     assert_eq!(out.status.code(), Some(3), "highest of 0, 0, 1, 3");
     let stdout = text(&out.stdout);
     assert!(stdout.contains("a:0: stopped\n"), "{stdout}");
@@ -92,21 +94,7 @@ fn piped_output_is_plain_and_help_works_without_a_daemon() {
 fn script_mode_shuts_down_without_asking() {
     let mut d = Daemon::start("  a:\n    cmd: sleep 100\n    starttime: 0\n");
     d.wait_state("a:0", "RUNNING", 5.0);
-    let mut child = Command::new(CTL)
-        .arg("-s")
-        .arg(&d.sock)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"shutdown\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = script(&["-s".as_ref(), d.sock.as_os_str()], b"shutdown\n");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(d.wait_exit(10.0).success());
 }
