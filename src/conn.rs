@@ -1,8 +1,11 @@
-//! One control connection: bounded input and output buffers and line framing.
+//! One control connection: line framing over a bounded input buffer, and an
+//! output buffer the reactor keeps small by not reading requests while it is
+//! full (back-pressure).
 //!
-//! Memory per client is bounded: input stops being read while a deferred reply
-//! holds the connection and `MAX_PENDING_INPUT` is buffered; output past
-//! `MAX_OUTPUT` means the client does not read, and it is dropped.
+//! Input is read one chunk at a time, only when no complete line is buffered,
+//! so the input buffer never holds more than one maximal line plus one chunk.
+//! Lines are taken with a cursor (no per-line shifting of the buffer); the
+//! consumed prefix is dropped before the next read.
 
 use crate::protocol::MAX_LINE;
 use crate::telnet;
@@ -10,9 +13,10 @@ use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
+use std::time::Instant;
 
-const MAX_PENDING_INPUT: usize = 2 * MAX_LINE;
-const MAX_OUTPUT: usize = 8 * 1024 * 1024;
+/// Bytes read per `fill`.
+pub const CHUNK: usize = 8192;
 
 pub enum Stream {
     Unix(UnixStream),
@@ -52,35 +56,63 @@ pub enum Line {
     TooLong,
 }
 
+/// What one `fill` got.
+#[derive(Debug, PartialEq)]
+pub enum Filled {
+    Bytes(usize),
+    /// Nothing more until the next readiness event.
+    WouldBlock,
+    Eof,
+}
+
 pub struct Conn {
     stream: Stream,
     input: Vec<u8>,
+    /// Start of the unconsumed input.
+    start: usize,
+    /// Input before this offset has no newline (saves rescanning).
+    scanned: usize,
     output: Vec<u8>,
+    /// Bytes of `output` already written.
+    sent: usize,
     /// A deferred reply is pending: later lines wait.
     pub busy: bool,
-    /// The peer closed its side (or misbehaved): close once output is flushed.
+    /// The peer closed its side, or `quit`: close once output is flushed.
     pub closing: bool,
-    /// Input reading stopped at the buffer limit; resume when idle.
-    paused: bool,
     /// The connection is dead: drop it now.
     pub dead: bool,
+    /// The socket may hold unread bytes (edge-triggered: cleared only by WouldBlock).
+    pub readable: bool,
+    /// Queued in the reactor's ready list.
+    pub queued: bool,
+    /// Last time a request was taken or a reply finished: idle connections are
+    /// the ones shed when the client table is full.
+    pub last_active: Instant,
+    /// Who is on the other end, for the log: `uid 1000` or `127.0.0.1:5555`.
+    pub peer: String,
     /// TCP clients may be telnet: IAC sequences are filtered out of the
     /// input and replies end lines with CRLF, as the telnet NVT wants.
     telnet: Option<telnet::Filter>,
 }
 
 impl Conn {
-    pub fn new(stream: Stream) -> Conn {
+    pub fn new(stream: Stream, peer: String, now: Instant) -> Conn {
         let telnet = matches!(stream, Stream::Tcp(_)).then(telnet::Filter::default);
         Conn {
             telnet,
             stream,
             input: Vec::new(),
+            start: 0,
+            scanned: 0,
             output: Vec::new(),
+            sent: 0,
             busy: false,
             closing: false,
-            paused: false,
             dead: false,
+            readable: true,
+            queued: false,
+            last_active: now,
+            peer,
         }
     }
 
@@ -96,76 +128,104 @@ impl Conn {
         let _ = reg.deregister(self.stream.source());
     }
 
-    /// Reads until WouldBlock, EOF or the input limit.
-    pub fn read(&mut self) {
-        let mut buf = [0u8; 8192];
-        while !self.closing {
-            if self.input.len() >= MAX_PENDING_INPUT {
-                self.paused = true;
-                return;
-            }
+    /// Reads one chunk. Call only when `next_line` found nothing.
+    pub fn fill(&mut self) -> Filled {
+        if self.start > 0 {
+            self.input.drain(..self.start);
+            self.scanned = self.scanned.saturating_sub(self.start);
+            self.start = 0;
+        }
+        let mut buf = [0u8; CHUNK];
+        loop {
             match self.stream.read(&mut buf) {
-                Ok(0) => self.closing = true,
-                Ok(n) => match &mut self.telnet {
-                    Some(f) => f.feed(&buf[..n], &mut self.input),
-                    None => self.input.extend_from_slice(&buf[..n]),
-                },
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Ok(0) => {
+                    self.readable = false;
+                    self.closing = true;
+                    // A last line without a newline still gets its reply.
+                    if self.input.len() > self.start {
+                        self.input.push(b'\n');
+                    }
+                    return Filled::Eof;
+                }
+                Ok(n) => {
+                    match &mut self.telnet {
+                        Some(f) => {
+                            let mut replies = Vec::new();
+                            f.feed(&buf[..n], &mut self.input, &mut replies);
+                            self.output.extend_from_slice(&replies);
+                        }
+                        None => self.input.extend_from_slice(&buf[..n]),
+                    }
+                    return Filled::Bytes(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Filled::WouldBlock;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     self.dead = true;
-                    return;
+                    return Filled::Eof;
                 }
             }
         }
     }
 
-    /// Reads again if reading was paused and there is room now; true if it did.
-    pub fn resume(&mut self) -> bool {
-        if self.paused && self.input.len() < MAX_PENDING_INPUT {
-            self.paused = false;
-            self.read();
-            return true;
-        }
-        false
-    }
-
     /// The next complete line, if any (a trailing `\r` is dropped).
     pub fn next_line(&mut self) -> Option<Line> {
-        let Some(end) = self.input.iter().position(|b| *b == b'\n') else {
-            if self.input.len() > MAX_LINE {
-                self.input.clear();
+        let from = self.scanned.max(self.start);
+        let Some(pos) = self.input[from..].iter().position(|b| *b == b'\n') else {
+            self.scanned = self.input.len();
+            if self.input.len() - self.start > MAX_LINE {
+                self.discard_input();
                 return Some(Line::TooLong);
             }
             return None;
         };
-        if end > MAX_LINE {
-            self.input.clear();
+        let end = from + pos;
+        if end - self.start > MAX_LINE {
+            self.discard_input();
             return Some(Line::TooLong);
         }
-        let mut raw: Vec<u8> = self.input.drain(..=end).collect();
-        raw.pop();
+        let mut raw = &self.input[self.start..end];
         if raw.last() == Some(&b'\r') {
-            raw.pop();
+            raw = &raw[..raw.len() - 1];
         }
-        Some(match String::from_utf8(raw) {
-            Ok(s) => Line::Text(s),
+        let line = match std::str::from_utf8(raw) {
+            Ok(s) => Line::Text(s.to_string()),
             Err(_) => Line::Invalid,
-        })
+        };
+        self.start = end + 1;
+        self.scanned = self.start;
+        Some(line)
+    }
+
+    fn discard_input(&mut self) {
+        self.input.clear();
+        self.start = 0;
+        self.scanned = 0;
+    }
+
+    /// Whether a complete line is buffered.
+    pub fn has_line(&self) -> bool {
+        self.input[self.start..].contains(&b'\n')
     }
 
     /// Ends the connection once the output is flushed; unread input is dropped.
     pub fn close_after_flush(&mut self) {
         self.closing = true;
-        self.input.clear();
+        self.readable = false;
+        self.discard_input();
     }
 
-    /// Queues `text` and tries to send it at once.
+    /// Queues `text` (CRLF line ends for telnet) and tries to send it at once.
     pub fn send(&mut self, text: &str) {
-        if self.output.len() + text.len() > MAX_OUTPUT {
-            self.dead = true;
-            return;
-        }
+        self.queue(text);
+        self.flush();
+    }
+
+    /// Queues `text` without writing yet.
+    pub fn queue(&mut self, text: &str) {
         if self.telnet.is_some() {
             for b in text.bytes() {
                 if b == b'\n' {
@@ -176,19 +236,22 @@ impl Conn {
         } else {
             self.output.extend_from_slice(text.as_bytes());
         }
-        self.flush();
+    }
+
+    /// Unsent output bytes.
+    pub fn pending_output(&self) -> usize {
+        self.output.len() - self.sent
     }
 
     /// Writes until the buffer is empty or the socket is full.
     pub fn flush(&mut self) {
-        let mut sent = 0;
-        while sent < self.output.len() {
-            match self.stream.write(&self.output[sent..]) {
+        while self.sent < self.output.len() {
+            match self.stream.write(&self.output[self.sent..]) {
                 Ok(0) => {
                     self.dead = true;
                     break;
                 }
-                Ok(n) => sent += n,
+                Ok(n) => self.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -197,15 +260,82 @@ impl Conn {
                 }
             }
         }
-        self.output.drain(..sent);
+        if self.sent == self.output.len() {
+            self.output.clear();
+            self.sent = 0;
+            // A burst must not pin its peak allocation for the connection's life.
+            if self.output.capacity() > 4 * CHUNK {
+                self.output.shrink_to(CHUNK);
+            }
+        } else if self.sent > CHUNK && self.sent * 2 > self.output.len() {
+            self.output.drain(..self.sent);
+            self.sent = 0;
+        }
+        if self.input.capacity() > MAX_LINE + 2 * CHUNK && self.input.len() < CHUNK {
+            self.input.shrink_to(CHUNK);
+        }
     }
 
     /// Nothing more will come from or go to this client.
     pub fn finished(&self) -> bool {
-        self.dead
-            || (self.closing
-                && !self.busy
-                && self.output.is_empty()
-                && !self.input.contains(&b'\n'))
+        self.dead || (self.closing && !self.busy && self.pending_output() == 0 && !self.has_line())
+    }
+
+    /// Could be closed without losing anything: no request in flight, nothing
+    /// unsent, nothing unread that we know of.
+    pub fn idle(&self) -> bool {
+        !self.busy && self.pending_output() == 0 && !self.has_line()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (Conn, std::os::unix::net::UnixStream) {
+        let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        a.set_nonblocking(true).expect("nonblocking");
+        let conn = Conn::new(
+            Stream::Unix(UnixStream::from_std(a)),
+            "test".into(),
+            Instant::now(),
+        );
+        (conn, b)
+    }
+
+    #[test]
+    fn lines_by_cursor_crlf_and_partial_last_line_at_eof() {
+        let (mut c, mut peer) = pair();
+        peer.write_all(b"one\r\n\ntwo\nthr").unwrap();
+        assert_eq!(c.fill(), Filled::Bytes(13));
+        assert_eq!(c.next_line(), Some(Line::Text("one".into())));
+        assert_eq!(c.next_line(), Some(Line::Text(String::new())));
+        assert_eq!(c.next_line(), Some(Line::Text("two".into())));
+        assert_eq!(c.next_line(), None);
+        assert_eq!(c.fill(), Filled::WouldBlock);
+        drop(peer);
+        assert_eq!(c.fill(), Filled::Eof);
+        assert_eq!(c.next_line(), Some(Line::Text("thr".into())));
+        assert_eq!(c.next_line(), None);
+    }
+
+    #[test]
+    fn long_line_and_bad_utf8() {
+        let (mut c, mut peer) = pair();
+        peer.write_all(b"\xff\xfe\n").unwrap();
+        c.fill();
+        assert_eq!(c.next_line(), Some(Line::Invalid));
+        let big = vec![b'x'; CHUNK];
+        let mut got = None;
+        for _ in 0..(MAX_LINE / CHUNK + 2) {
+            peer.write_all(&big).unwrap();
+            c.fill();
+            got = c.next_line();
+            if got.is_some() {
+                break;
+            }
+        }
+        assert_eq!(got, Some(Line::TooLong));
+        assert!(c.input.len() <= MAX_LINE + CHUNK);
     }
 }

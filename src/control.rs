@@ -1,10 +1,11 @@
 //! Executes protocol requests against the supervisor. `start`, `stop` and
-//! `restart` return a `Waiter`: the reply is due once every target got there.
+//! `restart` return a `Waiter`: the reply is due once every target got there,
+//! and each target is judged when *it* gets there, not when the reply is sent.
+//! `status` returns a `StatusStream`, written out as the client reads it.
 
 use crate::protocol::{self, Request};
 use crate::state::{Event, State};
-use crate::supervisor::Supervisor;
-use mio::Registry;
+use crate::supervisor::{Supervisor, Transition};
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -13,16 +14,20 @@ enum Goal {
     Stop,
 }
 
-/// A deferred reply: one line per target, decided as each settles.
+/// A target's line once decided, and whether it counts as failed.
+type Verdict = Option<(String, bool)>;
+
+/// A deferred reply: one line per target, each decided as that target settles.
 pub struct Waiter {
     pub client: usize,
     goal: Goal,
-    /// (slot, line already decided when the command ran)
-    targets: Vec<(usize, Option<String>)>,
+    /// (slot, name, verdict)
+    targets: Vec<(usize, String, Verdict)>,
 }
 
 pub enum Outcome {
     Reply(String),
+    Status(StatusStream),
     Wait(Waiter),
     Shutdown,
     Reload {
@@ -32,15 +37,22 @@ pub enum Outcome {
     Quit,
 }
 
-pub fn execute(
-    sup: &mut Supervisor,
-    client: usize,
-    req: Request,
-    reg: &Registry,
-    now: Instant,
-) -> Outcome {
+/// Whether a request only reads (logged at debug, not info).
+pub fn read_only(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Status { .. } | Request::Help(_) | Request::Reload { dry_run: true }
+    )
+}
+
+pub fn execute(sup: &mut Supervisor, client: usize, req: Request, now: Instant) -> Outcome {
     let (names, goal, events): (Vec<String>, Goal, &[Event]) = match req {
-        Request::Status { names, json } => return Outcome::Reply(status(sup, &names, json, now)),
+        Request::Status { names, json } => {
+            return match StatusStream::new(sup, &names, json) {
+                Ok(s) => Outcome::Status(s),
+                Err(e) => Outcome::Reply(protocol::reply(&[], Err(e))),
+            }
+        }
         Request::Help(topic) => {
             return Outcome::Reply(match protocol::help(topic.as_deref()) {
                 Ok(body) => protocol::reply(&body, Ok(())),
@@ -68,57 +80,72 @@ pub fn execute(
             _ => None,
         };
         let name = sup.get(slot).map(|p| p.name.clone()).unwrap_or_default();
-        targets.push((slot, noop.map(|n| format!("{name}: {n}"))));
-        if noop.is_none() {
+        let fixed = noop.map(|n| (format!("{name}: {n}"), false));
+        if fixed.is_none() {
             for ev in events {
-                sup.feed(slot, ev.clone(), reg, now);
+                sup.feed(slot, ev.clone());
             }
         }
+        targets.push((slot, name, fixed));
     }
-    Outcome::Wait(Waiter {
+    sup.run(now);
+    let mut w = Waiter {
         client,
         goal,
         targets,
-    })
+    };
+    // Where each target stands now that the command ran.
+    for i in 0..w.targets.len() {
+        let slot = w.targets[i].0;
+        if let Some(p) = sup.get(slot) {
+            w.judge(i, p.proc.state, &p.proc.message);
+        }
+    }
+    Outcome::Wait(w)
 }
 
 impl Waiter {
-    /// The reply, once no target is still on its way.
-    pub fn poll(&self, sup: &Supervisor) -> Option<String> {
-        let moving = |s: State| matches!(s, State::Starting | State::Stopping);
-        if self
-            .targets
-            .iter()
-            .any(|(slot, fixed)| fixed.is_none() && moving(sup.state(*slot)))
-        {
-            return None;
+    fn judge(&mut self, i: usize, state: State, message: &str) {
+        let (_, name, line) = &mut self.targets[i];
+        if line.is_some() {
+            return;
         }
-        let mut failed = 0;
-        let body: Vec<String> = self
-            .targets
-            .iter()
-            .map(|(slot, fixed)| {
-                if let Some(line) = fixed {
-                    return line.clone();
-                }
-                let Some(p) = sup.get(*slot) else {
-                    return "?: removed".to_string();
+        *line = match (self.goal, state) {
+            (_, State::Starting | State::Stopping) => None,
+            (Goal::Start, State::Running) => Some((format!("{name}: started"), false)),
+            (Goal::Stop, State::Stopped) => Some((format!("{name}: stopped"), false)),
+            (_, s) => {
+                let why = if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({message})")
                 };
-                match (self.goal, p.proc.state) {
-                    (Goal::Start, State::Running) => format!("{}: started", p.name),
-                    (Goal::Stop, State::Stopped) => format!("{}: stopped", p.name),
-                    (_, s) => {
-                        failed += 1;
-                        let why = if p.proc.message.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({})", p.proc.message)
-                        };
-                        format!("{}: failed: {}{why}", p.name, s.token())
-                    }
-                }
-            })
-            .collect();
+                Some((format!("{name}: failed: {}{why}", s.token()), true))
+            }
+        };
+    }
+
+    /// Records what a state change means for this reply.
+    pub fn note(&mut self, t: &Transition, sup: &Supervisor) {
+        for i in 0..self.targets.len() {
+            if self.targets[i].0 == t.slot {
+                let message = sup
+                    .get(t.slot)
+                    .map_or("removed", |p| p.proc.message.as_str());
+                self.judge(i, t.to, message);
+            }
+        }
+    }
+
+    /// The reply, once every target is decided.
+    pub fn reply(&self) -> Option<String> {
+        let mut body = Vec::with_capacity(self.targets.len());
+        let mut failed = 0;
+        for (_, _, line) in &self.targets {
+            let (text, bad) = line.as_ref()?;
+            body.push(text.clone());
+            failed += usize::from(*bad);
+        }
         let result = if failed == 0 {
             Ok(())
         } else {
@@ -126,22 +153,120 @@ impl Waiter {
         };
         Some(protocol::reply(&body, result))
     }
+
+    /// Targets freed meanwhile (a reload removed them) are decided as such.
+    pub fn forget_freed(&mut self, sup: &Supervisor) {
+        for (slot, name, line) in &mut self.targets {
+            if line.is_none() && sup.get(*slot).is_none() {
+                *line = Some((format!("{name}: failed: removed"), true));
+            }
+        }
+    }
 }
 
-fn status(sup: &Supervisor, names: &[String], json: bool, now: Instant) -> String {
-    let slots: Vec<usize> = if names.is_empty() {
-        sup.order.clone()
-    } else {
-        match sup.resolve(names) {
-            Ok(s) => s,
-            Err(e) => return protocol::reply(&[], Err(e)),
+/// Which processes a `status` lists.
+enum Slots {
+    /// Every process, by position in the status order (no copy of the table).
+    All(usize),
+    /// Named ones, by slot.
+    List(Vec<u32>, usize),
+}
+
+/// A `status` reply written out in pieces as the client reads: a reply for
+/// 65 536 processes costs the daemon one output buffer, not 5 MiB per client.
+pub struct StatusStream {
+    slots: Slots,
+    json: bool,
+    width: usize,
+    /// Objects written so far (for the JSON commas).
+    written: usize,
+    opened: bool,
+}
+
+impl StatusStream {
+    fn new(sup: &Supervisor, names: &[String], json: bool) -> Result<StatusStream, String> {
+        let slots = if names.is_empty() {
+            Slots::All(0)
+        } else {
+            Slots::List(
+                sup.resolve(names)?.into_iter().map(|s| s as u32).collect(),
+                0,
+            )
+        };
+        let mut s = StatusStream {
+            slots,
+            json,
+            width: 0,
+            written: 0,
+            opened: false,
+        };
+        if !json {
+            s.width = s
+                .remaining(sup)
+                .filter_map(|slot| sup.get(slot))
+                .map(|p| p.name.len())
+                .max()
+                .unwrap_or(0);
         }
-    };
-    let views: Vec<_> = slots.iter().map(|s| sup.view(*s, now)).collect();
-    let body = if json {
-        vec![protocol::status_json(&views)]
-    } else {
-        protocol::status_lines(&views)
-    };
-    protocol::reply(&body, Ok(()))
+        Ok(s)
+    }
+
+    fn remaining<'a>(&'a self, sup: &'a Supervisor) -> Box<dyn Iterator<Item = usize> + 'a> {
+        match &self.slots {
+            Slots::All(pos) => Box::new(sup.order.iter().skip(*pos).copied()),
+            Slots::List(v, pos) => Box::new(v.iter().skip(*pos).map(|s| *s as usize)),
+        }
+    }
+
+    fn next_slot(&mut self, sup: &Supervisor) -> Option<usize> {
+        match &mut self.slots {
+            Slots::All(pos) => {
+                let s = sup.order.get(*pos).copied();
+                *pos += 1;
+                s
+            }
+            Slots::List(v, pos) => {
+                let s = v.get(*pos).map(|s| *s as usize);
+                *pos += 1;
+                s
+            }
+        }
+    }
+
+    /// Appends about `budget` bytes of the reply to `out`; true once the whole
+    /// reply (its final `OK` included) has been appended.
+    pub fn fill(
+        &mut self,
+        sup: &Supervisor,
+        now: Instant,
+        out: &mut String,
+        budget: usize,
+    ) -> bool {
+        let start = out.len();
+        if self.json && !self.opened {
+            self.opened = true;
+            out.push('[');
+        }
+        while out.len() - start < budget {
+            let Some(slot) = self.next_slot(sup) else {
+                out.push_str(if self.json { "]\nOK\n" } else { "OK\n" });
+                return true;
+            };
+            // A process removed since the reply began is skipped.
+            let Some(view) = sup.view(slot, now) else {
+                continue;
+            };
+            if self.json {
+                if self.written > 0 {
+                    out.push(',');
+                }
+                out.push_str(&protocol::status_json_item(&view));
+            } else {
+                out.push_str(&protocol::status_line(&view, self.width));
+                out.push('\n');
+            }
+            self.written += 1;
+        }
+        false
+    }
 }

@@ -7,6 +7,7 @@ use mio::net::{TcpListener, UnixListener};
 use mio::{Interest, Registry, Token};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -73,12 +74,19 @@ impl Listeners {
         })
     }
 
-    /// Accepts one pending connection from the listener behind `token`.
-    pub fn accept(&self, token: Token) -> io::Result<Stream> {
+    /// Accepts one pending connection from the listener behind `token`, with
+    /// who is on the other end (for the log): `uid N` or the TCP address.
+    pub fn accept(&self, token: Token) -> io::Result<(Stream, String)> {
         match (token, &self.tcp) {
-            (TCP_LISTENER, Some(l)) => l.accept().map(|(s, _)| Stream::Tcp(s)),
+            (TCP_LISTENER, Some(l)) => l
+                .accept()
+                .map(|(s, addr)| (Stream::Tcp(s), addr.to_string())),
             (TCP_LISTENER, None) => Err(io::ErrorKind::WouldBlock.into()),
-            _ => self.unix.accept().map(|(s, _)| Stream::Unix(s)),
+            _ => self.unix.accept().map(|(s, _)| {
+                let peer =
+                    peer_uid(s.as_raw_fd()).map_or_else(|| "uid ?".into(), |u| format!("uid {u}"));
+                (Stream::Unix(s), peer)
+            }),
         }
     }
 
@@ -121,6 +129,26 @@ impl Listeners {
     pub fn remove_socket(&self) {
         let _ = std::fs::remove_file(&self.socket_path);
     }
+}
+
+/// The uid of the process on the other end of a unix socket (SO_PEERCRED).
+pub fn peer_uid(fd: RawFd) -> Option<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(cred.uid)
 }
 
 pub fn show_listen(a: Option<SocketAddr>) -> String {

@@ -234,7 +234,11 @@ impl ProcessView {
     /// The human detail column.
     pub fn detail(&self) -> String {
         match (self.pid, self.uptime) {
-            (Some(pid), Some(up)) if self.message.is_empty() => {
+            // A live process shows its pid, not the text of its previous exit.
+            (Some(pid), Some(up))
+                if self.message.is_empty()
+                    || matches!(self.state, State::Starting | State::Running) =>
+            {
                 format!("pid {pid}, uptime {}", hms(up))
             }
             (Some(pid), Some(up)) => format!("pid {pid}, uptime {}, {}", hms(up), self.message),
@@ -257,45 +261,56 @@ pub fn hms(d: Duration) -> String {
 /// Aligned `name state detail` lines, no header.
 pub fn status_lines(procs: &[ProcessView]) -> Vec<String> {
     let width = procs.iter().map(|p| p.name.len()).max().unwrap_or(0);
-    procs
-        .iter()
-        .map(|p| {
-            let line = format!("{:width$}  {:19}  {}", p.name, p.state.token(), p.detail());
-            line.trim_end().to_string()
-        })
-        .collect()
+    procs.iter().map(|p| status_line(p, width)).collect()
+}
+
+/// One `status` line with the name column `width` wide.
+pub fn status_line(p: &ProcessView, width: usize) -> String {
+    let line = format!("{:width$}  {:19}  {}", p.name, p.state.token(), p.detail());
+    line.trim_end().to_string()
 }
 
 /// The one-line JSON array of `status --json`.
 pub fn status_json(procs: &[ProcessView]) -> String {
-    let mut out = String::from("[");
-    for (i, p) in procs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let opt = |v: Option<String>| v.unwrap_or_else(|| "null".into());
-        let (code, sig) = match p.last_exit {
-            Some(Exit::Code(c)) => (Some(c.to_string()), None),
-            Some(Exit::Signal(s)) => (None, Some(json_str(&crate::signals::name(s)))),
-            None => (None, None),
-        };
-        let _ = write!(
-            out,
-            "{{\"name\":{},\"program\":{},\"index\":{},\"state\":\"{}\",\"pid\":{},\"uptime_s\":{},\"exit_code\":{},\"signal\":{},\"restarts\":{},\"message\":{}}}",
-            json_str(&p.name),
-            json_str(&p.program),
-            p.index,
-            p.state.token(),
-            opt(p.pid.map(|v| v.to_string())),
-            opt(p.uptime.map(|u| u.as_secs().to_string())),
-            opt(code),
-            opt(sig),
-            p.restarts,
-            json_str(&p.detail()),
-        );
-    }
-    out.push(']');
-    out
+    let items: Vec<String> = procs.iter().map(status_json_item).collect();
+    format!("[{}]", items.join(","))
+}
+
+/// One process's object of `status --json`, fields in contract order.
+#[derive(serde::Serialize)]
+struct StatusItem<'a> {
+    name: &'a str,
+    program: &'a str,
+    index: u32,
+    state: &'static str,
+    pid: Option<i32>,
+    uptime_s: Option<u64>,
+    exit_code: Option<i32>,
+    signal: Option<String>,
+    restarts: u32,
+    message: String,
+}
+
+/// One process's object of `status --json` (no brackets: big replies stream).
+pub fn status_json_item(p: &ProcessView) -> String {
+    let (exit_code, signal) = match p.last_exit {
+        Some(Exit::Code(c)) => (Some(c), None),
+        Some(Exit::Signal(s)) => (None, Some(crate::signals::name(s))),
+        None => (None, None),
+    };
+    let item = StatusItem {
+        name: &p.name,
+        program: &p.program,
+        index: p.index,
+        state: p.state.token(),
+        pid: p.pid,
+        uptime_s: p.uptime.map(|u| u.as_secs()),
+        exit_code,
+        signal,
+        restarts: p.restarts,
+        message: p.detail(),
+    };
+    serde_json::to_string(&item).unwrap_or_else(|_| "{}".into())
 }
 
 /// A JSON string literal, escaped.

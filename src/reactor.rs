@@ -1,67 +1,103 @@
 //! The event loop: one mio `Poll` turns signals, pidfds, sockets and deadlines
-//! into calls on the supervisor. It holds no policy: `state::step` decides,
-//! `control` answers requests, this file only moves events and bytes.
+//! into events for the supervisor. It holds no policy: `state::step` decides
+//! for processes, `lifecycle` for the daemon itself, `reload` plans reloads,
+//! `control` answers requests; this file only moves events and bytes.
+//!
+//! Fairness: no source is served without bound in one turn. A client, a
+//! listener or the reaper that still has work when its budget runs out goes
+//! on the ready list, and the next poll does not sleep while that list is
+//! non-empty, so everyone else gets a turn in between.
 
-use crate::config::{self, Config};
-use crate::conn::{Conn, Line};
-use crate::control::{self, Outcome, Waiter};
-use crate::listen::{show_listen, Listeners, TCP_LISTENER, UNIX_LISTENER};
+use crate::config::Config;
+use crate::conn::Conn;
+use crate::control::{StatusStream, Waiter};
+use crate::lifecycle::{self, SignalPlan};
+use crate::listen::{Listeners, TCP_LISTENER, UNIX_LISTENER};
 use crate::protocol;
+use crate::reload::{self, Top};
 use crate::report::Reports;
+use crate::state::Event;
 use crate::supervisor::{Supervisor, PROC_TOKEN};
-use crate::{eventlog, reload};
+use crate::timers::Deadline;
+use crate::{config, eventlog};
 use log::{error, info, warn};
 use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const SIGNALS: Token = Token(0);
-const CLIENT_TOKEN: usize = 2 << 32;
+pub(crate) const CLIENT_TOKEN: usize = 2 << 32;
 const REPORT_TOKEN: usize = 3 << 32;
-/// Accepting stops at this many clients; the rest wait in the backlog.
-const MAX_CLIENTS: usize = 1024;
+
+/// A control connection and the `status` reply it is being streamed, if any.
+pub(crate) struct Client {
+    pub conn: Conn,
+    pub stream: Option<StatusStream>,
+}
 
 pub struct Reactor {
     poll: Poll,
     signals: Signals,
-    listeners: Listeners,
-    sup: Supervisor,
+    pub(crate) listeners: Listeners,
+    pub(crate) sup: Supervisor,
     use_pidfd: bool,
-    clients: HashMap<usize, Conn>,
-    next_id: usize,
-    waiters: Vec<Waiter>,
+    pub(crate) clients: HashMap<usize, Client>,
+    pub(crate) next_id: usize,
+    /// Clients with work left after their budget ran out, or unblocked since.
+    pub(crate) ready: VecDeque<usize>,
+    /// Listeners whose backlog may still hold connections.
+    pub(crate) accept_again: Vec<Token>,
+    /// The last sweep stopped at its batch limit.
+    sweep_again: bool,
+    pub(crate) waiters: Vec<Waiter>,
     reports: Reports,
     /// Clients waiting for `shutdown`'s OK; `Some` once shutting down.
-    shutdown: Option<Vec<usize>>,
+    pub(crate) shutdown: Option<Vec<usize>>,
+    /// Ignored signals already logged at warn level (later ones at debug).
+    ignored: HashSet<i32>,
+    /// A spare fd: closed to accept-and-refuse a client when the fd table is full.
+    pub(crate) reserve: Option<std::fs::File>,
+    /// Connections shed since the client table was last below its limit.
+    pub(crate) shed: usize,
 }
 
 impl Reactor {
     pub fn new(config: Config, use_pidfd: bool) -> Result<Reactor, String> {
         let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
-        let mut wanted = vec![SIGHUP, SIGTERM, SIGINT];
-        if !use_pidfd {
-            wanted.push(SIGCHLD);
-        }
-        let mut signals = Signals::new(wanted).map_err(|e| format!("signals: {e}"))?;
+        let mut signals =
+            Signals::new(lifecycle::handled()).map_err(|e| format!("signals: {e}"))?;
         let reg = poll.registry();
         reg.register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| e.to_string())?;
         let listeners = Listeners::bind(&config.socket, config.listen, reg)?;
+        let sup_reg = reg.try_clone().map_err(|e| format!("epoll: {e}"))?;
+        if let Err(e) = crate::reap::become_subreaper() {
+            warn!("cannot become a child subreaper ({e}): orphans of children go to init");
+        }
         Ok(Reactor {
-            poll,
             signals,
             listeners,
-            sup: Supervisor::new(config, use_pidfd),
+            sup: Supervisor::new(config, use_pidfd, sup_reg),
             use_pidfd,
             clients: HashMap::new(),
             next_id: 0,
+            ready: VecDeque::new(),
+            accept_again: Vec::new(),
+            sweep_again: false,
             waiters: Vec::new(),
             reports: Reports::new(REPORT_TOKEN),
             shutdown: None,
+            ignored: HashSet::new(),
+            reserve: std::fs::File::open("/dev/null").ok(),
+            shed: 0,
+            poll,
         })
+    }
+
+    pub(crate) fn registry(&self) -> &mio::Registry {
+        self.poll.registry()
     }
 
     /// Runs until shutdown; returns the process exit code.
@@ -72,20 +108,25 @@ impl Reactor {
             self.sup.config.programs.len(),
             self.sup.config.process_count(),
             self.listeners.socket_path.display(),
-            if self.use_pidfd { "pidfd" } else { "SIGCHLD" }
+            if self.use_pidfd {
+                "pidfd, SIGCHLD as backstop"
+            } else {
+                "SIGCHLD"
+            }
         );
-        self.sup.boot(self.poll.registry(), Instant::now());
+        self.sup.boot(Instant::now());
         let mut events = Events::with_capacity(1024);
         loop {
             self.after_batch();
             if self.shutdown.is_some() && self.sup.all_down() {
                 return self.finish_shutdown();
             }
-            let now = Instant::now();
-            let timeout = [self.sup.timers.timeout(now), self.reports.timeout(now)]
-                .into_iter()
-                .flatten()
-                .min();
+            let busy = !self.ready.is_empty() || !self.accept_again.is_empty() || self.sweep_again;
+            let timeout = if busy {
+                Some(Duration::ZERO)
+            } else {
+                self.sup.timers.timeout(Instant::now())
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -94,20 +135,57 @@ impl Reactor {
                 return 1;
             }
             let now = Instant::now();
-            self.sup.fire_due(self.poll.registry(), now);
-            self.reports.fire_due(now, self.poll.registry());
+            // Events first, then deadlines: an exit that arrived just before
+            // its starttime ran out is judged as an exit during STARTING.
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => self.on_signals(now),
-                    UNIX_LISTENER | TCP_LISTENER => self.accept(event.token()),
-                    Token(t) if t >= REPORT_TOKEN => self
-                        .reports
-                        .on_ready(t - REPORT_TOKEN, self.poll.registry()),
-                    Token(t) if t >= CLIENT_TOKEN => self.on_client(t - CLIENT_TOKEN, now),
-                    Token(t) if t >= PROC_TOKEN => {
-                        self.sup.on_pidfd(t - PROC_TOKEN, self.poll.registry(), now)
+                    t @ (UNIX_LISTENER | TCP_LISTENER) => self.accept(t, now),
+                    Token(t) if t >= REPORT_TOKEN => {
+                        let timers = &mut self.sup.timers;
+                        self.reports
+                            .on_ready(t - REPORT_TOKEN, self.poll.registry(), timers, now)
                     }
+                    Token(t) if t >= CLIENT_TOKEN => {
+                        let readable =
+                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        self.on_client(t - CLIENT_TOKEN, readable, now)
+                    }
+                    Token(t) if t >= PROC_TOKEN => self.sup.on_pidfd(t - PROC_TOKEN, now),
                     _ => {}
+                }
+            }
+            self.second_chances(now);
+            self.fire_due(now);
+        }
+    }
+
+    /// Work left over from the previous turn, one budget each.
+    fn second_chances(&mut self, now: Instant) {
+        if std::mem::take(&mut self.sweep_again) {
+            self.sweep_again = self.sup.on_sigchld(now);
+        }
+        for token in std::mem::take(&mut self.accept_again) {
+            self.accept(token, now);
+        }
+        for _ in 0..self.ready.len() {
+            let Some(id) = self.ready.pop_front() else {
+                break;
+            };
+            if let Some(c) = self.clients.get_mut(&id) {
+                c.conn.queued = false;
+                self.serve(id, now);
+            }
+        }
+    }
+
+    fn fire_due(&mut self, now: Instant) {
+        while let Some(d) = self.sup.timers.pop_due(now) {
+            match d {
+                Deadline::Proc(slot) => self.sup.on_deadline(slot, now),
+                Deadline::Report(id) => {
+                    let timers = &mut self.sup.timers;
+                    self.reports.on_deadline(id, self.poll.registry(), timers)
                 }
             }
         }
@@ -116,36 +194,42 @@ impl Reactor {
     fn on_signals(&mut self, now: Instant) {
         let pending: Vec<i32> = self.signals.pending().collect();
         for sig in pending {
-            match sig {
-                SIGCHLD => self.sup.on_sigchld(self.poll.registry(), now),
-                SIGHUP => {
-                    info!(
-                        "SIGHUP received: reloading {}",
-                        self.sup.config.file.display()
-                    );
+            let name = crate::signals::name(sig);
+            match lifecycle::on_signal(sig, self.shutdown.is_some()) {
+                SignalPlan::Reap => self.sweep_again |= self.sup.on_sigchld(now),
+                SignalPlan::Reload => {
+                    info!("SIGHUP: reloading {}", self.sup.config.file.display());
                     let _ = self.reload(false, now);
+                    self.reopen_logs("SIGHUP");
                 }
-                _ => self.begin_shutdown(&crate::signals::name(sig), now),
+                SignalPlan::Reopen => self.reopen_logs(&name),
+                SignalPlan::Shutdown => self.begin_shutdown(&name, now),
+                SignalPlan::KillAll => {
+                    warn!("{name} during shutdown: killing every process group now");
+                    self.sup.feed_all(&Event::Kill, now);
+                }
+                SignalPlan::Ignore if self.ignored.insert(sig) => {
+                    warn!("{name} received and ignored (further ones are logged at debug level)")
+                }
+                SignalPlan::Ignore => log::debug!("{name} received and ignored"),
             }
         }
     }
 
-    fn begin_shutdown(&mut self, why: &str, now: Instant) {
-        let reg = self.poll.registry();
+    fn reopen_logs(&mut self, why: &str) {
+        match eventlog::reopen(&self.sup.config.logfile) {
+            Ok(()) => info!("{why}: reopened {}", self.sup.config.logfile.display()),
+            Err(e) => error!("{why}: {e}"),
+        }
+    }
+
+    pub(crate) fn begin_shutdown(&mut self, why: &str, now: Instant) {
         if self.shutdown.is_some() {
-            if why != "shutdown" {
-                warn!("{why} during shutdown: killing every process group now");
-                for slot in self.sup.order.clone() {
-                    self.sup.feed(slot, crate::state::Event::Kill, reg, now);
-                }
-            }
             return;
         }
         info!("shutting down ({why}): stopping every process");
         self.shutdown = Some(Vec::new());
-        for slot in self.sup.order.clone() {
-            self.sup.feed(slot, crate::state::Event::Stop, reg, now);
-        }
+        self.sup.feed_all(&Event::Stop, now);
     }
 
     fn finish_shutdown(&mut self) -> i32 {
@@ -153,131 +237,19 @@ impl Reactor {
         self.listeners.remove_socket();
         for id in self.shutdown.take().unwrap_or_default() {
             if let Some(c) = self.clients.get_mut(&id) {
-                c.send(&protocol::reply(&[], Ok(())));
+                c.conn.send(&protocol::reply(&[], Ok(())));
             }
         }
         info!("taskmasterd stopped");
         0
     }
 
-    fn accept(&mut self, token: Token) {
-        loop {
-            if self.clients.len() >= MAX_CLIENTS {
-                return;
-            }
-            match self.listeners.accept(token) {
-                Ok(s) => {
-                    let id = self.next_id;
-                    self.next_id += 1;
-                    let mut conn = Conn::new(s);
-                    if conn
-                        .register(self.poll.registry(), Token(CLIENT_TOKEN + id))
-                        .is_ok()
-                    {
-                        self.clients.insert(id, conn);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    warn!("accept failed: {e}");
-                    return;
-                }
-            }
-        }
-    }
-
-    fn on_client(&mut self, id: usize, now: Instant) {
-        let Some(conn) = self.clients.get_mut(&id) else {
-            return;
-        };
-        conn.flush();
-        conn.read();
-        self.serve(id, now);
-    }
-
-    /// Answers buffered lines until one is deferred.
-    fn serve(&mut self, id: usize, now: Instant) {
-        loop {
-            let Some(conn) = self.clients.get_mut(&id) else {
-                return;
-            };
-            if conn.busy || conn.dead {
-                return;
-            }
-            let line = match conn.next_line() {
-                Some(Line::Text(t)) => t,
-                Some(Line::Invalid) => {
-                    conn.send(&protocol::reply(&[], Err("invalid UTF-8".into())));
-                    continue;
-                }
-                Some(Line::TooLong) => {
-                    conn.send(&protocol::reply(&[], Err("line too long".into())));
-                    conn.close_after_flush();
-                    return;
-                }
-                None if conn.resume() => continue,
-                None => return,
-            };
-            let req = match protocol::parse(&line) {
-                Ok(None) => continue,
-                Ok(Some(r)) => r,
-                Err(e) => {
-                    conn.send(&protocol::reply(&[], Err(e)));
-                    continue;
-                }
-            };
-            info!("client {id}: {}", line.trim());
-            let starting = matches!(
-                req,
-                protocol::Request::Start(_) | protocol::Request::Restart(_)
-            );
-            if self.shutdown.is_some() && starting {
-                conn.send(&protocol::reply(&[], Err("shutting down".into())));
-                continue;
-            }
-            match control::execute(&mut self.sup, id, req, self.poll.registry(), now) {
-                Outcome::Reply(text) => conn.send(&text),
-                Outcome::Wait(w) => match w.poll(&self.sup) {
-                    Some(text) => conn.send(&text),
-                    None => {
-                        conn.busy = true;
-                        self.waiters.push(w);
-                    }
-                },
-                Outcome::Reload { dry_run } => {
-                    let text = match self.reload(dry_run, now) {
-                        Ok(lines) => protocol::reply(&lines, Ok(())),
-                        Err(errors) => protocol::reply(
-                            &errors,
-                            Err("invalid configuration, nothing changed".into()),
-                        ),
-                    };
-                    if let Some(conn) = self.clients.get_mut(&id) {
-                        conn.send(&text);
-                    }
-                }
-                Outcome::Quit => {
-                    conn.send(&protocol::reply(&[], Ok(())));
-                    conn.close_after_flush();
-                    return;
-                }
-                Outcome::Shutdown => {
-                    conn.busy = true;
-                    self.begin_shutdown("shutdown", now);
-                    if let Some(list) = &mut self.shutdown {
-                        list.push(id);
-                    }
-                }
-            }
-        }
-    }
-
     /// SIGHUP and `reload`: validate the whole file, then change only what changed.
-    fn reload(&mut self, dry_run: bool, now: Instant) -> Result<Vec<String>, Vec<String>> {
-        if self.shutdown.is_some() {
-            return Err(vec!["shutting down".into()]);
-        }
+    pub(crate) fn reload(
+        &mut self,
+        dry_run: bool,
+        now: Instant,
+    ) -> Result<Vec<String>, Vec<String>> {
         let old = &self.sup.config;
         let mut new = match config::load(&old.file) {
             Ok(c) => c,
@@ -290,56 +262,36 @@ impl Reactor {
             }
         };
         let plan = reload::diff(old, &new);
-        let mut lines = reload::lines(&plan);
-        let (logfile, socket, listen) = (
-            new.logfile != old.logfile,
-            new.socket != old.socket,
-            new.listen != old.listen,
-        );
+        let sup = &self.sup;
+        let mut lines = reload::lines(&plan, |name| sup.would_restart(name, &new));
+        let top = reload::top(old, &new);
         if dry_run {
-            lines.extend(logfile.then(|| format!("reopened logfile {}", new.logfile.display())));
-            lines.extend(socket.then(|| format!("rebound socket {}", new.socket.display())));
-            lines.extend(listen.then(|| format!("rebound listen {}", show_listen(new.listen))));
+            lines.extend(top.iter().map(|t| t.line(&new)));
             return Ok(lines);
         }
-        if logfile {
-            match eventlog::reopen(&new.logfile) {
-                Ok(()) => lines.push(format!("reopened logfile {}", new.logfile.display())),
-                Err(e) => {
-                    lines.push(format!("kept logfile {}: {e}", old.logfile.display()));
-                    new.logfile = old.logfile.clone();
-                }
-            }
-        }
-        if socket {
-            match self
-                .listeners
-                .rebind_socket(&new.socket, self.poll.registry())
-            {
-                Ok(()) => lines.push(format!("rebound socket {}", new.socket.display())),
-                Err(e) => {
-                    let kept = &self.listeners.socket_path;
-                    lines.push(format!("kept socket {}: {e}", kept.display()));
-                    new.socket = kept.clone();
-                }
-            }
-        }
-        if listen {
-            match self
-                .listeners
-                .rebind_listen(new.listen, self.poll.registry())
-            {
-                Ok(()) => lines.push(format!("rebound listen {}", show_listen(new.listen))),
+        for t in top {
+            let done = match t {
+                Top::Logfile => eventlog::reopen(&new.logfile),
+                Top::Socket => self
+                    .listeners
+                    .rebind_socket(&new.socket, self.poll.registry()),
+                Top::Listen => self
+                    .listeners
+                    .rebind_listen(new.listen, self.poll.registry()),
+            };
+            match done {
+                Ok(()) => lines.push(t.line(&new)),
                 Err(e) => {
                     lines.push(format!(
-                        "kept listen {}: {e}",
-                        show_listen(self.sup.config.listen)
+                        "kept {} {}: {e}",
+                        t.key(),
+                        t.value(&self.sup.config)
                     ));
-                    new.listen = self.sup.config.listen;
+                    t.keep(&mut new, &self.sup.config);
                 }
             }
         }
-        self.sup.apply(new, &plan, self.poll.registry(), now);
+        self.sup.apply(new, &plan, now);
         if lines.is_empty() {
             info!("reload: no changes");
         }
@@ -352,35 +304,60 @@ impl Reactor {
     /// Deferred replies that became due, new FATAL reports, closed clients.
     fn after_batch(&mut self) {
         let now = Instant::now();
+        let transitions = std::mem::take(&mut self.sup.transitions);
         let mut i = 0;
         while i < self.waiters.len() {
-            if !self.clients.contains_key(&self.waiters[i].client) {
+            let w = &mut self.waiters[i];
+            if !self.clients.contains_key(&w.client) {
                 self.waiters.swap_remove(i);
                 continue;
             }
-            match self.waiters[i].poll(&self.sup) {
+            for t in &transitions {
+                w.note(t, &self.sup);
+            }
+            w.forget_freed(&self.sup);
+            match w.reply() {
                 Some(text) => {
                     let w = self.waiters.swap_remove(i);
                     if let Some(c) = self.clients.get_mut(&w.client) {
-                        c.busy = false;
-                        c.send(&text);
+                        c.conn.busy = false;
+                        c.conn.last_active = now;
+                        c.conn.send(&text);
                     }
-                    self.serve(w.client, now);
+                    self.wake(w.client);
                 }
                 None => i += 1,
             }
         }
         for r in std::mem::take(&mut self.sup.reports) {
-            self.reports.send(r, self.poll.registry(), now);
+            let timers = &mut self.sup.timers;
+            self.reports.send(r, self.poll.registry(), timers, now);
         }
         self.sup.drop_retired();
         let reg = self.poll.registry();
         self.clients.retain(|_, c| {
-            let done = c.finished();
+            let done = c.conn.finished();
             if done {
-                c.deregister(reg);
+                c.conn.deregister(reg);
             }
             !done
         });
+        if self.shed > 0 && self.clients.len() < crate::serve::MAX_CLIENTS / 2 {
+            info!(
+                "client table below its limit again ({} connections were shed)",
+                self.shed
+            );
+            self.shed = 0;
+        }
+    }
+
+    /// Puts client `id` on the ready list (once).
+    pub(crate) fn wake(&mut self, id: usize) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            if !c.conn.queued {
+                c.conn.queued = true;
+                self.ready.push_back(id);
+            }
+        }
     }
 }

@@ -85,7 +85,9 @@ pub fn diff(old: &Config, new: &Config) -> Plan {
 }
 
 /// One line per change, as `reload` replies and the log records.
-pub fn lines(plan: &Plan) -> Vec<String> {
+/// `restarts(name)` says whether an identity change would restart any process
+/// of that program (the operator's stopped processes stay stopped).
+pub fn lines(plan: &Plan, restarts: impl Fn(&str) -> bool) -> Vec<String> {
     let mut out = Vec::new();
     for (name, change) in &plan.programs {
         match change {
@@ -97,7 +99,14 @@ pub fn lines(plan: &Plan) -> Vec<String> {
                 scale,
             } => {
                 if !restart.is_empty() {
-                    out.push(format!("restarted {name} ({} changed)", restart.join(", ")));
+                    if restarts(name) {
+                        out.push(format!("restarted {name} ({} changed)", restart.join(", ")));
+                    } else {
+                        out.push(format!(
+                            "updated {name} ({}, stays stopped)",
+                            restart.join(", ")
+                        ));
+                    }
                 }
                 if !update.is_empty() {
                     out.push(format!("updated {name} ({})", update.join(", ")));
@@ -109,6 +118,67 @@ pub fn lines(plan: &Plan) -> Vec<String> {
         }
     }
     out
+}
+
+/// A top-level setting a reload changes by rebinding or reopening.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Top {
+    Logfile,
+    Socket,
+    Listen,
+}
+
+/// The top-level changes from `old` to `new`, in the order they are applied.
+pub fn top(old: &Config, new: &Config) -> Vec<Top> {
+    let mut v = Vec::new();
+    if old.logfile != new.logfile {
+        v.push(Top::Logfile);
+    }
+    if old.socket != new.socket {
+        v.push(Top::Socket);
+    }
+    if old.listen != new.listen {
+        v.push(Top::Listen);
+    }
+    v
+}
+
+impl Top {
+    pub fn key(self) -> &'static str {
+        match self {
+            Top::Logfile => "logfile",
+            Top::Socket => "socket",
+            Top::Listen => "listen",
+        }
+    }
+
+    pub fn value(self, c: &Config) -> String {
+        match self {
+            Top::Logfile => c.logfile.display().to_string(),
+            Top::Socket => c.socket.display().to_string(),
+            Top::Listen => c
+                .listen
+                .map_or_else(|| "off".to_string(), |a| a.to_string()),
+        }
+    }
+
+    /// The line for a change applied (or, with --dry-run, to apply).
+    pub fn line(self, new: &Config) -> String {
+        let verb = match self {
+            Top::Logfile => "reopened",
+            Top::Socket | Top::Listen => "rebound",
+        };
+        format!("{verb} {} {}", self.key(), self.value(new))
+    }
+
+    /// Keeps the old value in `new` after the change failed.
+    pub fn keep(self, new: &mut Config, old: &Config) {
+        match self {
+            Top::Logfile => new.logfile = old.logfile.clone(),
+            Top::Socket => new.socket = old.socket.clone(),
+            Top::Listen => new.listen = old.listen,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -139,7 +209,7 @@ mod tests {
                 ("c".to_string(), Change::Added)
             ]
         );
-        assert_eq!(lines(&plan), ["removed b", "added c"]);
+        assert_eq!(lines(&plan, |_| true), ["removed b", "added c"]);
         assert!(diff(&conf(std::slice::from_ref(&a)), &conf(&[a]))
             .programs
             .is_empty());
@@ -155,7 +225,7 @@ mod tests {
         new.numprocs = 4;
         let plan = diff(&conf(std::slice::from_ref(&old)), &conf(&[new]));
         assert_eq!(
-            lines(&plan),
+            lines(&plan, |_| true),
             [
                 "restarted w (cmd, env changed)",
                 "updated w (exitcodes, stoptime)",
@@ -166,7 +236,18 @@ mod tests {
         only_watch.autorestart = crate::config::AutoRestart::Never;
         only_watch.stopsignal = libc::SIGUSR1;
         let plan = diff(&conf(std::slice::from_ref(&old)), &conf(&[only_watch]));
-        assert_eq!(lines(&plan), ["updated w (autorestart, stopsignal)"]);
+        assert_eq!(
+            lines(&plan, |_| true),
+            ["updated w (autorestart, stopsignal)"]
+        );
+        let cmd_only = diff(
+            &conf(std::slice::from_ref(&old)),
+            &conf(&[Program::new("w", "sleep 9")]),
+        );
+        assert_eq!(
+            lines(&cmd_only, |_| false),
+            ["updated w (cmd, stays stopped)"]
+        );
         let mut each = Vec::new();
         for f in [
             |p: &mut Program| p.workingdir = Some("/x".into()),
@@ -177,7 +258,10 @@ mod tests {
         ] {
             let mut n = old.clone();
             f(&mut n);
-            each.extend(lines(&diff(&conf(std::slice::from_ref(&old)), &conf(&[n]))));
+            each.extend(lines(
+                &diff(&conf(std::slice::from_ref(&old)), &conf(&[n])),
+                |_| true,
+            ));
         }
         assert_eq!(
             each,

@@ -1,10 +1,9 @@
 //! FATAL reports: one HTTP/1.1 `POST /` per process entering FATAL, sent from
 //! the event loop on a non-blocking socket, bounded by connect and response
-//! deadlines. `Reports` owns the in-flight ones; the reactor only routes
-//! readiness and the nearest deadline here.
+//! deadlines in the daemon's one timer heap. `Reports` owns the in-flight ones;
+//! the reactor only routes readiness and due deadlines here.
 
-use crate::supervisor::FatalReport;
-use crate::timers::Timers;
+use crate::timers::{Deadline, Timers};
 use log::{info, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -17,6 +16,47 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Only the status line matters; a huge response costs no more than this.
 const MAX_RESPONSE: usize = 4096;
+/// Reports in flight at once; past this a dead receiver would pile up sockets,
+/// so further reports are dropped, and the log says so.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// A report waiting to be sent by the reactor.
+pub struct FatalReport {
+    pub address: std::net::SocketAddr,
+    pub process: String,
+    pub body: String,
+}
+
+/// The JSON body of a FATAL report (contract: "FATAL report").
+pub fn fatal_body(
+    program: &str,
+    process: &str,
+    attempts: u32,
+    last_exit: Option<String>,
+    message: &str,
+    time: SystemTime,
+) -> String {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        event: &'a str,
+        program: &'a str,
+        process: &'a str,
+        attempts: u32,
+        last_exit: Option<String>,
+        message: &'a str,
+        time: String,
+    }
+    let body = Body {
+        event: "FATAL",
+        program,
+        process,
+        attempts,
+        last_exit,
+        message,
+        time: rfc3339(time),
+    };
+    serde_json::to_string(&body).unwrap_or_else(|_| "{}".into())
+}
 
 pub struct Report {
     pub process: String,
@@ -30,8 +70,10 @@ pub struct Report {
 
 pub enum Progress {
     Pending,
-    /// Finished: the line to log.
+    /// Sent and answered: the line to log.
     Done(String),
+    /// Failed: the line to log (a warning).
+    Failed(String),
 }
 
 impl Report {
@@ -106,7 +148,7 @@ impl Report {
     }
 
     fn fail(&self, why: &str) -> Progress {
-        Progress::Done(format!(
+        Progress::Failed(format!(
             "{}: FATAL report to {} failed: {why}",
             self.process, self.address
         ))
@@ -118,8 +160,6 @@ pub struct Reports {
     base: usize,
     next_id: usize,
     live: HashMap<usize, Report>,
-    /// (report id, connected?) deadlines.
-    timers: Timers<(usize, bool)>,
 }
 
 impl Reports {
@@ -128,17 +168,16 @@ impl Reports {
             base,
             next_id: 0,
             live: HashMap::new(),
-            timers: Timers::default(),
         }
     }
 
-    /// How long the loop may sleep before a report deadline.
-    pub fn timeout(&mut self, now: Instant) -> Option<Duration> {
-        self.timers.timeout(now)
-    }
-
-    pub fn send(&mut self, r: FatalReport, reg: &Registry, now: Instant) {
+    pub fn send(&mut self, r: FatalReport, reg: &Registry, timers: &mut Timers, now: Instant) {
         let (process, address) = (r.process.clone(), r.address);
+        if self.live.len() >= MAX_IN_FLIGHT {
+            return warn!(
+                "{process}: FATAL report to {address} dropped: {MAX_IN_FLIGHT} reports already in flight"
+            );
+        }
         let mut rep = match Report::start(r) {
             Ok(rep) => rep,
             Err(e) => return warn!("{process}: FATAL report to {address} failed: {e}"),
@@ -150,12 +189,12 @@ impl Reports {
             return warn!("{process}: FATAL report to {address} failed: {e}");
         }
         info!("{process}: sending FATAL report to {address}");
-        self.timers.arm(now + CONNECT_TIMEOUT, (id, false));
+        timers.arm(Deadline::Report(id), now + CONNECT_TIMEOUT);
         self.live.insert(id, rep);
     }
 
     /// Readiness of report `id`.
-    pub fn on_ready(&mut self, id: usize, reg: &Registry) {
+    pub fn on_ready(&mut self, id: usize, reg: &Registry, timers: &mut Timers, now: Instant) {
         let Some(rep) = self.live.get_mut(&id) else {
             return;
         };
@@ -163,42 +202,41 @@ impl Reports {
         match rep.on_ready() {
             Progress::Pending => {
                 if !was_connected && rep.connected {
-                    self.timers
-                        .arm(Instant::now() + RESPONSE_TIMEOUT, (id, true));
+                    timers.arm(Deadline::Report(id), now + RESPONSE_TIMEOUT);
                 }
             }
             Progress::Done(line) => {
                 info!("{line}");
-                self.drop(id, reg);
+                self.drop(id, reg, timers);
+            }
+            Progress::Failed(line) => {
+                warn!("{line}");
+                self.drop(id, reg, timers);
             }
         }
     }
 
-    /// Gives up on reports whose current phase ran out of time.
-    pub fn fire_due(&mut self, now: Instant, reg: &Registry) {
-        while let Some((id, connected_phase)) = self.timers.pop_due(now) {
-            let Some(rep) = self.live.get(&id) else {
-                continue;
-            };
-            if rep.connected != connected_phase {
-                continue;
-            }
-            let (what, limit) = if connected_phase {
-                ("no response within", RESPONSE_TIMEOUT)
-            } else {
-                ("cannot connect within", CONNECT_TIMEOUT)
-            };
-            warn!(
-                "{}: FATAL report to {} failed: {what} {}s",
-                rep.process,
-                rep.address,
-                limit.as_secs()
-            );
-            self.drop(id, reg);
-        }
+    /// Report `id` ran out of time in its current phase.
+    pub fn on_deadline(&mut self, id: usize, reg: &Registry, timers: &mut Timers) {
+        let Some(rep) = self.live.get(&id) else {
+            return;
+        };
+        let (what, limit) = if rep.connected {
+            ("no response within", RESPONSE_TIMEOUT)
+        } else {
+            ("cannot connect within", CONNECT_TIMEOUT)
+        };
+        warn!(
+            "{}: FATAL report to {} failed: {what} {}s",
+            rep.process,
+            rep.address,
+            limit.as_secs()
+        );
+        self.drop(id, reg, timers);
     }
 
-    fn drop(&mut self, id: usize, reg: &Registry) {
+    fn drop(&mut self, id: usize, reg: &Registry, timers: &mut Timers) {
+        timers.cancel(Deadline::Report(id));
         if let Some(mut rep) = self.live.remove(&id) {
             let _ = reg.deregister(&mut rep.stream);
         }
@@ -233,6 +271,28 @@ pub fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fatal_body_is_json_with_every_field() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_468_245);
+        let body = fatal_body(
+            "w\"eb",
+            "w\"eb:0",
+            4,
+            Some("exit status 1".into()),
+            "a\nb",
+            t,
+        );
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(v["event"], "FATAL");
+        assert_eq!(v["program"], "w\"eb");
+        assert_eq!(v["attempts"], 4);
+        assert_eq!(v["last_exit"], "exit status 1");
+        assert_eq!(v["message"], "a\nb");
+        assert_eq!(v["time"], "2026-11-23T21:10:45Z");
+        let none = fatal_body("p", "p:0", 1, None, "", t);
+        assert!(none.contains("\"last_exit\":null"), "{none}");
+    }
 
     #[test]
     fn dates() {

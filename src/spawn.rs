@@ -6,26 +6,16 @@
 //! resolved in PATH here, so a missing binary is a clear error, not an exec failure.
 
 use crate::config::Program;
-use crate::state::Exit;
-use nix::sys::signal::{killpg, Signal};
-use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// A spawned process: its pid (also its process group) and, when available, a pidfd.
-pub struct Spawned {
-    pub pid: i32,
-    pub pidfd: Option<OwnedFd>,
-}
-
-/// Starts one process of `p`. The error is the reason shown in `status`.
-pub fn spawn(p: &Program, with_pidfd: bool) -> Result<Spawned, String> {
+/// Starts one process of `p`; its pid is also its process group. The error
+/// is the reason shown in `status`.
+pub fn spawn(p: &Program) -> Result<i32, String> {
     let program = resolve(p)?;
     let mut cmd = Command::new(&program);
     cmd.arg0(&p.argv[0])
@@ -62,12 +52,7 @@ pub fn spawn(p: &Program, with_pidfd: bool) -> Result<Spawned, String> {
     let pid = child.id() as i32;
     // Dropping `Child` neither waits nor kills: the reactor reaps it.
     drop(child);
-    let pidfd = if with_pidfd {
-        pidfd_open(pid).ok()
-    } else {
-        None
-    };
-    Ok(Spawned { pid, pidfd })
+    Ok(pid)
 }
 
 /// The executable to run: `argv[0]` if it has a `/` (relative to workingdir),
@@ -124,56 +109,6 @@ fn outputs(p: &Program) -> Result<(Option<File>, Option<File>), String> {
         (None, _) => None,
     };
     Ok((out, err))
-}
-
-/// A pidfd for `pid` (close-on-exec by definition). ENOSYS on kernels < 5.3.
-pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// Whether this kernel gives pidfds usable with waitid(P_PIDFD).
-pub fn pidfd_supported() -> bool {
-    pidfd_open(std::process::id() as i32).is_ok()
-}
-
-/// Sends `sig` to the whole process group led by `pid`. A group already gone is fine.
-pub fn signal_group(pid: i32, sig: i32) {
-    if let Ok(s) = Signal::try_from(sig) {
-        let _ = killpg(Pid::from_raw(pid), s);
-    }
-}
-
-fn to_exit(ws: WaitStatus) -> Option<(i32, Exit)> {
-    match ws {
-        WaitStatus::Exited(pid, code) => Some((pid.as_raw(), Exit::Code(code))),
-        WaitStatus::Signaled(pid, sig, _) => Some((pid.as_raw(), Exit::Signal(sig as i32))),
-        _ => None,
-    }
-}
-
-/// Reaps the process behind `pidfd` if it has exited.
-pub fn reap_pidfd(pidfd: &OwnedFd) -> Option<Exit> {
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG;
-    waitid(Id::PIDFd(pidfd.as_fd()), flags)
-        .ok()
-        .and_then(to_exit)
-        .map(|(_, e)| e)
-}
-
-/// Reaps every exited child (the SIGCHLD fallback when pidfds are unavailable).
-pub fn reap_any() -> Vec<(i32, Exit)> {
-    let mut out = Vec::new();
-    loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) | Err(_) => break,
-            Ok(ws) => out.extend(to_exit(ws)),
-        }
-    }
-    out
 }
 
 /// Makes the daemon safe to spawn from, whoever launched it: inherited fds get

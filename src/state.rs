@@ -88,6 +88,14 @@ pub enum Event {
     Deadline,
     /// Kill now (a second SIGTERM during shutdown).
     Kill,
+    /// The leader exited by itself but members of its process group live on:
+    /// they are stopped before the exit counts for the restart rules.
+    LeaderExited { exit: Exit, uptime: Duration },
+    /// Nothing is left of the process group of a draining process.
+    GroupGone,
+    /// A reload changed what the process *is* (cmd, env…); `autostart` is the
+    /// new setting. The operator's intent wins: stopped stays stopped.
+    Reconfigured { autostart: bool },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -120,9 +128,24 @@ pub struct Proc {
     pub last_exit: Option<Exit>,
     /// The human detail: spawn error, "restarting in 2s", why FATAL.
     pub message: String,
+    /// Set while STOPPING what the leader left in its group after exiting by
+    /// itself; the exit is judged once the group is gone.
+    pub drain: Option<Drain>,
     /// Spreads the jitter of different processes.
     pub seed: u64,
 }
+
+/// A leader's exit, held back until its process group is empty.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Drain {
+    /// STARTING or RUNNING: the state the exit is judged from.
+    pub from: State,
+    pub exit: Exit,
+    pub uptime: Duration,
+}
+
+/// How often a draining group is checked again after its SIGKILL.
+pub const DRAIN_RECHECK: Duration = Duration::from_secs(1);
 
 /// RUNNING this long resets the crash-loop delay.
 pub const STABLE: Duration = Duration::from_secs(10);
@@ -139,6 +162,7 @@ impl Proc {
             start_after_stop: false,
             last_exit: None,
             message: String::new(),
+            drain: None,
             seed,
         }
     }
@@ -172,9 +196,7 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
             vec![]
         }
         (_, Event::Start) => {
-            (n.attempts, n.crashes, n.restarts) = (0, 0, 0);
-            n.message.clear();
-            n.state = Starting;
+            fresh_start(&mut n);
             vec![Disarm, Spawn]
         }
 
@@ -183,6 +205,14 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
             n.start_after_stop = false;
             n.message.clear();
             vec![Signal(cfg.stopsignal), Arm(cfg.stoptime)]
+        }
+        // The leader is gone already: stopped now, the rest of its group killed.
+        (Stopping, Event::Stop) if p.drain.is_some() => {
+            let d = n.drain.take().map(|d| d.exit);
+            n.start_after_stop = false;
+            n.state = Stopped;
+            n.message = d.map(Exit::describe).unwrap_or_default();
+            vec![Disarm, KillGroup]
         }
         (Stopping, Event::Stop) => {
             n.start_after_stop = false;
@@ -207,6 +237,45 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
         }
         (_, Event::SpawnFailed(_)) => vec![],
 
+        (Starting | Running, Event::LeaderExited { exit, uptime }) => {
+            n.drain = Some(Drain {
+                from: p.state,
+                exit: *exit,
+                uptime: *uptime,
+            });
+            n.last_exit = Some(*exit);
+            n.state = Stopping;
+            n.message = format!("{}; stopping what is left of its group", exit.describe());
+            vec![Signal(cfg.stopsignal), Arm(cfg.stoptime)]
+        }
+        (Stopping, Event::LeaderExited { exit, .. }) => stopped(&mut n, *exit),
+        (_, Event::LeaderExited { .. }) => vec![],
+
+        (Stopping, Event::GroupGone) if p.drain.is_some() => {
+            let Some(d) = n.drain.take() else {
+                return (n, vec![]);
+            };
+            if n.start_after_stop {
+                n.start_after_stop = false;
+                n.last_exit = Some(d.exit);
+                fresh_start(&mut n);
+                return (n, vec![Disarm, Spawn]);
+            }
+            // Judge the held-back exit as if it had just happened.
+            n.state = d.from;
+            let (m, mut acts) = step(
+                &n,
+                &Event::Exited {
+                    exit: d.exit,
+                    uptime: d.uptime,
+                },
+                cfg,
+            );
+            acts.insert(0, Disarm);
+            return (m, acts);
+        }
+        (_, Event::GroupGone) => vec![],
+
         (Starting, Event::Exited { exit, uptime }) if *uptime < cfg.starttime => {
             n.last_exit = Some(*exit);
             failed_start(
@@ -218,19 +287,7 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
         (Starting | Running, Event::Exited { exit, uptime }) => {
             exited(&mut n, cfg, *exit, uptime.saturating_sub(cfg.starttime))
         }
-        (Stopping, Event::Exited { exit, .. }) => {
-            n.last_exit = Some(*exit);
-            n.message = exit.describe();
-            if n.start_after_stop {
-                n.start_after_stop = false;
-                (n.attempts, n.crashes, n.restarts) = (0, 0, 0);
-                n.state = Starting;
-                vec![Disarm, KillGroup, Spawn]
-            } else {
-                n.state = Stopped;
-                vec![Disarm, KillGroup]
-            }
-        }
+        (Stopping, Event::Exited { exit, .. }) => stopped(&mut n, *exit),
         (_, Event::Exited { .. }) => vec![],
 
         (Starting, Event::Deadline) => {
@@ -243,6 +300,14 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
             n.message.clear();
             vec![Spawn]
         }
+        (Stopping, Event::Deadline) if p.drain.is_some() => {
+            n.message = format!(
+                "{}; SIGKILL to what is left of its group after stoptime {}",
+                p.drain.map(|d| d.exit.describe()).unwrap_or_default(),
+                secs(cfg.stoptime)
+            );
+            vec![KillGroup, Arm(DRAIN_RECHECK)]
+        }
         (Stopping, Event::Deadline) => {
             n.message = format!("SIGKILL after stoptime {}", secs(cfg.stoptime));
             vec![KillGroup]
@@ -251,8 +316,59 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
 
         (Stopping, Event::Kill) => vec![KillGroup],
         (_, Event::Kill) => vec![],
+
+        // Alive: stop with the old settings, start with the new ones.
+        (Starting | Running, Event::Reconfigured { .. }) => {
+            n.state = Stopping;
+            n.start_after_stop = true;
+            n.message.clear();
+            vec![Signal(cfg.stopsignal), Arm(cfg.stoptime)]
+        }
+        (Backoff, Event::Reconfigured { .. }) => {
+            fresh_start(&mut n);
+            vec![Disarm, Spawn]
+        }
+        (
+            Fatal | ExitedExpectedly | ExitedUnexpectedly,
+            Event::Reconfigured { autostart: true },
+        ) => {
+            fresh_start(&mut n);
+            vec![Disarm, Spawn]
+        }
+        // Stopped, stopping, never started, or given up with autostart off:
+        // the new settings apply at the next start the operator asks for.
+        (_, Event::Reconfigured { .. }) => vec![],
     };
     (n, acts)
+}
+
+/// Whether a reload that changes what a process is would restart it.
+pub fn restarts_on_reload(p: &Proc, autostart: bool, cfg: &Program) -> bool {
+    !step(p, &Event::Reconfigured { autostart }, cfg)
+        .1
+        .is_empty()
+}
+
+/// A start asked by the user (or a reload): counters reset, spawn now.
+fn fresh_start(n: &mut Proc) {
+    (n.attempts, n.crashes, n.restarts) = (0, 0, 0);
+    n.message.clear();
+    n.state = State::Starting;
+}
+
+/// The leader of a STOPPING process exited: STOPPED, or spawned again when a
+/// start came meanwhile (restart); what is left of its group is killed.
+fn stopped(n: &mut Proc, exit: Exit) -> Vec<Action> {
+    n.last_exit = Some(exit);
+    n.message = exit.describe();
+    if n.start_after_stop {
+        n.start_after_stop = false;
+        fresh_start(n);
+        vec![Action::Disarm, Action::KillGroup, Action::Spawn]
+    } else {
+        n.state = State::Stopped;
+        vec![Action::Disarm, Action::KillGroup]
+    }
 }
 
 fn running(n: &mut Proc) {

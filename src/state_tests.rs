@@ -24,7 +24,7 @@ fn exit(code: i32, secs: u64) -> Event {
     }
 }
 
-const EVENTS: usize = 7;
+const EVENTS: usize = 10;
 /// Expected (state, actions) for each event, in `events()` order.
 type Row = [(State, Vec<Action>); EVENTS];
 fn events() -> [Event; EVENTS] {
@@ -36,6 +36,12 @@ fn events() -> [Event; EVENTS] {
         exit(0, 30),
         Event::Deadline,
         Event::Kill,
+        Event::LeaderExited {
+            exit: Exit::Code(0),
+            uptime: Duration::from_secs(30),
+        },
+        Event::GroupGone,
+        Event::Reconfigured { autostart: true },
     ]
 }
 
@@ -48,16 +54,16 @@ fn full_matrix() {
     let b1 = delay(1, 7);
     #[rustfmt::skip]
     let table: [(State, Row); 9] = [
-        //              Start                 Stop                    Spawned                       SpawnFailed                  Exited(0, 30s)                         Deadline                 Kill
-        (NotStarted,  [(Starting, start()), (Stopped, vec![Disarm]), same(NotStarted),             same(NotStarted),            same(NotStarted),                      same(NotStarted),         same(NotStarted)]),
-        (Starting,    [same(Starting),      (Stopping, stop()),      (Starting, vec![Arm(Duration::from_secs(1))]), (Backoff, vec![Arm(b1)]), (ExitedExpectedly, vec![Disarm]), same(Running),  same(Starting)]),
-        (Running,     [same(Running),       (Stopping, stop()),      same(Running),                same(Running),               (ExitedExpectedly, vec![Disarm]),      same(Running),            same(Running)]),
-        (Backoff,     [(Starting, start()), (Stopped, vec![Disarm]), same(Backoff),                same(Backoff),               same(Backoff),                         (Starting, vec![Spawn]),  same(Backoff)]),
-        (Stopping,    [same(Stopping),      same(Stopping),          same(Stopping),               same(Stopping),              (Stopped, vec![Disarm, KillGroup]),    (Stopping, vec![KillGroup]), (Stopping, vec![KillGroup])]),
-        (Stopped,     [(Starting, start()), same(Stopped),           same(Stopped),                same(Stopped),               same(Stopped),                         same(Stopped),            same(Stopped)]),
-        (ExitedExpectedly,   [(Starting, start()), (Stopped, vec![Disarm]), same(ExitedExpectedly), same(ExitedExpectedly), same(ExitedExpectedly), (Starting, vec![Spawn]), same(ExitedExpectedly)]),
-        (ExitedUnexpectedly, [(Starting, start()), (Stopped, vec![Disarm]), same(ExitedUnexpectedly), same(ExitedUnexpectedly), same(ExitedUnexpectedly), (Starting, vec![Spawn]), same(ExitedUnexpectedly)]),
-        (Fatal,       [(Starting, start()), (Stopped, vec![Disarm]), same(Fatal),                  same(Fatal),                 same(Fatal),                           same(Fatal),              same(Fatal)]),
+        //              Start                 Stop                    Spawned                       SpawnFailed                  Exited(0, 30s)                         Deadline                 Kill                 LeaderExited(0, 30s)   GroupGone          Reconfigured
+        (NotStarted,  [(Starting, start()), (Stopped, vec![Disarm]), same(NotStarted),             same(NotStarted),            same(NotStarted),                      same(NotStarted),         same(NotStarted),    same(NotStarted),      same(NotStarted),  same(NotStarted)]),
+        (Starting,    [same(Starting),      (Stopping, stop()),      (Starting, vec![Arm(Duration::from_secs(1))]), (Backoff, vec![Arm(b1)]), (ExitedExpectedly, vec![Disarm]), same(Running),  same(Starting),      (Stopping, stop()),    same(Starting),    (Stopping, stop())]),
+        (Running,     [same(Running),       (Stopping, stop()),      same(Running),                same(Running),               (ExitedExpectedly, vec![Disarm]),      same(Running),            same(Running),       (Stopping, stop()),    same(Running),     (Stopping, stop())]),
+        (Backoff,     [(Starting, start()), (Stopped, vec![Disarm]), same(Backoff),                same(Backoff),               same(Backoff),                         (Starting, vec![Spawn]),  same(Backoff),       same(Backoff),         same(Backoff),     (Starting, start())]),
+        (Stopping,    [same(Stopping),      same(Stopping),          same(Stopping),               same(Stopping),              (Stopped, vec![Disarm, KillGroup]),    (Stopping, vec![KillGroup]), (Stopping, vec![KillGroup]), (Stopped, vec![Disarm, KillGroup]), same(Stopping), same(Stopping)]),
+        (Stopped,     [(Starting, start()), same(Stopped),           same(Stopped),                same(Stopped),               same(Stopped),                         same(Stopped),            same(Stopped),       same(Stopped),         same(Stopped),     same(Stopped)]),
+        (ExitedExpectedly,   [(Starting, start()), (Stopped, vec![Disarm]), same(ExitedExpectedly), same(ExitedExpectedly), same(ExitedExpectedly), (Starting, vec![Spawn]), same(ExitedExpectedly), same(ExitedExpectedly), same(ExitedExpectedly), (Starting, start())]),
+        (ExitedUnexpectedly, [(Starting, start()), (Stopped, vec![Disarm]), same(ExitedUnexpectedly), same(ExitedUnexpectedly), same(ExitedUnexpectedly), (Starting, vec![Spawn]), same(ExitedUnexpectedly), same(ExitedUnexpectedly), same(ExitedUnexpectedly), (Starting, start())]),
+        (Fatal,       [(Starting, start()), (Stopped, vec![Disarm]), same(Fatal),                  same(Fatal),                 same(Fatal),                           same(Fatal),              same(Fatal),         same(Fatal),           same(Fatal),       (Starting, start())]),
     ];
     assert_eq!(table.len(), State::ALL.len());
     for (state, row) in &table {
@@ -91,6 +97,11 @@ const ALLOWED: &[(State, State)] = &[
     (Backoff, Stopped),
     (Stopping, Stopped),
     (Stopping, Starting),
+    // A leader's own exit, judged once what it left in its group is gone.
+    (Stopping, Backoff),
+    (Stopping, Fatal),
+    (Stopping, ExitedExpectedly),
+    (Stopping, ExitedUnexpectedly),
     (ExitedExpectedly, Starting),
     (ExitedExpectedly, Stopped),
     (ExitedUnexpectedly, Starting),
@@ -113,6 +124,7 @@ fn only_allowed_transitions_over_many_variants() {
     zero.startretries = 0;
     configs.push(zero);
     let mut extra = events().to_vec();
+    extra.push(Event::Reconfigured { autostart: false });
     extra.extend([exit(1, 0), exit(0, 0), exit(1, 30)]);
     extra.push(Event::Exited {
         exit: Exit::Signal(libc::SIGKILL),
@@ -121,11 +133,12 @@ fn only_allowed_transitions_over_many_variants() {
     for c in &configs {
         for s in State::ALL {
             for attempts in [0, 3, 9] {
-                for flag in [false, true] {
+                for (flag, drain) in [false, true].into_iter().zip([None, drained(Running)]) {
                     let p = Proc {
                         attempts,
                         crashes: attempts,
                         start_after_stop: flag,
+                        drain: drain.filter(|_| s == Stopping),
                         ..at(s)
                     };
                     for ev in &extra {
@@ -345,4 +358,108 @@ fn stop_timeout_kills_and_stays_stopping() {
     );
     assert_eq!(p.state, Stopped);
     assert_eq!(p.message, "killed by SIGKILL");
+}
+
+fn drained(from: State) -> Option<Drain> {
+    Some(Drain {
+        from,
+        exit: Exit::Code(1),
+        uptime: Duration::from_secs(30),
+    })
+}
+
+/// A leader that exits by itself leaving its group behind: the group gets the
+/// stopsignal, SIGKILL after stoptime, and only then does the exit count.
+#[test]
+fn leftover_group_is_stopped_before_the_exit_counts() {
+    let c = cfg();
+    let left = Event::LeaderExited {
+        exit: Exit::Code(1),
+        uptime: Duration::from_secs(30),
+    };
+    let (p, acts) = step(&at(Running), &left, &c);
+    assert_eq!(p.state, Stopping);
+    assert_eq!(
+        acts,
+        vec![Signal(libc::SIGTERM), Arm(Duration::from_secs(5))]
+    );
+    assert!(p.message.contains("exit status 1"), "{}", p.message);
+    // stoptime passes: SIGKILL, and a recheck later.
+    let (p, acts) = step(&p, &Event::Deadline, &c);
+    assert_eq!(
+        (p.state, acts),
+        (Stopping, vec![KillGroup, Arm(DRAIN_RECHECK)])
+    );
+    // The group is gone: judged as an unexpected exit after RUNNING → restarted.
+    let (p, acts) = step(&p, &Event::GroupGone, &c);
+    assert_eq!(p.state, Starting);
+    assert_eq!(acts, vec![Disarm, Disarm, Spawn]);
+    assert_eq!(p.restarts, 1);
+    assert!(p.drain.is_none());
+    // Before starttime it is a failed start.
+    let early = Event::LeaderExited {
+        exit: Exit::Code(1),
+        uptime: Duration::from_millis(100),
+    };
+    let (p, _) = step(&at(Starting), &early, &c);
+    let (p, _) = step(&p, &Event::GroupGone, &c);
+    assert_eq!(p.state, Backoff);
+}
+
+#[test]
+fn stop_or_start_while_draining() {
+    let c = cfg();
+    let draining = Proc {
+        drain: drained(Running),
+        ..at(Stopping)
+    };
+    let (p, acts) = step(&draining, &Event::Stop, &c);
+    assert_eq!((p.state, acts), (Stopped, vec![Disarm, KillGroup]));
+    assert_eq!(p.message, "exit status 1");
+    let (p, acts) = step(&draining, &Event::Start, &c);
+    assert!(acts.is_empty() && p.start_after_stop);
+    let (p, acts) = step(&p, &Event::GroupGone, &c);
+    assert_eq!((p.state, acts), (Starting, vec![Disarm, Spawn]));
+    assert_eq!(p.restarts, 0, "a user start resets the counters");
+}
+
+/// A reload that changes what a process is respects the operator's intent.
+#[test]
+fn reload_restarts_only_what_runs_or_should_run() {
+    let c = cfg();
+    let user_stopping = Proc {
+        start_after_stop: false,
+        ..at(Stopping)
+    };
+    for (p, autostart, restarts) in [
+        (at(Running), true, true),
+        (at(Starting), false, true),
+        (at(Backoff), false, true),
+        (at(Fatal), true, true),
+        (at(Fatal), false, false),
+        (at(ExitedUnexpectedly), true, true),
+        (at(ExitedExpectedly), false, false),
+        (at(Stopped), true, false),
+        (at(NotStarted), true, false),
+        (user_stopping.clone(), true, false),
+    ] {
+        assert_eq!(
+            restarts_on_reload(&p, autostart, &c),
+            restarts,
+            "{:?} autostart {autostart}",
+            p.state
+        );
+    }
+    let (p, acts) = step(&at(Running), &Event::Reconfigured { autostart: true }, &c);
+    assert_eq!(p.state, Stopping);
+    assert!(p.start_after_stop, "comes back with the new settings");
+    assert_eq!(
+        acts,
+        vec![Signal(libc::SIGTERM), Arm(Duration::from_secs(5))]
+    );
+    let (p, acts) = step(&user_stopping, &Event::Reconfigured { autostart: true }, &c);
+    assert_eq!(
+        (p.state, acts, p.start_after_stop),
+        (Stopping, vec![], false)
+    );
 }

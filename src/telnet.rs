@@ -32,7 +32,7 @@ pub struct Filter {
 
 impl Filter {
     /// Appends the text bytes of `input` to `out`.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, _replies: &mut Vec<u8>) {
         for &b in input {
             let after_cr = std::mem::take(&mut self.after_cr);
             self.state = match (self.state, b) {
@@ -72,7 +72,7 @@ mod tests {
         let mut f = Filter::default();
         let mut out = Vec::new();
         for c in chunks {
-            f.feed(c, &mut out);
+            f.feed(c, &mut out, &mut Vec::new());
         }
         out
     }

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
         eprintln!("taskmasterd: {e}");
         return ExitCode::from(1);
     }
-    let use_pidfd = !args.no_pidfd && spawn::pidfd_supported();
+    let use_pidfd = !args.no_pidfd && taskmaster::reap::pidfd_supported();
     match Reactor::new(config, use_pidfd) {
         Ok(r) => ExitCode::from(r.run() as u8),
         Err(e) => {

@@ -1,0 +1,243 @@
+//! Serving control clients from the reactor: admission (the daemon stays
+//! reachable under a connect flood or a full fd table), a budget per turn for
+//! each connection, and back-pressure (a client that does not read its replies
+//! is not read from either).
+
+use crate::conn::{Conn, Filled, Line, Stream, CHUNK};
+use crate::control::{self, Outcome};
+use crate::lifecycle;
+use crate::protocol;
+use crate::reactor::{Client, Reactor, CLIENT_TOKEN};
+use log::{debug, info, warn};
+use mio::Token;
+use std::io::{self, Write};
+use std::time::Instant;
+
+/// Connections served at once; at the limit the longest-idle one is shed.
+pub const MAX_CLIENTS: usize = 512;
+/// Requests one connection may have answered per turn (blank lines count).
+pub const LINES_PER_TURN: usize = 64;
+/// Bytes one connection may have read, or streamed to it, per turn.
+pub const BYTES_PER_TURN: usize = 64 * 1024;
+/// Unsent output past which a connection's requests wait (back-pressure).
+pub const OUT_HIGH: usize = 64 * 1024;
+/// Connections accepted per listener per turn.
+const ACCEPT_BATCH: usize = 64;
+/// Longest request text written to the log.
+const LOG_LINE: usize = 200;
+
+impl Reactor {
+    /// A listener is readable: accept until WouldBlock (or the batch is spent,
+    /// and then again next turn), so its backlog never stays full.
+    pub(crate) fn accept(&mut self, token: Token, now: Instant) {
+        for _ in 0..ACCEPT_BATCH {
+            if self.clients.len() >= MAX_CLIENTS && !self.shed_one("the client table is full") {
+                // Every connection has work in flight: take the newcomer off
+                // the backlog and tell it, rather than leave it hanging.
+                match self.listeners.accept(token) {
+                    Ok((s, peer)) => refuse(s, &peer, "too many clients"),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(_) => {}
+                }
+                continue;
+            }
+            match self.listeners.accept(token) {
+                Ok((stream, peer)) => self.admit(stream, peer, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    if !self.shed_one("out of file descriptors") {
+                        self.refuse_with_reserve(token);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => debug!("accept: {e}"),
+            }
+        }
+        if !self.accept_again.contains(&token) {
+            self.accept_again.push(token);
+        }
+    }
+
+    fn admit(&mut self, stream: Stream, peer: String, now: Instant) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut conn = Conn::new(stream, peer, now);
+        match conn.register(self.registry(), Token(CLIENT_TOKEN + id)) {
+            Ok(()) => {
+                debug!("client {id} connected ({})", conn.peer);
+                self.clients.insert(id, Client { conn, stream: None });
+            }
+            Err(e) => warn!("cannot watch a new client: {e}"),
+        }
+    }
+
+    /// Closes the longest-idle connection with nothing in flight; false if none.
+    fn shed_one(&mut self, why: &str) -> bool {
+        let victim = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.stream.is_none() && c.conn.idle())
+            .min_by_key(|(_, c)| c.conn.last_active)
+            .map(|(id, _)| *id);
+        let Some(id) = victim else { return false };
+        if let Some(mut c) = self.clients.remove(&id) {
+            c.conn
+                .send("ERR idle connection closed to admit another client\n");
+            c.conn.deregister(self.registry());
+            if self.shed == 0 {
+                warn!("{why}: closing idle connections to admit new ones (client {id}, {}; further ones at debug level)", c.conn.peer);
+            } else {
+                debug!("{why}: closed idle client {id} ({})", c.conn.peer);
+            }
+            self.shed += 1;
+        }
+        true
+    }
+
+    /// The fd table is full and nothing can be shed: free the spare fd to take
+    /// one connection off the backlog and refuse it.
+    fn refuse_with_reserve(&mut self, token: Token) {
+        self.reserve = None;
+        if let Ok((s, peer)) = self.listeners.accept(token) {
+            refuse(s, &peer, "out of file descriptors");
+        }
+        self.reserve = std::fs::File::open("/dev/null").ok();
+    }
+
+    /// Readiness of client `id`.
+    pub(crate) fn on_client(&mut self, id: usize, readable: bool, now: Instant) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.conn.readable |= readable;
+            self.serve(id, now);
+        }
+    }
+
+    /// Serves client `id` for one turn: flush, stream, then requests, until it
+    /// blocks, waits, or spends its budget (then it goes on the ready list).
+    pub(crate) fn serve(&mut self, id: usize, now: Instant) {
+        let (mut lines, mut bytes) = (LINES_PER_TURN, BYTES_PER_TURN);
+        loop {
+            let Some(c) = self.clients.get_mut(&id) else {
+                return;
+            };
+            c.conn.flush();
+            if c.conn.dead {
+                return;
+            }
+            let room = OUT_HIGH.saturating_sub(c.conn.pending_output());
+            if let Some(st) = &mut c.stream {
+                if room == 0 {
+                    return; // the writable edge brings it back
+                }
+                if bytes == 0 {
+                    return self.wake(id);
+                }
+                let mut out = String::new();
+                let done = st.fill(&self.sup, now, &mut out, room.min(bytes).min(4 * CHUNK));
+                bytes = bytes.saturating_sub(out.len());
+                c.conn.queue(&out);
+                if done {
+                    c.stream = None;
+                    c.conn.last_active = now;
+                }
+                continue;
+            }
+            if c.conn.busy || room == 0 {
+                return;
+            }
+            if lines == 0 || bytes == 0 {
+                return self.wake(id);
+            }
+            match c.conn.next_line() {
+                Some(line) => {
+                    lines -= 1;
+                    c.conn.last_active = now;
+                    self.handle(id, line, now);
+                }
+                None if c.conn.readable && !c.conn.closing => {
+                    if let Filled::Bytes(n) = c.conn.fill() {
+                        bytes = bytes.saturating_sub(n);
+                    }
+                }
+                None => return,
+            }
+        }
+    }
+
+    fn handle(&mut self, id: usize, line: Line, now: Instant) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let text = match line {
+            Line::Text(t) => t,
+            Line::Invalid => {
+                return c
+                    .conn
+                    .queue(&protocol::reply(&[], Err("invalid UTF-8".into())))
+            }
+            Line::TooLong => {
+                c.conn
+                    .queue(&protocol::reply(&[], Err("line too long".into())));
+                return c.conn.close_after_flush();
+            }
+        };
+        let req = match protocol::parse(&text) {
+            Ok(None) => return,
+            Ok(Some(r)) => r,
+            Err(e) => return c.conn.queue(&protocol::reply(&[], Err(e))),
+        };
+        let shown: String = text.trim().chars().take(LOG_LINE).collect();
+        if control::read_only(&req) {
+            debug!("client {id} ({}): {shown}", c.conn.peer);
+        } else {
+            info!("client {id} ({}): {shown}", c.conn.peer);
+        }
+        if let Some(why) = lifecycle::refuse(&req, self.shutdown.is_some()) {
+            return c.conn.queue(&protocol::reply(&[], Err(why.into())));
+        }
+        match control::execute(&mut self.sup, id, req, now) {
+            Outcome::Reply(text) => c.conn.queue(&text),
+            Outcome::Status(s) => c.stream = Some(s),
+            Outcome::Wait(w) => match w.reply() {
+                Some(text) => c.conn.queue(&text),
+                None => {
+                    c.conn.busy = true;
+                    self.waiters.push(w);
+                }
+            },
+            Outcome::Reload { dry_run } => {
+                let text = match self.reload(dry_run, now) {
+                    Ok(lines) => protocol::reply(&lines, Ok(())),
+                    Err(errors) => protocol::reply(
+                        &errors,
+                        Err("invalid configuration, nothing changed".into()),
+                    ),
+                };
+                if let Some(c) = self.clients.get_mut(&id) {
+                    c.conn.queue(&text);
+                }
+            }
+            Outcome::Quit => {
+                c.conn.queue(&protocol::reply(&[], Ok(())));
+                c.conn.close_after_flush();
+            }
+            Outcome::Shutdown => {
+                c.conn.busy = true;
+                self.begin_shutdown("shutdown", now);
+                if let Some(list) = &mut self.shutdown {
+                    list.push(id);
+                }
+            }
+        }
+    }
+}
+
+/// Best effort: one line to a connection we will not serve, then close it.
+fn refuse(stream: Stream, peer: &str, why: &str) {
+    debug!("refused a client ({peer}): {why}");
+    let line = format!("ERR {why}\n");
+    let _ = match stream {
+        Stream::Unix(mut s) => s.write(line.as_bytes()),
+        Stream::Tcp(mut s) => s.write(line.as_bytes()),
+    };
+}

@@ -1,0 +1,417 @@
+//! The process table: feeds events to the state table and performs its actions.
+//!
+//! Policy lives in `state::step`; this module only executes what it returns.
+//! One effect pipeline: `feed` queues an event, `run` takes events off the queue
+//! one at a time, steps them and performs the actions; an action that produces
+//! an outcome (a spawn's success or failure) queues it as the next event, so
+//! nothing recurses and the order of events is the order of the queue.
+
+mod apply;
+mod names;
+
+use crate::config::{Config, Program};
+use crate::reap;
+use crate::report::{self, FatalReport};
+use crate::spawn;
+use crate::state::{self, Action, Event, Exit, Proc, State};
+use crate::timers::{Deadline, Timers};
+use log::{debug, error, info, warn};
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::Instant;
+
+/// Tokens `PROC_TOKEN + slot` are process pidfds.
+pub const PROC_TOKEN: usize = 1 << 32;
+
+/// One supervised process.
+pub struct Process {
+    /// This process's settings (a removed program's stay until it is stopped).
+    pub cfg: Rc<Program>,
+    /// Settings a reload gave it, taken once the reload event is stepped (so
+    /// the stop uses the old stopsignal and the next spawn the new cmd).
+    next_cfg: Option<Rc<Program>>,
+    pub index: u32,
+    pub name: String,
+    pub proc: Proc,
+    pub pid: Option<i32>,
+    /// The group to signal; kept after the leader exits until the group is done.
+    pub pgid: Option<i32>,
+    pidfd: Option<OwnedFd>,
+    spawned_at: Option<Instant>,
+    /// Removed by a reload: stopping, then gone.
+    pub retired: bool,
+}
+
+/// A change of state, for deferred replies to judge each process when it gets there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Transition {
+    pub slot: usize,
+    pub to: State,
+}
+
+pub struct Supervisor {
+    pub config: Config,
+    /// Slots; `None` is free. Slots are stable: they are pidfd tokens.
+    procs: Vec<Option<Process>>,
+    free: Vec<usize>,
+    /// Slots in status order (program name, index).
+    pub order: Vec<usize>,
+    by_pid: HashMap<i32, usize>,
+    use_pidfd: bool,
+    reg: Registry,
+    queue: VecDeque<(usize, Event)>,
+    /// Process deadlines and report timeouts: the daemon's one timer heap.
+    pub timers: Timers,
+    /// FATAL reports for the reactor to send.
+    pub reports: Vec<FatalReport>,
+    /// State changes since the reactor last looked.
+    pub transitions: Vec<Transition>,
+    /// Slots whose leader exited by itself and whose group is being stopped.
+    draining: Vec<usize>,
+    /// Retired processes not yet freed.
+    retiring: usize,
+}
+
+impl Supervisor {
+    pub fn new(config: Config, use_pidfd: bool, reg: Registry) -> Supervisor {
+        let mut sup = Supervisor {
+            config,
+            procs: Vec::new(),
+            free: Vec::new(),
+            order: Vec::new(),
+            by_pid: HashMap::new(),
+            use_pidfd,
+            reg,
+            queue: VecDeque::new(),
+            timers: Timers::default(),
+            reports: Vec::new(),
+            transitions: Vec::new(),
+            draining: Vec::new(),
+            retiring: 0,
+        };
+        let programs: Vec<Rc<Program>> = sup.config.programs.iter().cloned().map(Rc::new).collect();
+        for cfg in &programs {
+            for index in 0..cfg.numprocs {
+                sup.add(cfg, index);
+            }
+        }
+        sup.reorder();
+        sup
+    }
+
+    /// A new NOT_STARTED process in a free slot.
+    fn add(&mut self, cfg: &Rc<Program>, index: u32) -> usize {
+        let name = cfg.process_name(index);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut h);
+        let p = Process {
+            cfg: cfg.clone(),
+            next_cfg: None,
+            index,
+            proc: Proc::new(h.finish()),
+            name,
+            pid: None,
+            pgid: None,
+            pidfd: None,
+            spawned_at: None,
+            retired: false,
+        };
+        match self.free.pop() {
+            Some(slot) => {
+                self.procs[slot] = Some(p);
+                slot
+            }
+            None => {
+                self.procs.push(Some(p));
+                self.procs.len() - 1
+            }
+        }
+    }
+
+    fn reorder(&mut self) {
+        let procs = &self.procs;
+        let mut order: Vec<usize> = (0..procs.len()).filter(|s| procs[*s].is_some()).collect();
+        order.sort_by(|a, b| {
+            let key = |s: &usize| {
+                procs[*s]
+                    .as_ref()
+                    .map(|p| (&p.cfg.name, p.index, p.retired))
+            };
+            key(a).cmp(&key(b))
+        });
+        self.order = order;
+    }
+
+    pub fn get(&self, slot: usize) -> Option<&Process> {
+        self.procs.get(slot).and_then(Option::as_ref)
+    }
+
+    fn get_mut(&mut self, slot: usize) -> Option<&mut Process> {
+        self.procs.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    /// Starts every `autostart` process.
+    pub fn boot(&mut self, now: Instant) {
+        for slot in self.order.clone() {
+            if self.get(slot).is_some_and(|p| p.cfg.autostart) {
+                self.feed(slot, Event::Start);
+            }
+        }
+        self.run(now);
+    }
+
+    /// Queues an event for `slot`; `run` steps it.
+    pub fn feed(&mut self, slot: usize, ev: Event) {
+        self.queue.push_back((slot, ev));
+    }
+
+    /// Steps every queued event, performing the actions, until the queue is empty.
+    pub fn run(&mut self, now: Instant) {
+        while let Some((slot, ev)) = self.queue.pop_front() {
+            self.step(slot, &ev, now);
+        }
+    }
+
+    fn step(&mut self, slot: usize, ev: &Event, now: Instant) {
+        let Some(p) = self.get_mut(slot) else {
+            return;
+        };
+        let (next, actions) = state::step(&p.proc, ev, &p.cfg);
+        if matches!(ev, Event::Reconfigured { .. }) {
+            if let Some(cfg) = p.next_cfg.take() {
+                p.cfg = cfg;
+            }
+        }
+        let before = p.proc.state;
+        let was_draining = p.proc.drain.is_some();
+        p.proc = next;
+        let to = p.proc.state;
+        if before != to {
+            log_transition(p, before);
+            self.transitions.push(Transition { slot, to });
+        }
+        for action in actions {
+            self.perform(slot, action, now);
+        }
+        let Some(p) = self.get_mut(slot) else { return };
+        let draining = p.proc.drain.is_some();
+        if p.pid.is_none() && !p.proc.state.is_alive() {
+            // Done with this group: never signal a pgid the kernel may reuse.
+            p.pgid = None;
+        }
+        if draining && !was_draining {
+            self.draining.push(slot);
+        }
+    }
+
+    fn perform(&mut self, slot: usize, action: Action, now: Instant) {
+        match action {
+            Action::Spawn => return self.spawn(slot, now),
+            Action::ReportFatal => return self.queue_report(slot),
+            Action::Arm(d) => return self.timers.arm(Deadline::Proc(slot), now + d),
+            Action::Disarm => return self.timers.cancel(Deadline::Proc(slot)),
+            Action::Signal(_) | Action::KillGroup => {}
+        }
+        let Some(p) = self.get(slot) else { return };
+        let Some(pgid) = p.pgid else { return };
+        match action {
+            Action::Signal(sig) => {
+                info!(
+                    "{}: sending {} to process group {pgid}",
+                    p.name,
+                    crate::signals::name(sig)
+                );
+                reap::signal_group(pgid, sig);
+            }
+            Action::KillGroup => {
+                if reap::group_alive(pgid) {
+                    warn!("{}: sending SIGKILL to process group {pgid}", p.name);
+                }
+                reap::signal_group(pgid, libc::SIGKILL);
+            }
+            _ => {}
+        }
+    }
+
+    fn spawn(&mut self, slot: usize, now: Instant) {
+        let Some(p) = self.get(slot) else { return };
+        match spawn::spawn(&p.cfg) {
+            Ok(pid) => {
+                info!("{}: spawned pid {pid} ({})", p.name, p.cfg.cmd_text);
+                let pidfd = self.use_pidfd.then(|| self.watch(slot, pid)).flatten();
+                if let Some(p) = self.get_mut(slot) {
+                    (p.pid, p.pgid, p.pidfd, p.spawned_at) =
+                        (Some(pid), Some(pid), pidfd, Some(now));
+                }
+                self.by_pid.insert(pid, slot);
+                self.feed(slot, Event::Spawned);
+            }
+            Err(why) => {
+                warn!("{}: spawn failed: {why}", p.name);
+                self.feed(slot, Event::SpawnFailed(why));
+            }
+        }
+    }
+
+    /// A registered pidfd for `pid`, or `None`: then the SIGCHLD sweep, which
+    /// always runs, reports its exit.
+    fn watch(&self, slot: usize, pid: i32) -> Option<OwnedFd> {
+        let name = self.get(slot).map_or("?", |p| p.name.as_str());
+        let fd = reap::pidfd_open(pid)
+            .inspect_err(|e| {
+                warn!("{name}: no pidfd for pid {pid} ({e}); SIGCHLD will report its exit")
+            })
+            .ok()?;
+        let token = Token(PROC_TOKEN + slot);
+        match self
+            .reg
+            .register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)
+        {
+            Ok(()) => Some(fd),
+            Err(e) => {
+                warn!("{name}: cannot watch pidfd ({e}); SIGCHLD will report its exit");
+                None
+            }
+        }
+    }
+
+    /// The pidfd of `slot` is readable: reap it if it has exited.
+    pub fn on_pidfd(&mut self, slot: usize, now: Instant) {
+        let Some(fd) = self.get(slot).and_then(|p| p.pidfd.as_ref()) else {
+            return;
+        };
+        if let Some(exit) = reap::reap_pidfd(fd) {
+            self.exited(slot, exit, now);
+        }
+        self.run(now);
+    }
+
+    /// SIGCHLD: reap what exited (our children, adopted orphans), then look at
+    /// draining groups. Returns true if more children may be waiting.
+    pub fn on_sigchld(&mut self, now: Instant) -> bool {
+        let (reaped, more) = reap::sweep();
+        for (pid, exit) in reaped {
+            match self.by_pid.get(&pid) {
+                Some(&slot) => self.exited(slot, exit, now),
+                None => debug!("reaped orphan pid {pid}: {}", exit.describe()),
+            }
+        }
+        let draining = std::mem::take(&mut self.draining);
+        for slot in draining {
+            match self.get(slot).filter(|p| p.proc.drain.is_some()) {
+                Some(p) if p.pgid.is_some_and(reap::group_alive) => self.draining.push(slot),
+                Some(_) => self.feed(slot, Event::GroupGone),
+                None => {}
+            }
+        }
+        self.run(now);
+        more
+    }
+
+    fn exited(&mut self, slot: usize, exit: Exit, now: Instant) {
+        let Some(p) = self.get_mut(slot) else { return };
+        let Some(pid) = p.pid.take() else { return };
+        if let Some(fd) = p.pidfd.take() {
+            let _ = self.reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
+        }
+        self.by_pid.remove(&pid);
+        let Some(p) = self.get(slot) else { return };
+        let uptime = p
+            .spawned_at
+            .map(|t| now.saturating_duration_since(t))
+            .unwrap_or_default();
+        info!(
+            "{}: pid {pid} exited: {} after {:.1}s",
+            p.name,
+            exit.describe(),
+            uptime.as_secs_f64()
+        );
+        let left = p.pgid.is_some_and(reap::group_alive);
+        if left && matches!(p.proc.state, State::Starting | State::Running) {
+            info!("{}: its process group {pid} still has members", p.name);
+            self.feed(slot, Event::LeaderExited { exit, uptime });
+        } else {
+            self.feed(slot, Event::Exited { exit, uptime });
+        }
+    }
+
+    /// A process deadline passed. A draining group found empty is done.
+    pub fn on_deadline(&mut self, slot: usize, now: Instant) {
+        let Some(p) = self.get(slot) else { return };
+        let gone = p.proc.drain.is_some() && !p.pgid.is_some_and(reap::group_alive);
+        self.feed(
+            slot,
+            if gone {
+                Event::GroupGone
+            } else {
+                Event::Deadline
+            },
+        );
+        self.run(now);
+    }
+
+    fn queue_report(&mut self, slot: usize) {
+        let Some(p) = self.get(slot) else { return };
+        let Some(address) = p.cfg.report_address else {
+            info!("{}: FATAL, no report address configured", p.name);
+            return;
+        };
+        let body = report::fatal_body(
+            &p.cfg.name,
+            &p.name,
+            p.proc.attempts,
+            p.proc.last_exit.map(Exit::describe),
+            &p.proc.message,
+            std::time::SystemTime::now(),
+        );
+        self.reports.push(FatalReport {
+            address,
+            process: p.name.clone(),
+            body,
+        });
+    }
+
+    /// True once no process is alive (shutdown may finish).
+    pub fn all_down(&self) -> bool {
+        self.procs
+            .iter()
+            .flatten()
+            .all(|p| p.pid.is_none() && !p.proc.state.is_alive())
+    }
+
+    pub fn state(&self, slot: usize) -> State {
+        self.get(slot).map_or(State::Stopped, |p| p.proc.state)
+    }
+
+    /// Feeds `ev` to every process (shutdown's stop, the second signal's kill).
+    pub fn feed_all(&mut self, ev: &Event, now: Instant) {
+        for slot in self.order.clone() {
+            self.feed(slot, ev.clone());
+        }
+        self.run(now);
+    }
+}
+
+fn log_transition(p: &Process, before: State) {
+    let msg = &p.proc.message;
+    let line = format!(
+        "{}: {} -> {}{}",
+        p.name,
+        before.token(),
+        p.proc.state.token(),
+        if msg.is_empty() {
+            String::new()
+        } else {
+            format!(" ({msg})")
+        }
+    );
+    match p.proc.state {
+        State::Fatal => error!("{line}"),
+        State::Backoff | State::ExitedUnexpectedly => warn!("{line}"),
+        _ => info!("{line}"),
+    }
+}
