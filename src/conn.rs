@@ -106,10 +106,19 @@ impl Conn {
             }
             match self.stream.read(&mut buf) {
                 Ok(0) => self.closing = true,
-                Ok(n) => match &mut self.telnet {
-                    Some(f) => f.feed(&buf[..n], &mut self.input),
-                    None => self.input.extend_from_slice(&buf[..n]),
-                },
+                Ok(n) => {
+                    let mut replies = Vec::new();
+                    match &mut self.telnet {
+                        Some(f) => f.feed(&buf[..n], &mut self.input, &mut replies),
+                        None => self.input.extend_from_slice(&buf[..n]),
+                    }
+                    // Negotiation answers are telnet bytes, not text: no CRLF
+                    // translation; sent now, as telnet waits for them.
+                    if !replies.is_empty() {
+                        self.output.extend_from_slice(&replies);
+                        self.flush();
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
