@@ -3,7 +3,7 @@
 //! A reply is zero or more body lines, then `OK` or `ERR <message>`.
 
 use crate::state::{Exit, State};
-use std::fmt::Write as _;
+use serde::Serialize;
 use std::time::Duration;
 
 /// Longest accepted request line, in bytes.
@@ -266,6 +266,21 @@ pub fn status_lines(procs: &[ProcessView]) -> Vec<String> {
         .collect()
 }
 
+/// One `status --json` object, field for field as the contract lists them.
+#[derive(Serialize)]
+struct StatusItem<'a> {
+    name: &'a str,
+    program: &'a str,
+    index: u32,
+    state: &'static str,
+    pid: Option<i32>,
+    uptime_s: Option<u64>,
+    exit_code: Option<i32>,
+    signal: Option<String>,
+    restarts: u32,
+    message: String,
+}
+
 /// The one-line JSON array of `status --json`.
 pub fn status_json(procs: &[ProcessView]) -> String {
     let mut out = String::from("[");
@@ -273,51 +288,44 @@ pub fn status_json(procs: &[ProcessView]) -> String {
         if i > 0 {
             out.push(',');
         }
-        let opt = |v: Option<String>| v.unwrap_or_else(|| "null".into());
-        let (code, sig) = match p.last_exit {
-            Some(Exit::Code(c)) => (Some(c.to_string()), None),
-            Some(Exit::Signal(s)) => (None, Some(json_str(&crate::signals::name(s)))),
-            None => (None, None),
-        };
-        let _ = write!(
-            out,
-            "{{\"name\":{},\"program\":{},\"index\":{},\"state\":\"{}\",\"pid\":{},\"uptime_s\":{},\"exit_code\":{},\"signal\":{},\"restarts\":{},\"message\":{}}}",
-            json_str(&p.name),
-            json_str(&p.program),
-            p.index,
-            p.state.token(),
-            opt(p.pid.map(|v| v.to_string())),
-            opt(p.uptime.map(|u| u.as_secs().to_string())),
-            opt(code),
-            opt(sig),
-            p.restarts,
-            json_str(&p.detail()),
-        );
+        out.push_str(&status_json_item(p));
     }
     out.push(']');
     out
 }
 
+/// One element of the `status --json` array (an object, one line), so a big
+/// reply can be sent object by object.
+pub fn status_json_item(p: &ProcessView) -> String {
+    let (exit_code, signal) = match p.last_exit {
+        Some(Exit::Code(c)) => (Some(c), None),
+        Some(Exit::Signal(s)) => (None, Some(crate::signals::name(s))),
+        None => (None, None),
+    };
+    let item = StatusItem {
+        name: &p.name,
+        program: &p.program,
+        index: p.index,
+        state: p.state.token(),
+        pid: p.pid,
+        uptime_s: p.uptime.map(|u| u.as_secs()),
+        exit_code,
+        signal,
+        restarts: p.restarts,
+        message: p.detail(),
+    };
+    serde_json::to_string(&item).expect(ENCODES)
+}
+
 /// A JSON string literal, escaped.
 pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    serde_json::to_string(s).expect(ENCODES)
 }
+
+/// Why encoding cannot fail: serde_json fails only on map keys that are not
+/// strings, or on an error raised by a hand-written `Serialize`; strings,
+/// numbers and derived structs of them have neither.
+const ENCODES: &str = "strings, numbers and derived structs always encode";
 
 #[cfg(test)]
 #[path = "protocol_tests.rs"]
