@@ -3,7 +3,7 @@
 //! A reply is zero or more body lines, then `OK` or `ERR <message>`.
 
 use crate::state::{Exit, State};
-use std::fmt::Write as _;
+use serde::Serialize;
 use std::time::Duration;
 
 /// Longest accepted request line, in bytes.
@@ -270,14 +270,8 @@ pub fn status_line(p: &ProcessView, width: usize) -> String {
     line.trim_end().to_string()
 }
 
-/// The one-line JSON array of `status --json`.
-pub fn status_json(procs: &[ProcessView]) -> String {
-    let items: Vec<String> = procs.iter().map(status_json_item).collect();
-    format!("[{}]", items.join(","))
-}
-
-/// One process's object of `status --json`, fields in contract order.
-#[derive(serde::Serialize)]
+/// One `status --json` object, field for field as the contract lists them.
+#[derive(Serialize)]
 struct StatusItem<'a> {
     name: &'a str,
     program: &'a str,
@@ -291,7 +285,21 @@ struct StatusItem<'a> {
     message: String,
 }
 
-/// One process's object of `status --json` (no brackets: big replies stream).
+/// The one-line JSON array of `status --json`.
+pub fn status_json(procs: &[ProcessView]) -> String {
+    let mut out = String::from("[");
+    for (i, p) in procs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&status_json_item(p));
+    }
+    out.push(']');
+    out
+}
+
+/// One element of the `status --json` array (an object, one line), so a big
+/// reply can be sent object by object.
 pub fn status_json_item(p: &ProcessView) -> String {
     let (exit_code, signal) = match p.last_exit {
         Some(Exit::Code(c)) => (Some(c), None),
@@ -310,29 +318,18 @@ pub fn status_json_item(p: &ProcessView) -> String {
         restarts: p.restarts,
         message: p.detail(),
     };
-    serde_json::to_string(&item).unwrap_or_else(|_| "{}".into())
+    serde_json::to_string(&item).expect(ENCODES)
 }
 
 /// A JSON string literal, escaped.
 pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    serde_json::to_string(s).expect(ENCODES)
 }
+
+/// Why encoding cannot fail: serde_json fails only on map keys that are not
+/// strings, or on an error raised by a hand-written `Serialize`; strings,
+/// numbers and derived structs of them have neither.
+const ENCODES: &str = "strings, numbers and derived structs always encode";
 
 #[cfg(test)]
 #[path = "protocol_tests.rs"]

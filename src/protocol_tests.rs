@@ -150,3 +150,56 @@ fn status_json_shape() {
     assert_eq!(status_json(&[]), "[]");
     assert_eq!(json_str("\u{1}é"), "\"\\u0001é\"");
 }
+
+/// Text that hand-written escaping gets wrong: quotes, backslashes, every
+/// control character, DEL, non-ASCII and the JavaScript line separators.
+fn awkward() -> String {
+    let mut s: String = (0u8..0x20).map(char::from).collect();
+    s.push_str("\u{7f} \"quoted\" back\\slash \\\" é 漢字 🦀 \u{2028}\u{2029} end");
+    s
+}
+
+#[test]
+fn json_strings_round_trip() {
+    for s in ["", "plain", "\"", "\\", "\u{0}", "\u{1f}", "é", &awkward()] {
+        let encoded = json_str(s);
+        assert!(!encoded.contains('\n'), "{encoded:?}");
+        let back: String = serde_json::from_str(&encoded).unwrap();
+        assert_eq!(back, s);
+    }
+}
+
+#[test]
+fn status_json_item_round_trips_awkward_text() {
+    let mut p = view("", State::Backoff);
+    p.name = format!("{}:3", awkward());
+    p.program = awkward();
+    p.index = 3;
+    p.message = awkward();
+    p.last_exit = Some(Exit::Code(-1));
+    let line = status_json_item(&p);
+    // One line, one object: the status reply stays a single line.
+    assert!(!line.contains('\n') && !line.contains('\r'), "{line:?}");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["name"], p.name.as_str());
+    assert_eq!(v["program"], p.program.as_str());
+    assert_eq!(v["index"], 3);
+    assert_eq!(v["state"], "BACKOFF");
+    assert_eq!(v["message"], p.detail().as_str());
+    assert_eq!(v["exit_code"], -1);
+    assert!(v["signal"].is_null() && v["pid"].is_null() && v["uptime_s"].is_null());
+    // The array is its items, comma-separated.
+    let all = status_json(&[p.clone(), p.clone()]);
+    assert_eq!(all, format!("[{line},{line}]"));
+    let arr: Vec<serde_json::Value> = serde_json::from_str(&all).unwrap();
+    assert_eq!(arr, [v.clone(), v]);
+}
+
+#[test]
+fn status_json_names_unknown_signals_too() {
+    let mut p = view("x:0", State::ExitedUnexpectedly);
+    p.last_exit = Some(Exit::Signal(99));
+    let v: serde_json::Value = serde_json::from_str(&status_json_item(&p)).unwrap();
+    assert_eq!(v["signal"], "signal 99");
+    assert!(v["exit_code"].is_null());
+}

@@ -5,7 +5,7 @@ use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const PROGS: &str = "  a:\n    cmd: sleep 100\n    starttime: 0\n";
 
@@ -68,18 +68,52 @@ fn same_protocol_with_crlf() {
     assert_eq!(help.last().map(String::as_str), Some("OK"));
 }
 
+const IAC: u8 = 255;
+const WILL: u8 = 251;
+const WONT: u8 = 252;
+const DO: u8 = 253;
+const DONT: u8 = 254;
+const IP: u8 = 244;
+const ECHO: u8 = 1;
+const SGA: u8 = 3;
+const TIMING_MARK: u8 = 6;
+
+/// Raw bytes until `want` has arrived (each read has the socket's timeout,
+/// the whole wait a deadline); what came, up to and including `want`.
+fn read_until(r: &mut BufReader<TcpStream>, want: &[u8]) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while !got.ends_with(want) {
+        assert!(Instant::now() < deadline, "no {want:?}, got {got:?}");
+        // One byte at a time: nothing after `want` is consumed, so the
+        // line reader can take over.
+        let mut b = [0u8];
+        match r.read(&mut b) {
+            Ok(0) => panic!("closed, got {got:?}"),
+            Ok(_) => got.push(b[0]),
+            Err(e) => panic!("{e}, got {got:?}"),
+        }
+    }
+    got
+}
+
 #[test]
-fn telnet_negotiation_is_ignored() {
+fn telnet_negotiation_is_refused_and_filtered_out() {
     let (d, port) = tcp_daemon();
     d.wait_state("a:0", "RUNNING", 5.0);
     let mut c = connect(port);
     // IAC DO ECHO, IAC WILL SGA, a subnegotiation, then a command;
     // IAC IP (telnet's Ctrl-C) throws away the half-typed "stop a".
-    let mut bytes = vec![255, 253, 1, 255, 251, 3, 255, 250, 24, 0, b'x', 255, 240];
+    let mut bytes = vec![
+        IAC, DO, ECHO, IAC, WILL, SGA, IAC, 250, 24, 0, b'x', IAC, 240,
+    ];
     bytes.extend_from_slice(b"stop a");
-    bytes.extend_from_slice(&[255, 244]);
+    bytes.extend_from_slice(&[IAC, IP]);
     bytes.extend_from_slice(b"status a\r\n");
     c.get_mut().write_all(&bytes).unwrap();
+    // Both options refused, before the reply (sent as soon as read).
+    let refusals = [IAC, WONT, ECHO, IAC, DONT, SGA];
+    assert_eq!(read_until(&mut c, &refusals), refusals);
     let lines = reply(&mut c);
     assert!(lines[0].starts_with("a:0  RUNNING"), "{lines:?}");
     // Any other invalid UTF-8 is still an ERR, and the connection goes on.
@@ -88,6 +122,57 @@ fn telnet_negotiation_is_ignored() {
         .unwrap();
     assert_eq!(reply(&mut c), ["ERR invalid UTF-8"]);
     assert_eq!(reply(&mut c)[0], "usage: quit");
+}
+
+#[test]
+fn ctrl_c_gets_a_timing_mark_and_the_session_goes_on() {
+    let (d, port) = tcp_daemon();
+    d.wait_state("a:0", "RUNNING", 5.0);
+    let mut c = connect(port);
+    // A half-typed command, then what telnet sends on Ctrl-C: it discards
+    // all output until IAC WILL TIMING-MARK comes back.
+    c.get_mut().write_all(b"sta").unwrap();
+    c.get_mut()
+        .write_all(&[IAC, IP, IAC, DO, TIMING_MARK])
+        .unwrap();
+    let mark = [IAC, WILL, TIMING_MARK];
+    assert_eq!(read_until(&mut c, &mark), mark);
+    c.get_mut().write_all(b"status\r\n").unwrap();
+    let lines = reply(&mut c);
+    assert!(lines[0].starts_with("a:0  RUNNING"), "{lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("OK"));
+    // A mark, not a state: the next Ctrl-C is answered too.
+    c.get_mut()
+        .write_all(&[IAC, IP, IAC, DO, TIMING_MARK])
+        .unwrap();
+    assert_eq!(read_until(&mut c, &mark), mark);
+}
+
+#[test]
+fn an_option_is_refused_once_per_connection() {
+    let (d, port) = tcp_daemon();
+    d.wait_state("a:0", "RUNNING", 5.0);
+    let mut c = connect(port);
+    let ask = |c: &mut BufReader<TcpStream>| {
+        let mut bytes = vec![IAC, DO, ECHO];
+        bytes.extend_from_slice(b"help quit\r\n");
+        c.get_mut().write_all(&bytes).unwrap();
+    };
+    ask(&mut c);
+    let refusal = [IAC, WONT, ECHO];
+    assert_eq!(read_until(&mut c, &refusal), refusal);
+    assert_eq!(reply(&mut c).last().map(String::as_str), Some("OK"));
+    // Asked again (a later read): no second answer, only the reply.
+    ask(&mut c);
+    let raw = read_until(&mut c, b"\r\nOK\r\n");
+    assert!(raw.starts_with(b"usage: quit\r\n"), "{raw:?}");
+    assert!(!raw.contains(&IAC), "{raw:?}");
+    // A WONT or DONT is never answered: the next thing to come is the reply.
+    let mut bytes = vec![IAC, WONT, ECHO, IAC, DONT, ECHO];
+    bytes.extend_from_slice(b"help quit\r\n");
+    c.get_mut().write_all(&bytes).unwrap();
+    let raw = read_until(&mut c, b"\r\nOK\r\n");
+    assert!(raw.starts_with(b"usage: quit\r\n"), "{raw:?}");
 }
 
 #[test]
