@@ -3,8 +3,33 @@
 mod common;
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::time::Duration;
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// The first connection to `listener` within `secs`; panics after that, so a
+/// daemon that never reports fails the test instead of hanging it in accept().
+fn accept_within(listener: &TcpListener, secs: f64) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+                return s;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no report connection within {secs}s"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
 
 fn failing(name: &str, extra: &str) -> String {
     format!(
@@ -17,14 +42,13 @@ fn report_reaches_an_http_listener() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = std::thread::spawn(move || {
-        let (s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut r = BufReader::new(s);
+        let mut r = BufReader::new(accept_within(&listener, 20.0));
         let mut head = Vec::new();
         let mut len = 0;
         loop {
             let mut l = String::new();
-            r.read_line(&mut l).unwrap();
+            let n = r.read_line(&mut l).expect("reading the report's head");
+            assert!(n > 0, "the report ended inside its head: {head:?}");
             if l == "\r\n" {
                 break;
             }
@@ -34,7 +58,7 @@ fn report_reaches_an_http_listener() {
             head.push(l.trim_end().to_string());
         }
         let mut body = vec![0; len];
-        r.read_exact(&mut body).unwrap();
+        r.read_exact(&mut body).expect("reading the report's body");
         r.get_mut()
             .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
             .unwrap();
@@ -46,7 +70,7 @@ fn report_reaches_an_http_listener() {
         &[],
     );
     d.wait_state("boom:0", "FATAL", 10.0);
-    let (head, body) = server.join().unwrap();
+    let (head, body) = server.join().expect("the report listener failed");
     assert_eq!(head[0], "POST / HTTP/1.1");
     assert!(
         head.contains(&"Content-Type: application/json".to_string()),

@@ -2,13 +2,18 @@
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
+use std::time::Duration;
 use taskmaster::client::shell::{self, run_line};
-use taskmaster::client::{format, Client, EXIT_OK, EXIT_USAGE};
+use taskmaster::client::{format, Client, DEFAULT_TIMEOUT, EXIT_OK, EXIT_USAGE};
 use taskmaster::config;
 
-const USAGE: &str = "usage: taskmasterctl [-s SOCKET | -c FILE] [COMMAND ARGS...]
-  -s, --socket SOCKET  the daemon's control socket
-  -c, --config FILE    read the socket path from the daemon's config file
+const USAGE: &str = "usage: taskmasterctl [-s SOCKET | -c FILE] [-t SECONDS] [COMMAND ARGS...]
+  -s, --socket SOCKET    the daemon's control socket
+  -c, --config FILE      read the socket path from the daemon's config file
+                         (only its `socket` key: the rest may have errors)
+  -t, --timeout SECONDS  give up on an unresponsive daemon after this long
+                         (default 10, fractions allowed); start, stop, restart
+                         and shutdown wait as long as the daemon answers checks
   without COMMAND: an interactive shell, or one command per line from stdin";
 
 fn main() {
@@ -17,6 +22,7 @@ fn main() {
 
 fn run() -> i32 {
     let mut socket: Option<PathBuf> = None;
+    let mut timeout = DEFAULT_TIMEOUT;
     let mut words: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -30,16 +36,19 @@ fn run() -> i32 {
                 None => return usage("-s needs a SOCKET"),
             },
             "-c" | "--config" => match args.next() {
-                Some(f) => match config::load(f.as_ref()) {
-                    Ok(c) => socket = Some(c.socket),
-                    Err(errors) => {
-                        for e in errors {
-                            eprintln!("{e}");
-                        }
+                Some(f) => match config::socket_of(f.as_ref()) {
+                    Ok(s) => socket = Some(s),
+                    Err(e) => {
+                        eprintln!("taskmasterctl: {e}");
                         return EXIT_USAGE;
                     }
                 },
                 None => return usage("-c needs a FILE"),
+            },
+            "-t" | "--timeout" => match args.next().as_deref().map(parse_timeout) {
+                Some(Ok(t)) => timeout = t,
+                Some(Err(e)) => return usage(&e),
+                None => return usage("-t needs SECONDS"),
             },
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -50,6 +59,7 @@ fn run() -> i32 {
         }
     }
     let mut client = Client::new(&socket.unwrap_or_else(config::default_socket));
+    client.set_timeout(timeout);
     let colour = format::use_colour(
         std::io::stdout().is_terminal(),
         std::env::var_os("NO_COLOR").as_deref(),
@@ -74,4 +84,15 @@ fn run() -> i32 {
 fn usage(msg: &str) -> i32 {
     eprintln!("taskmasterctl: {msg}\n{USAGE}");
     EXIT_USAGE
+}
+
+/// Seconds, fractions allowed, from a millisecond (less rounds to no wait at
+/// all) to a day (a typo must not become a wait of centuries).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if (0.001..=86400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!(
+            "-t expects seconds from 0.001 to 86400, got {text:?}"
+        )),
+    }
 }

@@ -3,16 +3,25 @@
 pub mod complete;
 pub mod format;
 pub mod shell;
+mod wire;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use wire::{Partial, Stop};
 
-/// How often a waiting request looks at the interrupt flag.
-const INTERRUPT_CHECK: Duration = Duration::from_millis(100);
+/// How long taskmasterctl waits for the daemon unless `-t` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The commands whose reply waits for processes to get somewhere (stoptime
+/// may be long): they wait as long as the daemon shows it is alive.
+const DEFERRED: [&str; 4] = ["start", "stop", "restart", "shutdown"];
+
+/// A liveness check: cheap, read-only, answered at once by a working loop.
+const PROBE: &str = "help quit\n";
 
 /// Exit codes of taskmasterctl (contract).
 pub const EXIT_OK: i32 = 0;
@@ -32,6 +41,26 @@ pub struct Client {
     reader: Option<BufReader<UnixStream>>,
     /// Set by SIGINT in the shell: stop waiting for the current reply.
     interrupt: Option<Arc<AtomicBool>>,
+    timeout: Duration,
+}
+
+/// Why a request failed; `retry` when nothing was received and a fresh
+/// connection may do better (the daemon was restarted since the last command).
+struct Failure {
+    message: String,
+    retry: bool,
+}
+
+/// What a liveness check found.
+enum Probe {
+    /// It answered: the daemon is working on the deferred reply.
+    Alive,
+    /// Refused, socket gone, or closed: the daemon is going away, and the
+    /// waiting connection will get its OK or EOF.
+    Leaving,
+    /// No answer within the timeout.
+    Silent(String),
+    Interrupted,
 }
 
 impl Client {
@@ -40,7 +69,14 @@ impl Client {
             path: path.to_path_buf(),
             reader: None,
             interrupt: None,
+            timeout: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// How long to wait for a connection, an immediate reply, or a sign of
+    /// life while a deferred reply is pending.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// From now on a set `flag` abandons the reply being waited for (the
@@ -53,29 +89,39 @@ impl Client {
         &self.path
     }
 
+    fn flag(&self) -> Option<&AtomicBool> {
+        self.interrupt.as_deref()
+    }
+
+    fn interrupted(&self) -> String {
+        "interrupted; the daemon carries on with the command".into()
+    }
+
+    fn not_responding(&self, what: &str) -> String {
+        format!(
+            "taskmasterd at {} is not responding ({what})",
+            self.path.display()
+        )
+    }
+
     /// Sends one command line and reads its whole reply. Reconnects if the
     /// daemon was restarted since the last command.
     pub fn request(&mut self, line: &str) -> Result<Reply, String> {
+        if let Some(flag) = self.flag() {
+            flag.store(false, Ordering::Relaxed);
+        }
         for attempt in 0..2 {
             if self.reader.is_none() {
-                let s = UnixStream::connect(&self.path).map_err(|e| {
-                    format!(
-                        "cannot reach taskmasterd at {}: {}",
-                        self.path.display(),
-                        why_unreachable(&e)
-                    )
-                })?;
-                if self.interrupt.is_some() {
-                    let _ = s.set_read_timeout(Some(INTERRUPT_CHECK));
-                }
+                let s = wire::connect(&self.path, self.timeout, self.flag())
+                    .map_err(|e| self.connect_failed(&e))?;
                 self.reader = Some(BufReader::new(s));
             }
             match self.exchange(line) {
                 Ok(r) => return Ok(r),
-                Err(e) => {
+                Err(f) => {
                     self.reader = None;
-                    if attempt == 1 || e.1 {
-                        return Err(e.0);
+                    if attempt == 1 || !f.retry {
+                        return Err(f.message);
                     }
                 }
             }
@@ -83,58 +129,117 @@ impl Client {
         Err("unreachable".into())
     }
 
-    /// Err((message, got_some_reply)): a reply cut short is not retried.
-    fn exchange(&mut self, line: &str) -> Result<Reply, (String, bool)> {
-        use std::io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
-        let reader = self
-            .reader
-            .as_mut()
-            .ok_or(("not connected".to_string(), false))?;
-        reader
-            .get_mut()
-            .write_all(format!("{line}\n").as_bytes())
-            .map_err(|e| (format!("send failed: {e}"), false))?;
-        if let Some(flag) = &self.interrupt {
-            flag.store(false, Ordering::Relaxed);
-        }
-        let mut body = Vec::new();
-        loop {
-            let mut raw = Vec::new();
-            loop {
-                match reader.read_until(b'\n', &mut raw) {
-                    Ok(0) => {
-                        let why = "the daemon closed the connection";
-                        return Err((why.into(), !body.is_empty()));
-                    }
-                    Ok(_) if raw.ends_with(b"\n") => break,
-                    Ok(_) => {}
-                    Err(e) if matches!(e.kind(), WouldBlock | TimedOut | Interrupted) => {
-                        if self
-                            .interrupt
-                            .as_ref()
-                            .is_some_and(|f| f.load(Ordering::Relaxed))
-                        {
-                            let why = "interrupted; the daemon carries on with the command";
-                            return Err((why.into(), true));
-                        }
-                    }
-                    Err(e) => return Err((format!("read failed: {e}"), !body.is_empty())),
-                }
+    fn connect_failed(&self, e: &std::io::Error) -> String {
+        match e.kind() {
+            ErrorKind::WouldBlock => {
+                self.not_responding(&format!("connect timed out after {}", secs(self.timeout)))
             }
-            let l = String::from_utf8_lossy(&raw);
-            let l = l.trim_end_matches(['\n', '\r']);
-            if l == "OK" {
-                return Ok(Reply { body, error: None });
-            }
-            if let Some(msg) = l.strip_prefix("ERR") {
-                return Ok(Reply {
-                    body,
-                    error: Some(msg.trim_start().to_string()),
-                });
-            }
-            body.push(l.to_string());
+            ErrorKind::Interrupted => self.interrupted(),
+            _ => format!(
+                "cannot reach taskmasterd at {}: {}",
+                self.path.display(),
+                why_unreachable(e)
+            ),
         }
     }
+
+    fn exchange(&mut self, line: &str) -> Result<Reply, Failure> {
+        let fail = |message: String, retry: bool| Failure { message, retry };
+        let deferred = DEFERRED.contains(&line.split_whitespace().next().unwrap_or(""));
+        let timeout = self.timeout;
+        let mut reader = self
+            .reader
+            .take()
+            .ok_or_else(|| fail("not connected".into(), false))?;
+        let sent = Instant::now();
+        let _ = reader.get_ref().set_write_timeout(Some(timeout));
+        if let Err(e) = reader.get_mut().write_all(format!("{line}\n").as_bytes()) {
+            return Err(match e.kind() {
+                ErrorKind::WouldBlock | ErrorKind::TimedOut => fail(
+                    self.not_responding(&format!("could not send within {}", secs(timeout))),
+                    false,
+                ),
+                _ => fail(format!("send failed: {e}"), true),
+            });
+        }
+        let mut part = Partial::new();
+        loop {
+            // Immediate replies come whole within the timeout; a deferred one
+            // may take as long as the daemon keeps proving it is alive.
+            let until = if deferred { part.last } else { sent } + timeout;
+            let stop = match part.read(&mut reader, until, self.flag()) {
+                Ok(reply) => {
+                    self.reader = Some(reader);
+                    return Ok(reply);
+                }
+                Err(stop) => stop,
+            };
+            match stop {
+                Stop::TimedOut if !deferred => {
+                    let what = format!("no reply within {}", secs(timeout));
+                    return Err(fail(self.not_responding(&what), false));
+                }
+                // Bytes came while the slice ran out: the silence starts anew.
+                Stop::TimedOut if part.last + timeout > Instant::now() => {}
+                Stop::TimedOut => match self.probe() {
+                    Probe::Alive | Probe::Leaving => part.last = Instant::now(),
+                    Probe::Silent(why) => {
+                        let what = format!("no reply to `{line}` yet, and {why}");
+                        return Err(fail(self.not_responding(&what), false));
+                    }
+                    Probe::Interrupted => return Err(fail(self.interrupted(), false)),
+                },
+                Stop::Eof => {
+                    let why = "the daemon closed the connection";
+                    return Err(fail(why.into(), !part.got));
+                }
+                Stop::Interrupted => return Err(fail(self.interrupted(), false)),
+                Stop::Failed(e) => return Err(fail(format!("read failed: {e}"), !part.got)),
+            }
+        }
+    }
+
+    /// Asks the daemon, on a second connection, for a cheap reply within the
+    /// timeout: a deferred reply is only worth waiting for while it answers.
+    fn probe(&self) -> Probe {
+        let t = self.timeout;
+        let deadline = Instant::now() + t;
+        let s = match wire::connect(&self.path, t, self.flag()) {
+            Ok(s) => s,
+            Err(e) => {
+                return match e.kind() {
+                    ErrorKind::NotFound | ErrorKind::ConnectionRefused => Probe::Leaving,
+                    ErrorKind::Interrupted => Probe::Interrupted,
+                    ErrorKind::WouldBlock => Probe::Silent(format!(
+                        "a liveness check could not connect within {}",
+                        secs(t)
+                    )),
+                    _ => Probe::Silent(format!(
+                        "a liveness check could not connect: {}",
+                        why_unreachable(&e)
+                    )),
+                };
+            }
+        };
+        let mut reader = BufReader::new(s);
+        let _ = reader.get_ref().set_write_timeout(Some(t));
+        if reader.get_mut().write_all(PROBE.as_bytes()).is_err() {
+            return Probe::Leaving;
+        }
+        match Partial::new().read(&mut reader, deadline, self.flag()) {
+            Ok(_) => Probe::Alive,
+            Err(Stop::TimedOut) => {
+                Probe::Silent(format!("a liveness check got no answer within {}", secs(t)))
+            }
+            Err(Stop::Interrupted) => Probe::Interrupted,
+            Err(Stop::Eof | Stop::Failed(_)) => Probe::Leaving,
+        }
+    }
+}
+
+/// `10s`, `0.5s`.
+fn secs(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
 }
 
 /// One plain reason instead of an errno dump.

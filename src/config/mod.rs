@@ -7,6 +7,7 @@
 
 mod fields;
 mod locate;
+mod peek;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use fields::parse_address;
+pub use peek::socket_of;
 
 /// What `autorestart` says to do when a RUNNING process exits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

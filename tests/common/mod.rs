@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 pub const DAEMON: &str = env!("CARGO_BIN_EXE_taskmasterd");
 pub const CTL: &str = env!("CARGO_BIN_EXE_taskmasterctl");
 
+/// Longest a test waits on one socket read or write: a stuck daemon fails the
+/// test with a message instead of hanging it.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub sock: PathBuf,
@@ -129,13 +133,17 @@ impl Daemon {
         self.dir.path().join(name)
     }
 
+    /// A fresh connection to the control socket, with read and write timeouts.
+    pub fn connect(&self) -> UnixStream {
+        connect(&self.sock)
+    }
+
     /// Sends one command on a fresh connection and returns the whole reply.
     pub fn cmd(&self, line: &str) -> String {
-        let s = UnixStream::connect(&self.sock).expect("connect");
-        let mut r = BufReader::new(s);
-        r.get_mut()
-            .write_all(format!("{line}\n").as_bytes())
-            .unwrap();
+        let mut r = BufReader::new(self.connect());
+        if let Err(e) = r.get_mut().write_all(format!("{line}\n").as_bytes()) {
+            panic!("sending {line:?} to taskmasterd failed: {e}");
+        }
         read_reply(&mut r)
     }
 
@@ -200,15 +208,36 @@ impl Daemon {
     }
 }
 
-/// Reads body lines up to and including the final OK/ERR line.
+/// Connects to `sock` with read and write timeouts of [`IO_TIMEOUT`].
+pub fn connect(sock: &Path) -> UnixStream {
+    let s =
+        UnixStream::connect(sock).unwrap_or_else(|e| panic!("connect to {}: {e}", sock.display()));
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+    s.set_write_timeout(Some(IO_TIMEOUT))
+        .expect("write timeout");
+    s
+}
+
+/// Reads body lines up to and including the final OK/ERR line. Panics on
+/// EOF, and on a read timeout (set one on the socket: [`connect`] does).
 pub fn read_reply(r: &mut impl BufRead) -> String {
+    use std::io::ErrorKind::{TimedOut, WouldBlock};
     let mut out = String::new();
     loop {
         let mut l = String::new();
-        if r.read_line(&mut l).unwrap_or(0) == 0 {
-            panic!("connection closed mid-reply after {out:?}");
+        match r.read_line(&mut l) {
+            Ok(0) => panic!("connection closed mid-reply after {out:?}"),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), WouldBlock | TimedOut) => panic!(
+                "no complete reply within the read timeout (stuck daemon?); got {:?}",
+                out + &l
+            ),
+            Err(e) => panic!("reading a reply failed after {out:?}: {e}"),
         }
         out.push_str(&l);
+        if !l.ends_with('\n') {
+            continue; // only at EOF: the next read panics
+        }
         if l == "OK\n" || l.starts_with("ERR") {
             return out;
         }
