@@ -27,6 +27,10 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     if cfg!(debug_assertions) && std::env::var_os("TASKMASTER_TEST_PIDFD_EMFILE").is_some() {
         return Err(io::Error::from_raw_os_error(libc::EMFILE));
     }
+    raw_pidfd_open(pid)
+}
+
+fn raw_pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
@@ -38,7 +42,7 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
 /// accepts P_PIDFD (5.4). A pidfd of ourselves is not our child, so a kernel
 /// that knows P_PIDFD answers ECHILD; one that does not answers EINVAL.
 pub fn pidfd_supported() -> bool {
-    let Ok(fd) = pidfd_open(std::process::id() as i32) else {
+    let Ok(fd) = raw_pidfd_open(std::process::id() as i32) else {
         return false;
     };
     let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG;
