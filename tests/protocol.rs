@@ -101,3 +101,65 @@ fn a_client_leaving_mid_wait_is_harmless() {
     d.wait_state("slow:0", "RUNNING", 5.0);
     assert_eq!(d.cmd("stop slow"), "slow:0: stopped\nOK\n");
 }
+
+/// Each process of a deferred reply is judged when it gets there: a one-shot
+/// that was RUNNING and has since exited was still `started`.
+#[test]
+fn deferred_replies_judge_each_process_when_it_gets_there() {
+    let d = Daemon::start(
+        "  oneshot:\n    cmd: \"sh -c 'exit 0'\"\n    starttime: 0\n    autostart: false\n    autorestart: never\n  web:\n    cmd: sleep 100\n    starttime: 0.5\n    autostart: false\n",
+    );
+    assert_eq!(
+        d.cmd("start oneshot web"),
+        "oneshot:0: started\nweb:0: started\nOK\n"
+    );
+    d.wait_state("oneshot:0", "EXITED_EXPECTEDLY", 5.0);
+}
+
+#[test]
+fn a_last_line_without_newline_gets_its_reply() {
+    let d = Daemon::start(PROGS);
+    let mut s = d.connect();
+    s.write_all(b"status fast").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let reply = read_all(s);
+    assert!(
+        reply.starts_with("fast:0  RUNNING") || reply.starts_with("fast:0  STARTING"),
+        "{reply}"
+    );
+    assert!(reply.ends_with("OK\n"), "{reply}");
+}
+
+/// Read-only commands stay out of the info log; commands that change something
+/// are logged with the peer's uid.
+#[test]
+fn read_only_commands_are_not_logged_at_info() {
+    let d = Daemon::start(PROGS);
+    d.wait_state("fast:0", "RUNNING", 5.0);
+    for _ in 0..20 {
+        d.cmd("status");
+        d.cmd("help");
+    }
+    assert_eq!(d.cmd("stop slow"), "slow:0: stopped\nOK\n");
+    let uid = unsafe { libc::getuid() };
+    d.wait_log(&format!("(uid {uid}): stop slow"), 5.0);
+    let log = d.log_text();
+    assert!(!log.contains("): status"), "{log}");
+    assert!(!log.contains("): help"), "{log}");
+}
+
+/// A live process shows its pid and uptime, not the text of its last exit.
+#[test]
+fn status_after_a_restart_shows_the_new_pid_only() {
+    let d = Daemon::start(
+        "  flaky:\n    cmd: \"sh -c 'sleep 0.3; exit 1'\"\n    starttime: 0\n    autorestart: always\n",
+    );
+    wait_until(10.0, "a restart", || {
+        let p = d.proc("flaky:0");
+        p["restarts"].as_u64().unwrap_or(0) >= 1 && !p["pid"].is_null()
+    });
+    let line = d.cmd("status flaky");
+    let detail = line.lines().next().unwrap();
+    assert!(detail.contains("pid "), "{line}");
+    assert!(!detail.contains("exit status"), "{line}");
+}

@@ -181,3 +181,51 @@ fn globals_logfile_reopened_socket_rebound_clients_kept() {
     assert_eq!(read_reply(&mut r), "OK\n");
     assert!(!sock2.exists());
 }
+
+/// A reload that changes what a process is never overrides the operator: a
+/// process being stopped stays stopped (its pending `stop` still succeeds),
+/// a stopped one stays stopped, and both take the new settings.
+#[test]
+fn reload_respects_a_stop_in_progress_and_stopped_processes() {
+    let d = Daemon::start(
+        "  slow:\n    cmd: \"sh -c 'trap \\\"sleep 1; exit 0\\\" TERM; while :; do sleep 0.1; done'\"\n    starttime: 0\n  idle:\n    cmd: sleep 100\n    starttime: 0\n",
+    );
+    d.wait_state("slow:0", "RUNNING", 5.0);
+    d.wait_state("idle:0", "RUNNING", 5.0);
+    assert_eq!(d.cmd("stop idle"), "idle:0: stopped\nOK\n");
+    let mut stopper = d.connect();
+    std::io::Write::write_all(&mut stopper, b"stop slow\n").unwrap();
+    d.wait_state("slow:0", "STOPPING", 5.0);
+    rewrite(
+        &d,
+        "  slow:\n    cmd: \"sh -c 'trap \\\"sleep 1; exit 0\\\" TERM; while :; do sleep 0.2; done'\"\n    starttime: 0\n  idle:\n    cmd: sleep 101\n    starttime: 0\n",
+    );
+    assert_eq!(
+        d.cmd("reload"),
+        "updated idle (cmd, stays stopped)\nupdated slow (cmd, stays stopped)\nOK\n"
+    );
+    let mut r = std::io::BufReader::new(stopper);
+    assert_eq!(read_reply(&mut r), "slow:0: stopped\nOK\n");
+    assert_eq!(d.state("slow:0"), "STOPPED");
+    assert_eq!(d.state("idle:0"), "STOPPED");
+    // The new settings apply at the next start.
+    assert_eq!(d.cmd("start idle"), "idle:0: started\nOK\n");
+    let pid = d.pid("idle:0").unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(cmdline, b"sleep\x00101\x00");
+}
+
+#[test]
+fn reload_during_shutdown_is_refused_as_such() {
+    let d = Daemon::start(
+        "  stubborn:\n    cmd: \"sh -c 'trap \\\"\\\" TERM; while :; do sleep 0.1; done'\"\n    starttime: 0\n    stoptime: 3\n",
+    );
+    d.wait_state("stubborn:0", "RUNNING", 5.0);
+    let mut closer = d.connect();
+    std::io::Write::write_all(&mut closer, b"shutdown\n").unwrap();
+    d.wait_state("stubborn:0", "STOPPING", 5.0);
+    assert_eq!(d.cmd("reload"), "ERR shutting down\n");
+    assert_eq!(d.cmd("start stubborn"), "ERR shutting down\n");
+    let mut r = std::io::BufReader::new(closer);
+    assert_eq!(read_reply(&mut r), "OK\n");
+}

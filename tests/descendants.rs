@@ -1,0 +1,85 @@
+//! What a process leaves in its process group when it exits by itself is
+//! stopped (stopsignal, then SIGKILL after stoptime) before the exit counts.
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+/// Live processes whose command line is exactly `argv` (NUL-joined).
+fn running(argv: &[&str]) -> Vec<i32> {
+    let want = argv.join("\0") + "\0";
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want.as_bytes())
+            && alive(pid)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn orphans_do_not_pile_up_across_restarts_or_survive_shutdown() {
+    let mut d = Daemon::start(
+        "  leaky:\n    cmd: \"sh -c 'sleep 4441 & sleep 0.3; exit 1'\"\n    starttime: 0\n    stoptime: 2\n",
+    );
+    wait_until(20.0, "three restarts", || {
+        d.proc("leaky:0")["restarts"].as_u64().unwrap_or(0) >= 3
+    });
+    let left = running(&["sleep", "4441"]);
+    assert!(left.len() <= 1, "orphans piled up: {left:?}");
+    assert!(d.log_text().contains("stopping what is left of its group"));
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(10.0).success());
+    wait_until(5.0, "no sleep 4441 left", || {
+        running(&["sleep", "4441"]).is_empty()
+    });
+}
+
+#[test]
+fn a_leftover_that_ignores_the_stopsignal_is_killed_after_stoptime() {
+    let d = Daemon::start(
+        "  tough:\n    cmd: \"sh -c '(trap \\\"\\\" TERM; exec sleep 4442) & sleep 0.2; exit 3'\"\n    starttime: 0\n    stoptime: 1\n    autorestart: never\n",
+    );
+    d.wait_state("tough:0", "STOPPING", 5.0);
+    let p = d.proc("tough:0");
+    assert!(p["pid"].is_null(), "the leader is gone: {p}");
+    assert!(
+        p["message"].as_str().unwrap().contains("exit status 3"),
+        "{p}"
+    );
+    assert_eq!(
+        running(&["sleep", "4442"]).len(),
+        1,
+        "alive during stoptime"
+    );
+    let t = Instant::now();
+    d.wait_state("tough:0", "EXITED_UNEXPECTEDLY", 5.0);
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "waited for stoptime"
+    );
+    assert_eq!(
+        d.proc("tough:0")["exit_code"],
+        3,
+        "the leader's exit counts"
+    );
+    assert!(running(&["sleep", "4442"]).is_empty());
+    d.wait_log("sending SIGKILL to process group", 1.0);
+}
+
+#[test]
+fn stop_during_the_drain_stops_at_once() {
+    let d = Daemon::start(
+        "  tough:\n    cmd: \"sh -c '(trap \\\"\\\" TERM; exec sleep 4443) & sleep 0.2; exit 3'\"\n    starttime: 0\n    stoptime: 30\n",
+    );
+    d.wait_state("tough:0", "STOPPING", 5.0);
+    assert_eq!(d.cmd("stop tough"), "tough:0: stopped\nOK\n");
+    wait_until(5.0, "no sleep 4443 left", || {
+        running(&["sleep", "4443"]).is_empty()
+    });
+    assert_eq!(d.state("tough:0"), "STOPPED");
+}
