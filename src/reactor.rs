@@ -135,12 +135,18 @@ impl Reactor {
                 return 1;
             }
             let now = Instant::now();
+            // Backlogs left from the previous turn; a listener that has an
+            // event in this batch is served by it, not twice.
+            let mut again = std::mem::take(&mut self.accept_again);
             // Events first, then deadlines: an exit that arrived just before
             // its starttime ran out is judged as an exit during STARTING.
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => self.on_signals(now),
-                    t @ (UNIX_LISTENER | TCP_LISTENER) => self.accept(t, now),
+                    t @ (UNIX_LISTENER | TCP_LISTENER) => {
+                        again.retain(|a| *a != t);
+                        self.accept(t, now)
+                    }
                     Token(t) if t >= REPORT_TOKEN => {
                         let timers = &mut self.sup.timers;
                         self.reports
@@ -155,17 +161,17 @@ impl Reactor {
                     _ => {}
                 }
             }
-            self.second_chances(now);
+            self.second_chances(again, now);
             self.fire_due(now);
         }
     }
 
     /// Work left over from the previous turn, one budget each.
-    fn second_chances(&mut self, now: Instant) {
+    fn second_chances(&mut self, again: Vec<Token>, now: Instant) {
         if std::mem::take(&mut self.sweep_again) {
             self.sweep_again = self.sup.on_sigchld(now);
         }
-        for token in std::mem::take(&mut self.accept_again) {
+        for token in again {
             self.accept(token, now);
         }
         for _ in 0..self.ready.len() {

@@ -22,7 +22,7 @@ pub const BYTES_PER_TURN: usize = 64 * 1024;
 /// Unsent output past which a connection's requests wait (back-pressure).
 pub const OUT_HIGH: usize = 64 * 1024;
 /// Connections accepted per listener per turn.
-const ACCEPT_BATCH: usize = 64;
+const ACCEPT_BATCH: usize = 32;
 /// Longest request text written to the log.
 const LOG_LINE: usize = 200;
 
@@ -66,6 +66,14 @@ impl Reactor {
             Ok(()) => {
                 debug!("client {id} connected ({})", conn.peer);
                 self.clients.insert(id, Client { conn, stream: None });
+                // Serve it at once: a peer that already hung up (a connect
+                // storm) leaves now instead of filling the table.
+                self.serve(id, now);
+                if self.clients.get(&id).is_some_and(|c| c.conn.finished()) {
+                    if let Some(mut c) = self.clients.remove(&id) {
+                        c.conn.deregister(self.registry());
+                    }
+                }
             }
             Err(e) => warn!("cannot watch a new client: {e}"),
         }
@@ -77,7 +85,8 @@ impl Reactor {
             .clients
             .iter()
             .filter(|(_, c)| c.stream.is_none() && c.conn.idle())
-            .min_by_key(|(_, c)| c.conn.last_active)
+            // Connections whose peer has hung up go first, then the longest idle.
+            .min_by_key(|(_, c)| (!c.conn.closing, c.conn.last_active))
             .map(|(id, _)| *id);
         let Some(id) = victim else { return false };
         if let Some(mut c) = self.clients.remove(&id) {
