@@ -122,6 +122,8 @@ impl fmt::Display for ConfigError {
 
 // The file's bytes, and the guard that runs before serde_yaml.
 mod nesting;
+#[cfg(test)]
+mod proptests;
 mod read;
 
 /// Reads and checks `path`; on failure, every error found.
