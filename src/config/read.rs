@@ -83,3 +83,35 @@ fn too_large(size: &str) -> String {
         MAX_BYTES / 1024 / 1024
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regular_files_up_to_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.yaml");
+        let file = File::create(&path).unwrap();
+        file.set_len(MAX_BYTES).unwrap();
+        assert_eq!(read(&path).map(|t| t.len()), Ok(MAX_BYTES as usize));
+        file.set_len(MAX_BYTES + 1).unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(
+            e.ends_with(": too large (16777217 bytes, the limit is 16 MiB)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_has_its_line_and_directories_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.yaml");
+        std::fs::write(&path, b"programs:\n  a:\n    cmd: \"\xc3\x28\"\n").unwrap();
+        let e = read(&path).unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("UTF-8"), "{e}");
+        let e = read(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file (a directory)"), "{e}");
+    }
+}
