@@ -327,6 +327,50 @@ const TOKENS: &[&str] = &[
     "<<: *a\n",
 ];
 
+/// A tree `levels` collections deep (a spine of lists and mappings, with
+/// awkward strings beside it): YAML and JSON spell it in block and flow styles.
+fn nested() -> impl Strategy<Value = (usize, serde_json::Value)> {
+    // Strings that need quoting, escaping or a block scalar in YAML.
+    let text = prop::sample::select(vec![
+        "",
+        "a",
+        "[",
+        "]]",
+        "{x: [",
+        "'",
+        "\"",
+        "a'b\"c",
+        "# x",
+        "a #b",
+        "k: v",
+        "- x",
+        "|",
+        ">",
+        "&a",
+        "*a",
+        "!t",
+        "? q",
+        "x\ny [\n{",
+        "a\n[[[[[[[[\n{{{{{{{{\n",
+        "\t[",
+        " ]",
+        "%",
+        "a,b",
+    ]);
+    prop::collection::vec((any::<bool>(), text.clone(), text), 1..90).prop_map(|spine| {
+        let levels = spine.len();
+        let mut v = serde_json::Value::Null;
+        for (list, key, other) in spine {
+            v = if list {
+                serde_json::json!([other, v])
+            } else {
+                serde_json::json!({ key: v, "other": other })
+            };
+        }
+        (levels, v)
+    })
+}
+
 /// Each error names the file; a line, when given, is within the text.
 fn check_errors(errors: &[super::ConfigError], text_lines: usize) -> Result<(), TestCaseError> {
     prop_assert!(!errors.is_empty());
@@ -363,6 +407,24 @@ proptest! {
         let text = tokens.concat();
         if let Err(errors) = parse(Path::new(FILE), &text) {
             check_errors(&errors, text.lines().count())?;
+        }
+    }
+
+    #[test]
+    fn nesting_guard_refuses_only_deep_texts((levels, tree) in nested()) {
+        let serialised = [
+            serde_json::to_string(&tree).unwrap_or_default(),
+            serde_json::to_string_pretty(&tree).unwrap_or_default(),
+            serde_yaml::to_string(&tree).unwrap_or_default(),
+        ];
+        for text in serialised {
+            let verdict = super::nesting::check(&text);
+            if levels < super::nesting::MAX_DEPTH {
+                prop_assert_eq!(verdict, Ok(()), "{}", text);
+            } else if text.starts_with('[') || text.starts_with('{') {
+                // JSON is all flow style: its depth is counted exactly.
+                prop_assert!(verdict.is_err(), "{}", text);
+            }
         }
     }
 
