@@ -4,6 +4,12 @@
 //! walk the text itself: a block mapping key sits on its own line, indented more
 //! than its parent. When a key cannot be found (flow style, anchors) the nearest
 //! found ancestor's line is used, so every error still points somewhere useful.
+//!
+//! The lines are indexed once (each keyed line under its parent line), so a lookup
+//! costs one hash probe per path component: with one lookup per key of every
+//! program, scanning the lines instead made loading quadratic in the file size.
+
+use std::collections::HashMap;
 
 /// One non-blank, non-comment line: 1-based number, indentation, key (if any) and
 /// the raw text after the colon.
@@ -14,13 +20,19 @@ struct Line<'a> {
     rest: &'a str,
 }
 
+/// Parent of the top-level lines in the index.
+const ROOT: usize = usize::MAX;
+
 pub struct Locator<'a> {
     lines: Vec<Line<'a>>,
+    /// (parent line index or ROOT, key) → index of the first line with that key
+    /// among the parent's children.
+    children: HashMap<(usize, &'a str), usize>,
 }
 
 impl<'a> Locator<'a> {
     pub fn new(text: &'a str) -> Self {
-        let lines = text
+        let lines: Vec<Line<'a>> = text
             .lines()
             .enumerate()
             .filter_map(|(i, raw)| {
@@ -28,7 +40,9 @@ impl<'a> Locator<'a> {
                 if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
                     return None;
                 }
-                let indent = raw.len() - trimmed.len();
+                // `- key: v` opens a mapping whose keys sit at the column after "- ".
+                let dash = if trimmed.starts_with("- ") { 2 } else { 0 };
+                let indent = raw.len() - trimmed.len() + dash;
                 let (key, rest) = split_key(trimmed);
                 Some(Line {
                     number: i + 1,
@@ -38,44 +52,49 @@ impl<'a> Locator<'a> {
                 })
             })
             .collect();
-        Locator { lines }
+        // A line's parent is the nearest line above it that is less indented: keep
+        // the chain of open ancestors on a stack (amortised O(1) per line).
+        let mut children = HashMap::with_capacity(lines.len());
+        let mut open: Vec<usize> = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            while open.last().is_some_and(|&j| lines[j].indent >= line.indent) {
+                open.pop();
+            }
+            if let Some(key) = line.key {
+                let parent = open.last().copied().unwrap_or(ROOT);
+                children.entry((parent, key)).or_insert(i);
+            }
+            open.push(i);
+        }
+        Locator { lines, children }
     }
 
-    /// Index into `lines` of `path`'s key, or of its deepest found ancestor.
-    fn find(&self, path: &[&str]) -> Option<usize> {
+    /// Index into `lines` of `path`'s key, or of its deepest found ancestor, and
+    /// whether the whole path was found.
+    fn find(&self, path: &[&str]) -> (Option<usize>, bool) {
         let mut found = None;
-        let (mut from, mut to, mut parent_indent) = (0, self.lines.len(), None::<usize>);
         for key in path {
-            let hit = (from..to).find(|&i| {
-                let l = &self.lines[i];
-                parent_indent.is_none_or(|p| l.indent > p) && l.key == Some(*key)
-            });
-            let Some(i) = hit else { break };
-            found = Some(i);
-            let indent = self.lines[i].indent;
-            from = i + 1;
-            to = (from..to)
-                .find(|&j| self.lines[j].indent <= indent)
-                .unwrap_or(to);
-            parent_indent = Some(indent);
+            let parent = found.unwrap_or(ROOT);
+            match self.children.get(&(parent, *key)) {
+                Some(&i) => found = Some(i),
+                None => return (found, false),
+            }
         }
-        found
+        (found, true)
     }
 
     /// 1-based line of `path` (or of its nearest ancestor found).
     pub fn line(&self, path: &[&str]) -> Option<usize> {
-        self.find(path).map(|i| self.lines[i].number)
+        self.find(path).0.map(|i| self.lines[i].number)
     }
 
     /// The scalar text written after `path`'s colon, without quotes or comment,
     /// only when `path` itself was found on a line of its own.
     pub fn raw_scalar(&self, path: &[&str]) -> Option<String> {
-        let i = self.find(path)?;
-        let l = &self.lines[i];
-        if l.key != path.last().copied() || self.line(&path[..path.len() - 1]) == Some(l.number) {
+        let (Some(i), true) = self.find(path) else {
             return None;
-        }
-        let mut v = l.rest.trim();
+        };
+        let mut v = self.lines[i].rest.trim();
         if let Some(pos) = v.find(" #") {
             v = v[..pos].trim_end();
         }
@@ -120,9 +139,9 @@ mod tests {
 socket: /tmp/s
 programs:
   web:
-    cmd: \"sleep 1\"
     env:
       cmd: shadow
+    cmd: \"sleep 1\"
     umask: 022   # octal
   db:
     umask: '077'
@@ -134,12 +153,17 @@ programs:
         let l = Locator::new(TEXT);
         assert_eq!(l.line(&["socket"]), Some(2));
         assert_eq!(l.line(&["programs", "web"]), Some(4));
-        assert_eq!(l.line(&["programs", "web", "cmd"]), Some(5));
+        // A key of the program itself, not the same key deeper down.
+        assert_eq!(l.line(&["programs", "web", "cmd"]), Some(7));
+        assert_eq!(l.line(&["programs", "web", "env", "cmd"]), Some(6));
         assert_eq!(l.line(&["programs", "web", "umask"]), Some(8));
         assert_eq!(l.line(&["programs", "db", "cmd"]), Some(11));
         // Missing key: the nearest ancestor.
         assert_eq!(l.line(&["programs", "db", "nope"]), Some(9));
         assert_eq!(l.line(&["nope"]), None);
+        // Siblings under a sequence item `- key:` stay siblings.
+        let l = Locator::new("a:\n- b: 1\n  c: 2\n");
+        assert_eq!(l.line(&["a", "c"]), Some(3));
     }
 
     #[test]
@@ -154,5 +178,9 @@ programs:
             Some("077")
         );
         assert_eq!(l.raw_scalar(&["programs", "db", "stoptime"]), None);
+        // Only when the key itself is there, not an ancestor of the same name.
+        assert_eq!(l.raw_scalar(&["programs", "db", "umask", "umask"]), None);
+        let l = Locator::new("p:\n  q: {umask: 022}\n");
+        assert_eq!(l.raw_scalar(&["p", "q", "umask"]), None);
     }
 }

@@ -122,21 +122,31 @@ impl fmt::Display for ConfigError {
     }
 }
 
+// The file's bytes, and the guard that runs before serde_yaml.
+mod nesting;
+#[cfg(test)]
+mod proptests;
+mod read;
+
 /// Reads and checks `path`; on failure, every error found.
 pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError {
-            file: path.display().to_string(),
-            line: None,
-            key: String::new(),
-            message: format!("cannot read: {e}"),
-        }]
-    })?;
+    let text = read::read(path).map_err(|e| vec![e])?;
     parse(path, &text)
 }
 
 /// Checks `text` as if read from `path` (relative paths resolve against its folder).
 pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
+    if let Err(line) = nesting::check(text) {
+        return Err(vec![ConfigError {
+            file: path.display().to_string(),
+            line: Some(line),
+            key: String::new(),
+            message: format!(
+                "invalid YAML: nested more than {} levels deep",
+                nesting::MAX_DEPTH
+            ),
+        }]);
+    }
     fields::parse(path, text)
 }
 
