@@ -6,6 +6,7 @@ pub mod conn;
 pub mod control;
 pub mod eventlog;
 pub mod listen;
+pub mod outfile;
 pub mod protocol;
 pub mod reactor;
 pub mod reload;
