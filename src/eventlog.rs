@@ -1,46 +1,212 @@
 //! The event log: env_logger writing timestamped lines to the `logfile`, and to
-//! stderr too when the daemon runs in the foreground on a terminal.
+//! the terminal too when the daemon's stderr is one.
+//!
+//! Neither may stall the event loop. The log file is opened through `outfile`
+//! (a regular file or /dev/null, never a FIFO or a device). The terminal copy
+//! goes through a non-blocking descriptor of its own: a terminal paused with
+//! Ctrl-S, or a pty nobody reads, loses lines (counted, and said so once it
+//! reads again) instead of freezing the daemon.
 
+use crate::outfile;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
-use std::path::Path;
-use std::sync::Mutex;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// Writes each log record to the file and, optionally, to stderr.
-struct Tee {
-    echo: bool,
+/// The log file and the path it was opened from.
+struct LogFile {
+    file: Option<File>,
+    path: Option<PathBuf>,
 }
 
-/// The log file, swappable by `reopen` (a reload that changes `logfile`).
-static FILE: Mutex<Option<File>> = Mutex::new(None);
-
-fn open(path: &Path) -> Result<File, String> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| format!("cannot open logfile {}: {e}", path.display()))
-}
-
-/// Switches the log to `path`; on failure the current file is kept.
-pub fn reopen(path: &Path) -> Result<(), String> {
-    let f = open(path)?;
-    if let Ok(mut slot) = FILE.lock() {
-        *slot = Some(f);
+impl LogFile {
+    const fn new() -> LogFile {
+        LogFile {
+            file: None,
+            path: None,
+        }
     }
-    Ok(())
+
+    /// Switches to `path`; on failure the current file is kept.
+    fn reopen(&mut self, path: &Path) -> Result<(), String> {
+        // 0o666 less the umask, as a plain create would give.
+        let file = outfile::open(path, "logfile", 0o666)?;
+        self.file = Some(file);
+        self.path = Some(path.to_path_buf());
+        Ok(())
+    }
+
+    fn reopen_current(&mut self) -> Result<(), String> {
+        let path = self.path.clone().ok_or("no logfile is open")?;
+        self.reopen(&path)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.write_all(bytes),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The daemon's log file, swappable by `reopen` and `reopen_current`.
+static LOG: Mutex<LogFile> = Mutex::new(LogFile::new());
+
+fn log_file() -> MutexGuard<'static, LogFile> {
+    // A panic elsewhere while logging must not take the log down with it.
+    LOG.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Switches the log to `path` (a reload that changes `logfile`); on failure the
+/// current file is kept and the reason returned.
+pub fn reopen(path: &Path) -> Result<(), String> {
+    log_file().reopen(path)
+}
+
+/// Reopens the current log path, so that after a rotation (`mv` then SIGUSR2,
+/// or SIGHUP) the log goes to a new file at that path, not the moved one. On
+/// failure the current file is kept and the reason returned.
+pub fn reopen_current() -> Result<(), String> {
+    log_file().reopen_current()
+}
+
+/// How much of a write the terminal took.
+enum Put {
+    All,
+    Part,
+    Nothing,
+    Failed(io::Error),
+}
+
+/// The copy of the log on the daemon's terminal, written without ever blocking.
+struct Echo {
+    /// A descriptor of our own on the terminal, O_NONBLOCK.
+    tty: File,
+    /// Records dropped since the terminal last took a write.
+    dropped: u64,
+    /// A short write left the terminal in the middle of a line.
+    mid_line: bool,
+    /// The terminal failed for good (EIO after a hangup…): no more echo.
+    gone: bool,
+}
+
+impl Echo {
+    /// Opens `path` (the terminal) as a new open file description. O_NONBLOCK
+    /// must not go on fd 2 itself: that description is shared with the shell
+    /// that started us, which would then see EAGAIN on its own terminal.
+    fn open(path: &Path) -> io::Result<Echo> {
+        let tty = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)?;
+        Ok(Echo {
+            tty,
+            dropped: 0,
+            mid_line: false,
+            gone: false,
+        })
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Put {
+        match self.tty.write(bytes) {
+            Ok(n) if n == bytes.len() => Put::All,
+            Ok(0) => Put::Nothing,
+            Ok(_) => Put::Part,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Put::Nothing
+            }
+            Err(e) => Put::Failed(e),
+        }
+    }
+
+    /// Echoes one record, or drops it if the terminal is not taking writes.
+    /// Returns what the log file should say about it (at most one line at the
+    /// start and one at the end of each stretch of drops, never one per record).
+    fn echo(&mut self, record: &[u8]) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.gone {
+            return notes;
+        }
+        if self.dropped > 0 {
+            let notice = format!(
+                "{}taskmasterd: {} log lines dropped on the terminal (it was not reading)\n",
+                if self.mid_line { "\n" } else { "" },
+                self.dropped
+            );
+            match self.put(notice.as_bytes()) {
+                Put::All => {
+                    notes.push(format!(
+                        "terminal echo: the terminal reads again; {} log lines were dropped on it",
+                        self.dropped
+                    ));
+                    self.dropped = 0;
+                    self.mid_line = false;
+                }
+                outcome @ (Put::Part | Put::Nothing) => {
+                    // The rest of the notice is lost; it is written whole, with
+                    // a fresh count, on the next try.
+                    self.mid_line |= matches!(outcome, Put::Part);
+                    self.dropped += 1;
+                    return notes;
+                }
+                Put::Failed(e) => {
+                    self.give_up(e, &mut notes);
+                    return notes;
+                }
+            }
+        }
+        match self.put(record) {
+            Put::All => {}
+            outcome @ (Put::Part | Put::Nothing) => {
+                self.mid_line |= matches!(outcome, Put::Part);
+                self.dropped = 1;
+                notes.push(
+                    "terminal echo: the terminal is not reading; dropping log lines for it \
+                     (this file keeps them all)"
+                        .to_string(),
+                );
+            }
+            Put::Failed(e) => self.give_up(e, &mut notes),
+        }
+        notes
+    }
+
+    /// A hung-up or broken terminal will not come back: stop trying.
+    fn give_up(&mut self, e: io::Error, notes: &mut Vec<String>) {
+        self.gone = true;
+        notes.push(format!("terminal echo: stopped, the terminal failed: {e}"));
+    }
+}
+
+/// Writes each log record to the log file and, when there is one, the terminal.
+struct Tee {
+    echo: Option<Echo>,
 }
 
 impl Write for Tee {
+    /// env_logger hands over one whole record per call.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.echo {
-            let _ = io::stderr().write_all(buf);
-        }
-        if let Ok(mut slot) = FILE.lock() {
-            if let Some(f) = slot.as_mut() {
-                f.write_all(buf)?;
+        let notes = match self.echo.as_mut() {
+            Some(echo) => echo.echo(buf),
+            None => Vec::new(),
+        };
+        let mut log = log_file();
+        if !notes.is_empty() {
+            // Notes borrow the record's timestamp (its first word, see `init`):
+            // calling `log` from here would deadlock on env_logger's lock.
+            let ts = buf.split(|b| *b == b' ').next().unwrap_or_default();
+            let ts = String::from_utf8_lossy(ts);
+            for note in notes {
+                log.write(format!("{ts} WARN  {note}\n").as_bytes())?;
             }
         }
+        log.write(buf)?;
         Ok(buf.len())
     }
 
@@ -49,11 +215,26 @@ impl Write for Tee {
     }
 }
 
+/// The terminal echo, when stderr is a terminal.
+fn terminal_echo() -> Option<Echo> {
+    if !io::stderr().is_terminal() {
+        return None;
+    }
+    match Echo::open(Path::new("/proc/self/fd/2")) {
+        Ok(echo) => Some(echo),
+        Err(e) => {
+            // Once, at boot, before the loop runs.
+            eprintln!("taskmasterd: no log on this terminal (cannot reopen it non-blocking: {e})");
+            None
+        }
+    }
+}
+
 /// Opens `path` for append and routes `log` records there. Level from
 /// `RUST_LOG`, default `info`.
 pub fn init(path: &Path) -> Result<(), String> {
     reopen(path)?;
-    let echo = io::stderr().is_terminal();
+    let echo = terminal_echo();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format(|buf, record| {
             let ts = buf.timestamp_millis();
@@ -64,3 +245,7 @@ pub fn init(path: &Path) -> Result<(), String> {
         .try_init()
         .map_err(|e| format!("logger: {e}"))
 }
+
+#[cfg(test)]
+#[path = "eventlog_tests.rs"]
+mod tests;

@@ -7,6 +7,7 @@ pub mod control;
 pub mod eventlog;
 pub mod lifecycle;
 pub mod listen;
+pub mod outfile;
 pub mod protocol;
 pub mod reactor;
 pub mod reap;

@@ -7,8 +7,7 @@
 
 use crate::config::Program;
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -91,15 +90,10 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// stdout/stderr files, opened for append; the same file once if both name it.
+/// Only a regular file or /dev/null is accepted (see `outfile`): a FIFO or a
+/// device would block the daemon here, so it is a spawn error instead.
 fn outputs(p: &Program) -> Result<(Option<File>, Option<File>), String> {
-    let open = |path: &PathBuf, what: &str| {
-        OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o644)
-            .open(path)
-            .map_err(|e| format!("cannot open {what} {}: {e}", path.display()))
-    };
+    let open = |path: &PathBuf, what: &str| crate::outfile::open(path, what, 0o644);
     let out = p.stdout.as_ref().map(|f| open(f, "stdout")).transpose()?;
     let err = match (&p.stderr, &out) {
         (Some(e), Some(o)) if Some(e) == p.stdout.as_ref() => {

@@ -1,0 +1,154 @@
+//! Opening an output file (a program's `stdout`/`stderr`, the daemon's `logfile`)
+//! without ever blocking the event loop.
+//!
+//! A plain open(O_WRONLY) of a FIFO waits for a reader, and a device may block
+//! on open or on every write, which would freeze the whole daemon. So only a
+//! regular file or /dev/null is accepted: the path is checked first (so that a
+//! FIFO or device is not even opened: closing a FIFO's write end would hand its
+//! reader an EOF), then opened with O_NONBLOCK (a FIFO swapped in meanwhile
+//! fails with ENXIO instead of blocking) and checked again on the opened fd,
+//! which is the check that counts.
+
+use std::fs::{File, Metadata, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Opens `path` for append, creating it with `mode` (less the umask). `what`
+/// names the file in the error ("stdout", "logfile"). The fd is close-on-exec
+/// and has ordinary (blocking) flags, ready to hand to a child.
+pub fn open(path: &Path, what: &str, mode: u32) -> Result<File, String> {
+    let refused = || format!("{what} {}: not a regular file", path.display());
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !acceptable(&meta) {
+            return Err(refused());
+        }
+    }
+    open_checked(path, what, mode)
+}
+
+/// The open and the fstat check, which alone make `open` safe; the check of the
+/// path before it only spares a FIFO or device from being opened at all.
+fn open_checked(path: &Path, what: &str, mode: u32) -> Result<File, String> {
+    let refused = || format!("{what} {}: not a regular file", path.display());
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(mode)
+        // std adds O_CLOEXEC itself. O_NOCTTY: a tty swapped in must not
+        // become the daemon's controlling terminal before fstat refuses it.
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            // A FIFO without a reader (or a device with nothing behind it).
+            Some(libc::ENXIO) => format!("{} (no reader)", refused()),
+            _ => format!("cannot open {what} {}: {e}", path.display()),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot stat {what} {}: {e}", path.display()))?;
+    if !acceptable(&meta) {
+        return Err(refused());
+    }
+    set_blocking(&file).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    Ok(file)
+}
+
+/// A regular file, or the null device (whatever its path).
+fn acceptable(meta: &Metadata) -> bool {
+    meta.file_type().is_file() || is_dev_null(meta)
+}
+
+fn is_dev_null(meta: &Metadata) -> bool {
+    if !meta.file_type().is_char_device() {
+        return false;
+    }
+    // Compared by device number, so a symlink or bind mount of /dev/null is fine.
+    std::fs::metadata("/dev/null")
+        .is_ok_and(|null| null.file_type().is_char_device() && null.rdev() == meta.rdev())
+}
+
+/// Clears O_NONBLOCK: it only served the open, and a child (or our own log
+/// writes) should see an ordinary file.
+fn set_blocking(file: &File) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(file, FcntlArg::F_GETFL)?;
+    let flags = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
+    fcntl(file, FcntlArg::F_SETFL(flags))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn nonblocking(f: &File) -> bool {
+        let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+        flags & libc::O_NONBLOCK != 0
+    }
+
+    #[test]
+    fn regular_file_is_created_appended_with_ordinary_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        std::fs::write(&path, "a\n").unwrap();
+        let mut f = open(&path, "stdout", 0o644).unwrap();
+        assert!(!nonblocking(&f));
+        let fdflags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFD) };
+        assert!(fdflags & libc::FD_CLOEXEC != 0);
+        std::io::Write::write_all(&mut f, b"b\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\nb\n");
+        let fresh = dir.path().join("new");
+        open(&fresh, "stdout", 0o644).unwrap();
+        assert!(fresh.is_file());
+    }
+
+    #[test]
+    fn dev_null_is_accepted() {
+        let f = open(Path::new("/dev/null"), "stdout", 0o644).unwrap();
+        assert!(!nonblocking(&f));
+    }
+
+    #[test]
+    fn fifo_directory_and_device_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = open(&fifo, "stdout", 0o644).unwrap_err();
+        assert_eq!(e, format!("stdout {}: not a regular file", fifo.display()));
+        let e = open(dir.path(), "logfile", 0o644).unwrap_err();
+        assert!(e.ends_with("not a regular file"), "{e}");
+        let e = open(Path::new("/dev/zero"), "stderr", 0o644).unwrap_err();
+        assert_eq!(e, "stderr /dev/zero: not a regular file");
+    }
+
+    /// As if a FIFO replaced a checked file between the check and the open.
+    #[test]
+    fn the_fd_check_alone_refuses_a_fifo_with_or_without_a_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = open_checked(&fifo, "stdout", 0o644).unwrap_err();
+        assert_eq!(
+            e,
+            format!("stdout {}: not a regular file (no reader)", fifo.display())
+        );
+        let _reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let e = open_checked(&fifo, "stdout", 0o644).unwrap_err();
+        assert_eq!(e, format!("stdout {}: not a regular file", fifo.display()));
+    }
+
+    #[test]
+    fn other_errors_say_what_could_not_be_opened() {
+        let e = open(Path::new("/nonexistent/dir/out"), "stdout", 0o644).unwrap_err();
+        assert!(
+            e.starts_with("cannot open stdout /nonexistent/dir/out: "),
+            "{e}"
+        );
+    }
+}
