@@ -1,6 +1,7 @@
 //! Benchmarks of the real taskmasterd binary: idle wake-ups, memory, `status`
 //! latency, crash-to-replacement latency and spawn throughput against a bare
-//! posix_spawn loop. Run with `bench/run` (or `cargo bench --bench daemon`);
+//! posix_spawn loop, and latencies while other clients flood the daemon
+//! (daemon/flood.rs). Run with `bench/run` (or `cargo bench --bench daemon`);
 //! results are described in docs/benchmarks.md.
 
 use std::io::{BufRead, BufReader, Write};
@@ -9,6 +10,11 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+// In a subdirectory: a file directly in benches/ would be taken by cargo
+// for a benchmark target of its own.
+#[path = "daemon/flood.rs"]
+mod flood;
 
 const DAEMON: &str = env!("CARGO_BIN_EXE_taskmasterd");
 
@@ -48,7 +54,11 @@ impl Daemon {
     }
 
     fn connect(&self) -> BufReader<UnixStream> {
-        BufReader::new(UnixStream::connect(&self.sock).expect("connect"))
+        let s = UnixStream::connect(&self.sock).expect("connect");
+        // A stuck daemon must end the benchmark, not hang it.
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("read timeout");
+        BufReader::new(s)
     }
 
     fn cmd(&self, line: &str) -> Vec<String> {
@@ -194,7 +204,7 @@ fn kill_to_replacement(n: usize, pidfd: bool) {
     d.all_running();
     // Each process is killed once: a second crash within 10 s would, by
     // design, be delayed as a crash loop.
-    let times = kill_each(|| d.children());
+    let times = kill_each(|| d.children(), Duration::ZERO);
     println!(
         "kill -9 → new child  median {}, p90 {}, max {} ({} kills, {})",
         ms(percentile(&times, 0.5)),
@@ -320,8 +330,9 @@ fn children_of(pid: i32) -> Vec<i32> {
         .collect()
 }
 
-/// SIGKILLs each of `children()` once; sorted times until a replacement exists.
-fn kill_each(children: impl Fn() -> Vec<i32>) -> Vec<Duration> {
+/// SIGKILLs each of `children()` once; sorted times until a replacement
+/// exists. `/proc` is polled in a tight loop, or with `pause` between polls.
+fn kill_each(children: impl Fn() -> Vec<i32>, pause: Duration) -> Vec<Duration> {
     let mut times = Vec::new();
     for victim in children() {
         let old = children();
@@ -333,6 +344,9 @@ fn kill_each(children: impl Fn() -> Vec<i32>) -> Vec<Duration> {
                 break;
             }
             assert!(t.elapsed() < Duration::from_secs(10), "no replacement");
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
         }
         times.push(t.elapsed());
     }
@@ -365,7 +379,7 @@ fn supervisord(idle: Duration, kills: usize) {
     drop(s);
     let s = Supervisord::start(&bin, kills, 0);
     std::thread::sleep(Duration::from_millis(500));
-    let times = kill_each(|| s.children());
+    let times = kill_each(|| s.children(), Duration::ZERO);
     println!(
         "supervisord kill -9  median {}, p90 {}, max {} ({} kills)",
         ms(percentile(&times, 0.5)),
@@ -377,7 +391,7 @@ fn supervisord(idle: Duration, kills: usize) {
 
 fn main() {
     // `--quick` shortens the waits; other words pick benchmarks by name
-    // (idle, status, kill, spawn, supervisord). cargo passes `--bench`: ignored.
+    // (idle, status, kill, spawn, flood, supervisord). cargo passes `--bench`: ignored.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let picked: Vec<&str> = args
@@ -400,6 +414,9 @@ fn main() {
     }
     if run("spawn") {
         spawn_throughput(if quick { 200 } else { 1000 });
+    }
+    if run("flood") {
+        flood::run(quick);
     }
     if run("supervisord") {
         supervisord(
