@@ -28,6 +28,8 @@ use std::io;
 use std::time::{Duration, Instant};
 
 const SIGNALS: Token = Token(0);
+/// The self-pipe of fault signals sent by other processes (`signals::faults`).
+const FAULTS: Token = Token(3);
 pub(crate) const CLIENT_TOKEN: usize = 2 << 32;
 const REPORT_TOKEN: usize = 3 << 32;
 
@@ -61,6 +63,7 @@ pub struct Reactor {
     pub(crate) reserve: Option<std::fs::File>,
     /// Connections shed since the client table was last below its limit.
     pub(crate) shed: usize,
+    faults: Option<std::os::fd::OwnedFd>,
 }
 
 impl Reactor {
@@ -73,6 +76,14 @@ impl Reactor {
             .map_err(|e| e.to_string())?;
         let listeners = Listeners::bind(&config.socket, config.listen, reg)?;
         let sup_reg = reg.try_clone().map_err(|e| format!("epoll: {e}"))?;
+        let faults = crate::signals::faults::install()
+            .inspect_err(|e| warn!("fault signals keep their default action: {e}"))
+            .ok();
+        if let Some(fd) = &faults {
+            let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
+            reg.register(&mut mio::unix::SourceFd(&raw), FAULTS, Interest::READABLE)
+                .map_err(|e| e.to_string())?;
+        }
         if let Err(e) = crate::reap::become_subreaper() {
             warn!("cannot become a child subreaper ({e}): orphans of children go to init");
         }
@@ -92,6 +103,7 @@ impl Reactor {
             ignored: HashSet::new(),
             reserve: std::fs::File::open("/dev/null").ok(),
             shed: 0,
+            faults,
             poll,
         })
     }
@@ -143,6 +155,7 @@ impl Reactor {
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => self.on_signals(now),
+                    FAULTS => self.on_faults(),
                     t @ (UNIX_LISTENER | TCP_LISTENER) => {
                         again.retain(|a| *a != t);
                         self.accept(t, now)
@@ -218,6 +231,20 @@ impl Reactor {
                     warn!("{name} received and ignored (further ones are logged at debug level)")
                 }
                 SignalPlan::Ignore => log::debug!("{name} received and ignored"),
+            }
+        }
+    }
+
+    fn on_faults(&mut self) {
+        let Some(fd) = &self.faults else { return };
+        for sig in crate::signals::faults::drain(fd) {
+            if self.ignored.insert(sig) {
+                warn!("{} sent by another process: ignored (a real fault still ends the daemon; further ones at debug level)", crate::signals::name(sig));
+            } else {
+                log::debug!(
+                    "{} sent by another process: ignored",
+                    crate::signals::name(sig)
+                );
             }
         }
     }

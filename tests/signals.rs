@@ -22,9 +22,20 @@ fn stray_signals_are_ignored_and_logged() {
         libc::SIGTSTP,
         rt,
         libc::SIGUSR1,
+        // Fault signals sent by kill are not faults: ignored too.
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGABRT,
+        libc::SIGILL,
+        libc::SIGFPE,
+        libc::SIGTRAP,
+        libc::SIGSYS,
     ] {
         d.signal(sig);
     }
+    d.wait_log("SIGSEGV sent by another process: ignored", 5.0);
+    d.wait_log("SIGABRT sent by another process: ignored", 5.0);
+    d.wait_log("SIGSYS sent by another process: ignored", 5.0);
     d.wait_log("SIGUSR1 received and ignored", 5.0);
     d.wait_log("SIGALRM received and ignored", 5.0);
     d.wait_log(&format!("signal {rt} received and ignored"), 5.0);
