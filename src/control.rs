@@ -3,6 +3,7 @@
 //! and each target is judged when *it* gets there, not when the reply is sent.
 //! `status` returns a `StatusStream`, written out as the client reads it.
 
+use crate::commands;
 use crate::protocol::{self, Request};
 use crate::state::{Event, State};
 use crate::supervisor::{Supervisor, Transition};
@@ -35,13 +36,21 @@ pub enum Outcome {
     },
     /// Reply OK, then close the connection.
     Quit,
+    /// The body of `tail`, then OK, or the follow.
+    Tail(commands::Tail),
+    /// Reopen every log and output file.
+    Reopen,
 }
 
 /// Whether a request only reads (logged at debug, not info).
 pub fn read_only(req: &Request) -> bool {
     matches!(
         req,
-        Request::Status { .. } | Request::Help(_) | Request::Reload { dry_run: true }
+        Request::Status { .. }
+            | Request::Help(_)
+            | Request::Reload { dry_run: true }
+            | Request::Tail { .. }
+            | Request::Pid(_)
     )
 }
 
@@ -60,6 +69,30 @@ pub fn execute(sup: &mut Supervisor, client: usize, req: Request, now: Instant) 
             })
         }
         Request::Quit => return Outcome::Quit,
+        Request::Tail {
+            follow,
+            lines,
+            name,
+            stream,
+        } => {
+            return match commands::tail(sup, &name, stream, lines, follow) {
+                Ok(t) => Outcome::Tail(t),
+                Err(e) => Outcome::Reply(protocol::reply(&[], Err(e))),
+            }
+        }
+        Request::Signal { sig, names } => return Outcome::Reply(commands::signal(sup, sig, &names)),
+        Request::Pid(names) => return Outcome::Reply(commands::pid(sup, &names)),
+        Request::Reopen => return Outcome::Reopen,
+        Request::Attach { name, .. } => {
+            let why = match sup.resolve_one(&name) {
+                Ok(slot) if sup.get(slot).is_some_and(|p| p.cfg.attach) => {
+                    format!("{name}: attach is not supported by this daemon yet")
+                }
+                Ok(_) => format!("{name}: not attachable"),
+                Err(e) => e,
+            };
+            return Outcome::Reply(protocol::reply(&[], Err(why)));
+        }
         Request::Shutdown => return Outcome::Shutdown,
         Request::Reload { dry_run } => return Outcome::Reload { dry_run },
         Request::Start(n) => (n, Goal::Start, &[Event::Start]),

@@ -1,12 +1,14 @@
 //! Taskmaster: a process supervisor on one single-threaded mio event loop.
 
 pub mod client;
+pub mod commands;
 pub mod config;
 pub mod conn;
 pub mod control;
 pub mod eventlog;
 pub mod lifecycle;
 pub mod listen;
+pub mod output;
 pub mod outfile;
 pub mod protocol;
 pub mod reactor;

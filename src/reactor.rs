@@ -17,7 +17,8 @@ use crate::protocol;
 use crate::reload::{self, Top};
 use crate::report::Reports;
 use crate::state::Event;
-use crate::supervisor::{Supervisor, PROC_TOKEN};
+use crate::output::Which;
+use crate::supervisor::{Supervisor, OUT_TOKEN, PROC_TOKEN};
 use crate::timers::Deadline;
 use crate::{config, eventlog};
 use log::{error, info, warn};
@@ -37,7 +38,12 @@ const REPORT_TOKEN: usize = 3 << 32;
 pub(crate) struct Client {
     pub conn: Conn,
     pub stream: Option<StatusStream>,
+    /// The process stream this client follows (`tail -f`).
+    pub follow: Option<(usize, Which)>,
 }
+
+/// Unsent output past which a `tail -f` follower is dropped (it does not read).
+pub const FOLLOW_MAX: usize = 1024 * 1024;
 
 pub struct Reactor {
     poll: Poll,
@@ -63,6 +69,8 @@ pub struct Reactor {
     pub(crate) reserve: Option<std::fs::File>,
     /// Connections shed since the client table was last below its limit.
     pub(crate) shed: usize,
+    /// `tail -f` followers of each process stream.
+    pub(crate) followers: HashMap<(usize, Which), Vec<usize>>,
     faults: Option<std::os::fd::OwnedFd>,
 }
 
@@ -103,6 +111,7 @@ impl Reactor {
             ignored: HashSet::new(),
             reserve: std::fs::File::open("/dev/null").ok(),
             shed: 0,
+            followers: HashMap::new(),
             faults,
             poll,
         })
@@ -133,7 +142,10 @@ impl Reactor {
             if self.shutdown.is_some() && self.sup.all_down() {
                 return self.finish_shutdown();
             }
-            let busy = !self.ready.is_empty() || !self.accept_again.is_empty() || self.sweep_again;
+            let busy = !self.ready.is_empty()
+                || !self.accept_again.is_empty()
+                || self.sweep_again
+                || self.sup.has_leftovers();
             let timeout = if busy {
                 Some(Duration::ZERO)
             } else {
@@ -160,6 +172,11 @@ impl Reactor {
                         again.retain(|a| *a != t);
                         self.accept(t, now)
                     }
+                    Token(t) if t >= OUT_TOKEN => {
+                        let k = t - OUT_TOKEN;
+                        let which = if k % 2 == 0 { Which::Stdout } else { Which::Stderr };
+                        self.sup.on_output(k / 2, which, false)
+                    }
                     Token(t) if t >= REPORT_TOKEN => {
                         let timers = &mut self.sup.timers;
                         self.reports
@@ -184,6 +201,7 @@ impl Reactor {
         if std::mem::take(&mut self.sweep_again) {
             self.sweep_again = self.sup.on_sigchld(now);
         }
+        self.sup.output_again();
         for token in again {
             self.accept(token, now);
         }
@@ -221,7 +239,9 @@ impl Reactor {
                     let _ = self.reload(false, now);
                     self.reopen_logs("SIGHUP");
                 }
-                SignalPlan::Reopen => self.reopen_logs(&name),
+                SignalPlan::Reopen => {
+                    self.reopen_logs(&name);
+                }
                 SignalPlan::Shutdown => self.begin_shutdown(&name, now),
                 SignalPlan::KillAll => {
                     warn!("{name} during shutdown: killing every process group now");
@@ -249,11 +269,17 @@ impl Reactor {
         }
     }
 
-    fn reopen_logs(&mut self, why: &str) {
+    /// Reopens the event log and every output file; the failures, as lines.
+    pub(crate) fn reopen_logs(&mut self, why: &str) -> Vec<String> {
+        let mut failed = self.sup.reopen_outputs();
         match eventlog::reopen(&self.sup.config.logfile) {
-            Ok(()) => info!("{why}: reopened {}", self.sup.config.logfile.display()),
-            Err(e) => error!("{why}: {e}"),
+            Ok(()) => info!("{why}: reopened {} and the output files", self.sup.config.logfile.display()),
+            Err(e) => failed.push(e),
         }
+        for f in &failed {
+            error!("{why}: {f}");
+        }
+        failed
     }
 
     pub(crate) fn begin_shutdown(&mut self, why: &str, now: Instant) {
@@ -367,20 +393,97 @@ impl Reactor {
             self.reports.send(r, self.poll.registry(), timers, now);
         }
         self.sup.drop_retired();
+        self.deliver_lines();
         let reg = self.poll.registry();
-        self.clients.retain(|_, c| {
+        let mut gone = Vec::new();
+        self.clients.retain(|id, c| {
             let done = c.conn.finished();
             if done {
                 c.conn.deregister(reg);
+                if let Some(f) = c.follow {
+                    gone.push((*id, f));
+                }
             }
             !done
         });
+        for (id, f) in gone {
+            self.unfollow(id, f);
+        }
         if self.shed > 0 && self.clients.len() < crate::serve::MAX_CLIENTS / 2 {
             info!(
                 "client table below its limit again ({} connections were shed)",
                 self.shed
             );
             self.shed = 0;
+        }
+    }
+
+    /// New lines of followed streams go to their followers; a follower that
+    /// lets 1 MiB pile up is dropped, and a stream whose process was removed
+    /// ends its follows.
+    fn deliver_lines(&mut self) {
+        for l in std::mem::take(&mut self.sup.lines) {
+            let Some(ids) = self.followers.get(&(l.slot, l.which)) else {
+                continue;
+            };
+            let text = format!("{}\n", protocol::stuff(&l.line));
+            for id in ids {
+                let Some(c) = self.clients.get_mut(id) else { continue };
+                if c.conn.dead {
+                    continue;
+                }
+                c.conn.queue(&text);
+                c.conn.flush();
+                if c.conn.pending_output() > FOLLOW_MAX {
+                    warn!("client {id} ({}): tail -f dropped, 1 MiB of output unread", c.conn.peer);
+                    c.conn.dead = true;
+                }
+            }
+        }
+        let removed: Vec<(usize, Which)> = self
+            .followers
+            .keys()
+            .filter(|(slot, _)| self.sup.get(*slot).is_none())
+            .copied()
+            .collect();
+        for key in removed {
+            for id in self.followers.remove(&key).unwrap_or_default() {
+                if let Some(c) = self.clients.get_mut(&id) {
+                    c.follow = None;
+                    c.conn.queue(&protocol::reply(&[], Err("the process was removed".into())));
+                    c.conn.flush();
+                    self.wake(id);
+                }
+            }
+            self.sup.followed.remove(&key);
+        }
+    }
+
+    /// Client `id` follows `key` from now on.
+    pub(crate) fn follow(&mut self, id: usize, key: (usize, Which)) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.follow = Some(key);
+        }
+        self.followers.entry(key).or_default().push(id);
+        *self.sup.followed.entry(key).or_default() += 1;
+    }
+
+    /// Client `id` no longer follows `key`.
+    pub(crate) fn unfollow(&mut self, id: usize, key: (usize, Which)) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.follow = None;
+        }
+        if let Some(v) = self.followers.get_mut(&key) {
+            v.retain(|x| *x != id);
+            if v.is_empty() {
+                self.followers.remove(&key);
+            }
+        }
+        if let Some(n) = self.sup.followed.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.sup.followed.remove(&key);
+            }
         }
     }
 

@@ -65,7 +65,11 @@ impl Reactor {
         match conn.register(self.registry(), Token(CLIENT_TOKEN + id)) {
             Ok(()) => {
                 debug!("client {id} connected ({})", conn.peer);
-                self.clients.insert(id, Client { conn, stream: None });
+                self.clients.insert(id, Client {
+                        conn,
+                        stream: None,
+                        follow: None,
+                    });
                 // Serve it at once: a peer that already hung up (a connect
                 // storm) leaves now instead of filling the table.
                 self.serve(id, now);
@@ -132,6 +136,24 @@ impl Reactor {
             c.conn.flush();
             if c.conn.dead {
                 return;
+            }
+            if let Some(key) = c.follow {
+                // Any line from a follower ends its `tail -f`; it is not run.
+                match c.conn.next_line() {
+                    Some(_) => {
+                        c.conn.queue("OK\n");
+                        c.conn.last_active = now;
+                        self.unfollow(id, key);
+                    }
+                    None if c.conn.readable && !c.conn.closing && bytes > 0 => {
+                        if let Filled::Bytes(n) = c.conn.fill() {
+                            bytes = bytes.saturating_sub(n);
+                        }
+                    }
+                    None if c.conn.readable && !c.conn.closing => return self.wake(id),
+                    None => return,
+                }
+                continue;
             }
             let room = OUT_HIGH.saturating_sub(c.conn.pending_output());
             if let Some(st) = &mut c.stream {
@@ -221,6 +243,26 @@ impl Reactor {
                         &errors,
                         Err("invalid configuration, nothing changed".into()),
                     ),
+                };
+                if let Some(c) = self.clients.get_mut(&id) {
+                    c.conn.queue(&text);
+                }
+            }
+            Outcome::Tail(t) => {
+                c.conn.queue(&t.body);
+                if t.follow {
+                    self.follow(id, (t.slot, t.which));
+                } else {
+                    c.conn.queue("OK\n");
+                }
+            }
+            Outcome::Reopen => {
+                let failed = self.reopen_logs("reopen");
+                let text = if failed.is_empty() {
+                    protocol::reply(&[], Ok(()))
+                } else {
+                    let n = failed.len();
+                    protocol::reply(&failed, Err(format!("{n} file(s) could not be reopened")))
                 };
                 if let Some(c) = self.clients.get_mut(&id) {
                     c.conn.queue(&text);

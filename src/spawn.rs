@@ -7,14 +7,15 @@
 
 use crate::config::Program;
 use std::ffi::OsString;
-use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Starts one process of `p`; its pid is also its process group. The error
-/// is the reason shown in `status`.
-pub fn spawn(p: &Program) -> Result<i32, String> {
+/// Starts one process of `p` with `stdout`/`stderr` as its fds 1 and 2 (the
+/// write ends of the daemon's pipes); its pid is also its process group. The
+/// error is the reason shown in `status`.
+pub fn spawn(p: &Program, stdout: OwnedFd, stderr: OwnedFd) -> Result<i32, String> {
     let program = resolve(p)?;
     let mut cmd = Command::new(&program);
     cmd.arg0(&p.argv[0])
@@ -22,20 +23,13 @@ pub fn spawn(p: &Program) -> Result<i32, String> {
         .envs(p.env.iter().map(|(k, v)| (k, v)))
         .process_group(0)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr));
     if let Some(dir) = &p.workingdir {
         if !dir.is_dir() {
             return Err(format!("workingdir {}: not a directory", dir.display()));
         }
         cmd.current_dir(dir);
-    }
-    let (out, err) = outputs(p)?;
-    if let Some(f) = out {
-        cmd.stdout(f);
-    }
-    if let Some(f) = err {
-        cmd.stderr(f);
     }
     if let Some((_, uid, gid)) = p.user {
         if nix::unistd::geteuid().is_root() {
@@ -87,22 +81,6 @@ fn is_executable(path: &Path) -> bool {
     path.metadata()
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
-}
-
-/// stdout/stderr files, opened for append; the same file once if both name it.
-/// Only a regular file or /dev/null is accepted (see `outfile`): a FIFO or a
-/// device would block the daemon here, so it is a spawn error instead.
-fn outputs(p: &Program) -> Result<(Option<File>, Option<File>), String> {
-    let open = |path: &PathBuf, what: &str| crate::outfile::open(path, what, 0o644);
-    let out = p.stdout.as_ref().map(|f| open(f, "stdout")).transpose()?;
-    let err = match (&p.stderr, &out) {
-        (Some(e), Some(o)) if Some(e) == p.stdout.as_ref() => {
-            Some(o.try_clone().map_err(|e| format!("stderr: {e}"))?)
-        }
-        (Some(e), _) => Some(open(e, "stderr")?),
-        (None, _) => None,
-    };
-    Ok((out, err))
 }
 
 /// Makes the daemon safe to spawn from, whoever launched it: inherited fds get

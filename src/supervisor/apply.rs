@@ -102,6 +102,9 @@ impl Supervisor {
                 .get(slot)
                 .is_some_and(|p| p.retired && p.pid.is_none() && !p.proc.state.is_alive());
             if done {
+                for which in crate::output::Which::BOTH {
+                    self.close_pipe(slot, which, true);
+                }
                 if let Some(p) = self.procs[slot].take() {
                     info!("{}: removed", p.name);
                 }

@@ -8,8 +8,12 @@
 
 mod apply;
 mod names;
+mod output;
+
+pub use output::{OutLine, OUT_TOKEN};
 
 use crate::config::{Config, Program};
+use crate::output::Which;
 use crate::reap;
 use crate::report::{self, FatalReport};
 use crate::spawn;
@@ -42,6 +46,8 @@ pub struct Process {
     pub pgid: Option<i32>,
     pidfd: Option<OwnedFd>,
     spawned_at: Option<Instant>,
+    /// stdout and stderr: pipes, files and the in-memory tails.
+    pub out: [crate::output::Stream; 2],
     /// Removed by a reload: stopping, then gone.
     pub retired: bool,
 }
@@ -74,6 +80,12 @@ pub struct Supervisor {
     draining: Vec<usize>,
     /// Retired processes not yet freed.
     retiring: usize,
+    /// Streams someone follows (`tail -f`), with how many followers.
+    pub followed: HashMap<(usize, Which), usize>,
+    /// New lines of followed streams, for the reactor to deliver.
+    pub lines: Vec<OutLine>,
+    /// Streams whose read budget ran out with output left.
+    out_ready: VecDeque<(usize, Which)>,
 }
 
 impl Supervisor {
@@ -92,6 +104,9 @@ impl Supervisor {
             transitions: Vec::new(),
             draining: Vec::new(),
             retiring: 0,
+            followed: HashMap::new(),
+            lines: Vec::new(),
+            out_ready: VecDeque::new(),
         };
         let programs: Vec<Rc<Program>> = sup.config.programs.iter().cloned().map(Rc::new).collect();
         for cfg in &programs {
@@ -118,6 +133,7 @@ impl Supervisor {
             pgid: None,
             pidfd: None,
             spawned_at: None,
+            out: Default::default(),
             retired: false,
         };
         match self.free.pop() {
@@ -238,8 +254,10 @@ impl Supervisor {
     }
 
     fn spawn(&mut self, slot: usize, now: Instant) {
+        let fds = self.prepare_output(slot);
         let Some(p) = self.get(slot) else { return };
-        match spawn::spawn(&p.cfg) {
+        let spawned = fds.and_then(|(out, err)| spawn::spawn(&p.cfg, out, err));
+        match spawned {
             Ok(pid) => {
                 info!("{}: spawned pid {pid} ({})", p.name, p.cfg.cmd_text);
                 let pidfd = self.use_pidfd.then(|| self.watch(slot, pid)).flatten();
@@ -319,6 +337,8 @@ impl Supervisor {
             let _ = self.reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
         }
         self.by_pid.remove(&pid);
+        // What it wrote before exiting is read before its exit is logged.
+        self.drain_output(slot);
         let Some(p) = self.get(slot) else { return };
         let uptime = p
             .spawned_at
@@ -373,6 +393,11 @@ impl Supervisor {
             process: p.name.clone(),
             body,
         });
+    }
+
+    /// Whether work is left over for the next turn (unread output).
+    pub fn has_leftovers(&self) -> bool {
+        !self.out_ready.is_empty()
     }
 
     /// True once no process is alive (shutdown may finish).

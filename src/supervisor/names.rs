@@ -36,6 +36,20 @@ impl Supervisor {
         Ok(self.order.iter().copied().filter(|s| picked[*s]).collect())
     }
 
+    /// The one process `name` means: `PROGRAM:N`, or `PROGRAM` with one process.
+    pub fn resolve_one(&self, name: &str) -> Result<usize, String> {
+        let slots = self.resolve(&[name.to_string()])?;
+        match slots.as_slice() {
+            [one] => Ok(*one),
+            _ => Err(format!("{name} has {} processes: name one (PROGRAM:N)", slots.len())),
+        }
+    }
+
+    /// A process, for reading and seeding its output tail.
+    pub fn get_mut_for_tail(&mut self, slot: usize) -> Option<&mut super::Process> {
+        self.get_mut(slot)
+    }
+
     /// What `status` shows of `slot`; `None` if the slot was freed meanwhile.
     pub fn view(&self, slot: usize, now: Instant) -> Option<ProcessView> {
         let p = self.get(slot)?;

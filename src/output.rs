@@ -1,0 +1,286 @@
+//! Children's output through the daemon: each process's stdout and stderr are
+//! non-blocking pipes drained by the event loop into the configured file (with
+//! rotation) and into a bounded in-memory tail, kept across restarts, from
+//! which `tail` reads and `tail -f` followers are fed line by line.
+//!
+//! Reading is budgeted per turn: a child flooding its output is read 64 KiB
+//! at a time and then waits for the next turn with a full pipe, which slows
+//! that child only (back-pressure), never the loop and never other clients.
+
+use crate::rotate::Sink;
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Bytes kept per process and stream for `tail` (the contract's minimum).
+pub const TAIL_BYTES: usize = 64 * 1024;
+/// Bytes read from one pipe per turn of the loop.
+pub const READ_PER_TURN: usize = 64 * 1024;
+/// A line longer than this reaches followers in pieces of this size.
+pub const MAX_FOLLOW_LINE: usize = 64 * 1024;
+
+/// stdout or stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Which {
+    Stdout = 0,
+    Stderr = 1,
+}
+
+impl Which {
+    pub const BOTH: [Which; 2] = [Which::Stdout, Which::Stderr];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Which::Stdout => "stdout",
+            Which::Stderr => "stderr",
+        }
+    }
+}
+
+/// The last `TAIL_BYTES` of a stream; grows only as output comes, so a quiet
+/// process costs nothing.
+#[derive(Default)]
+pub struct Ring {
+    buf: VecDeque<u8>,
+    /// Bytes were dropped from the front: the first line may be a fragment.
+    wrapped: bool,
+}
+
+impl Ring {
+    pub fn push(&mut self, bytes: &[u8]) {
+        let bytes = &bytes[bytes.len().saturating_sub(TAIL_BYTES)..];
+        let over = (self.buf.len() + bytes.len()).saturating_sub(TAIL_BYTES);
+        if over > 0 {
+            self.buf.drain(..over);
+            self.wrapped = true;
+        }
+        self.buf.extend(bytes);
+    }
+
+    /// The last `n` lines (a final partial line counts when `partial`); lines
+    /// split on `\n`, a trailing `\r` removed, invalid UTF-8 replaced.
+    pub fn last_lines(&self, n: usize, partial: bool) -> Vec<String> {
+        let (a, b) = self.buf.as_slices();
+        let mut all = Vec::with_capacity(self.buf.len());
+        all.extend_from_slice(a);
+        all.extend_from_slice(b);
+        let mut text: &[u8] = &all;
+        if self.wrapped {
+            // The first line lost its beginning when the ring wrapped.
+            text = match text.iter().position(|c| *c == b'\n') {
+                Some(i) => &text[i + 1..],
+                None => &[],
+            };
+        }
+        let ends_open = !text.is_empty() && !text.ends_with(b"\n");
+        let mut lines: Vec<&[u8]> = text.split(|c| *c == b'\n').collect();
+        // `split` yields an empty piece after a final newline.
+        if !ends_open || !partial {
+            lines.pop();
+        }
+        let from = lines.len().saturating_sub(n);
+        lines[from..].iter().map(|l| line_text(l)).collect()
+    }
+
+    /// The last `n` bytes, raw (attach replays recent output).
+    pub fn recent(&self, n: usize) -> Vec<u8> {
+        self.buf.iter().skip(self.buf.len().saturating_sub(n)).copied().collect()
+    }
+}
+
+fn line_text(l: &[u8]) -> String {
+    let l = l.strip_suffix(b"\r").unwrap_or(l);
+    String::from_utf8_lossy(l).into_owned()
+}
+
+/// One stream of one process.
+#[derive(Default)]
+pub struct Stream {
+    pub ring: Ring,
+    /// Read end of the current pipe (non-blocking, registered by the caller).
+    pub pipe: Option<OwnedFd>,
+    pub sink: Option<Sink>,
+    /// The incomplete last line, for followers.
+    partial: Vec<u8>,
+    /// A write to the file failed; logged once until a write works again.
+    pub sink_failing: bool,
+}
+
+/// What one `read` got.
+#[derive(Debug, Default, PartialEq)]
+pub struct Read {
+    pub bytes: usize,
+    /// Complete new lines, for followers.
+    pub lines: Vec<String>,
+    /// The pipe was closed by every writer.
+    pub eof: bool,
+    /// The budget ran out before the pipe was empty.
+    pub more: bool,
+    /// A file write error to log.
+    pub error: Option<String>,
+}
+
+impl Stream {
+    /// Reads up to `budget` bytes from the pipe into the file, the ring and
+    /// the lines for followers (only collected when `follow`).
+    pub fn read(&mut self, budget: usize, follow: bool) -> Read {
+        let mut out = Read::default();
+        let Some(fd) = self.pipe.as_ref().map(AsRawFd::as_raw_fd) else {
+            return out;
+        };
+        let mut buf = [0u8; 16 * 1024];
+        while out.bytes < budget {
+            let want = buf.len().min(budget - out.bytes);
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), want) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => return out,
+                    _ => {
+                        out.eof = true;
+                        return out;
+                    }
+                }
+            }
+            if n == 0 {
+                out.eof = true;
+                return out;
+            }
+            let chunk = &buf[..n as usize];
+            out.bytes += chunk.len();
+            self.consume(chunk, follow, &mut out);
+        }
+        out.more = true;
+        out
+    }
+
+    fn consume(&mut self, chunk: &[u8], follow: bool, out: &mut Read) {
+        if let Some(sink) = &mut self.sink {
+            match sink.write(chunk) {
+                Ok(()) => self.sink_failing = false,
+                Err(e) if !self.sink_failing => {
+                    self.sink_failing = true;
+                    out.error = Some(e);
+                }
+                Err(_) => {}
+            }
+        }
+        self.ring.push(chunk);
+        if !follow {
+            self.partial.clear();
+            return;
+        }
+        let mut rest = chunk;
+        while let Some(i) = rest.iter().position(|c| *c == b'\n') {
+            self.partial.extend_from_slice(&rest[..i]);
+            out.lines.push(line_text(&self.partial));
+            self.partial.clear();
+            rest = &rest[i + 1..];
+        }
+        self.partial.extend_from_slice(rest);
+        while self.partial.len() >= MAX_FOLLOW_LINE {
+            let piece: Vec<u8> = self.partial.drain(..MAX_FOLLOW_LINE).collect();
+            out.lines.push(line_text(&piece));
+        }
+    }
+
+    /// A follow begins: the line being written continues from what the tail
+    /// already holds, so its first delivered line is whole.
+    pub fn seed_partial(&mut self) {
+        if !self.partial.is_empty() {
+            return;
+        }
+        let tail: Vec<u8> = self
+            .ring
+            .buf
+            .iter()
+            .rev()
+            .take_while(|c| **c != b'\n')
+            .copied()
+            .collect();
+        self.partial.extend(tail.iter().rev());
+    }
+
+    /// The incomplete last line, if any (sent to followers when the stream ends).
+    pub fn take_partial(&mut self) -> Option<String> {
+        if self.partial.is_empty() {
+            return None;
+        }
+        let l = line_text(&self.partial);
+        self.partial.clear();
+        Some(l)
+    }
+}
+
+/// A pipe for one child stream: (read end for the daemon, non-blocking;
+/// write end for the child). Both close-on-exec: posix_spawn dup2s the write
+/// end onto the child's 1 or 2, so nothing leaks into other children.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let flags = unsafe { libc::fcntl(r.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((r, w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_lines_partial_crlf_and_wrap() {
+        let mut r = Ring::default();
+        r.push(b"one\r\ntwo\nthr");
+        assert_eq!(r.last_lines(10, true), ["one", "two", "thr"]);
+        assert_eq!(r.last_lines(10, false), ["one", "two"]);
+        assert_eq!(r.last_lines(1, true), ["thr"]);
+        r.push(b"ee\n");
+        assert_eq!(r.last_lines(2, true), ["two", "three"]);
+        assert_eq!(r.last_lines(0, true), Vec::<String>::new());
+        let mut big = Ring::default();
+        big.push(&b"x".repeat(TAIL_BYTES - 2));
+        big.push(b"\nlast\n");
+        assert_eq!(big.last_lines(5, true), ["last"], "the cut first line is dropped");
+        assert!(big.buf.len() <= TAIL_BYTES);
+        assert_eq!(big.recent(5), b"last\n");
+    }
+
+    #[test]
+    fn pipe_read_into_ring_and_lines() {
+        let (r, w) = pipe().unwrap();
+        let mut s = Stream {
+            pipe: Some(r),
+            ..Stream::default()
+        };
+        let mut f = std::fs::File::from(w);
+        std::io::Write::write_all(&mut f, b"a\nb\r\nc").unwrap();
+        let got = s.read(READ_PER_TURN, true);
+        assert_eq!(got.lines, ["a", "b"]);
+        assert_eq!((got.bytes, got.eof, got.more), (6, false, false));
+        drop(f);
+        let got = s.read(READ_PER_TURN, true);
+        assert!(got.eof);
+        assert_eq!(s.take_partial().as_deref(), Some("c"));
+        assert_eq!(s.ring.last_lines(10, true), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn the_read_budget_is_kept() {
+        let (r, w) = pipe().unwrap();
+        let mut s = Stream {
+            pipe: Some(r),
+            ..Stream::default()
+        };
+        let mut f = std::fs::File::from(w);
+        std::io::Write::write_all(&mut f, &[b'z'; 40_000]).unwrap();
+        let got = s.read(16 * 1024, false);
+        assert_eq!((got.bytes, got.more), (16 * 1024, true));
+        assert!(got.lines.is_empty());
+    }
+}

@@ -1,0 +1,152 @@
+//! The supervisor's side of process output: pipes made at spawn, read when
+//! readable (budgeted, with leftovers on a ready list), drained before an exit
+//! is judged, and new lines handed to the reactor for `tail -f` followers.
+
+use super::Supervisor;
+use crate::output::{self, Which, READ_PER_TURN};
+use crate::rotate::Sink;
+use log::{debug, warn};
+use mio::unix::SourceFd;
+use mio::{Interest, Token};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+/// Tokens `OUT_TOKEN + 2 * slot + stream` are output pipes.
+pub const OUT_TOKEN: usize = 4 << 32;
+/// Most bytes read from one stream while draining it at its process's exit.
+const DRAIN_AT_EXIT: usize = 4 * 1024 * 1024;
+
+/// A new line of (slot, stream), for its `tail -f` followers.
+pub struct OutLine {
+    pub slot: usize,
+    pub which: Which,
+    pub line: String,
+}
+
+impl Supervisor {
+    /// Pipes and files for a spawn of `slot`: returns the child's fds 1 and 2.
+    pub(super) fn prepare_output(&mut self, slot: usize) -> Result<(OwnedFd, OwnedFd), String> {
+        // What an earlier incarnation left in its pipes is read first.
+        for which in Which::BOTH {
+            self.close_pipe(slot, which, true);
+        }
+        let Some(p) = self.get(slot) else {
+            return Err("removed".into());
+        };
+        let cfg = p.cfg.clone();
+        let join = cfg.stderr_joins_stdout() || (cfg.stderr.is_some() && cfg.stderr == cfg.stdout);
+        let files: [(Option<&PathBuf>, u64, u32); 2] = [
+            (cfg.stdout.as_ref(), cfg.stdout_maxbytes, cfg.stdout_backups),
+            (
+                cfg.stderr.as_ref().filter(|_| !join),
+                cfg.stderr_maxbytes,
+                cfg.stderr_backups,
+            ),
+        ];
+        let mut sinks = Vec::with_capacity(2);
+        for (which, (path, max, backups)) in Which::BOTH.into_iter().zip(files) {
+            let keep = self.get(slot).and_then(|p| p.out[which as usize].sink.as_ref());
+            sinks.push(match (path, keep) {
+                (Some(path), Some(s)) if s.path() == path.as_path() => None,
+                (Some(path), _) => Some(Some(Sink::open(path, which.name(), max, backups)?)),
+                (None, _) => Some(None),
+            });
+        }
+        let (out_r, out_w) = output::pipe().map_err(|e| format!("pipe: {e}"))?;
+        let (err_r, err_w) = if join {
+            (None, out_w.try_clone().map_err(|e| format!("pipe: {e}"))?)
+        } else {
+            let (r, w) = output::pipe().map_err(|e| format!("pipe: {e}"))?;
+            (Some(r), w)
+        };
+        for (which, read) in [(Which::Stdout, Some(out_r)), (Which::Stderr, err_r)] {
+            let Some(fd) = read else { continue };
+            let token = Token(OUT_TOKEN + 2 * slot + which as usize);
+            self.reg
+                .register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)
+                .map_err(|e| format!("cannot watch the {} pipe: {e}", which.name()))?;
+            if let Some(p) = self.get_mut(slot) {
+                p.out[which as usize].pipe = Some(fd);
+            }
+        }
+        if let Some(p) = self.get_mut(slot) {
+            for (i, sink) in sinks.into_iter().enumerate() {
+                if let Some(s) = sink {
+                    p.out[i].sink = s;
+                } else if let Some(s) = &mut p.out[i].sink {
+                    s.set_limits(files[i].1, files[i].2);
+                }
+            }
+        }
+        Ok((out_w, err_w))
+    }
+
+    /// Reads what is in `slot`'s `which` pipe (one turn's budget, or up to
+    /// `DRAIN_AT_EXIT` when `drain`), closing it at EOF.
+    pub fn on_output(&mut self, slot: usize, which: Which, drain: bool) {
+        let follow = self.followed.contains_key(&(slot, which));
+        let Some(p) = self.get_mut(slot) else { return };
+        let name = p.name.clone();
+        let stream = &mut p.out[which as usize];
+        let got = stream.read(if drain { DRAIN_AT_EXIT } else { READ_PER_TURN }, follow);
+        if let Some(e) = &got.error {
+            warn!("{name}: {} file: {e} (output dropped until a write works)", which.name());
+        }
+        let tail = if got.eof { stream.take_partial() } else { None };
+        for line in got.lines.into_iter().chain(tail.filter(|_| follow)) {
+            self.lines.push(OutLine { slot, which, line });
+        }
+        if got.eof {
+            self.close_pipe(slot, which, false);
+        } else if got.more && !drain && !self.out_ready.contains(&(slot, which)) {
+            self.out_ready.push_back((slot, which));
+        }
+    }
+
+    /// Streams with unread output left over from the previous turn.
+    pub fn output_again(&mut self) {
+        for _ in 0..self.out_ready.len() {
+            if let Some((slot, which)) = self.out_ready.pop_front() {
+                self.on_output(slot, which, false);
+            }
+        }
+    }
+
+    /// Reads everything now in `slot`'s pipes: a process's output lands in its
+    /// file before its exit is logged.
+    pub(super) fn drain_output(&mut self, slot: usize) {
+        for which in Which::BOTH {
+            if self.get(slot).is_some_and(|p| p.out[which as usize].pipe.is_some()) {
+                self.on_output(slot, which, true);
+            }
+        }
+    }
+
+    /// Deregisters and closes a pipe (after reading what is left, if `drain`).
+    pub(super) fn close_pipe(&mut self, slot: usize, which: Which, drain: bool) {
+        if drain && self.get(slot).is_some_and(|p| p.out[which as usize].pipe.is_some()) {
+            self.on_output(slot, which, true);
+        }
+        let Some(p) = self.get_mut(slot) else { return };
+        if let Some(fd) = p.out[which as usize].pipe.take() {
+            let _ = self.reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
+            debug!("{}: {} pipe closed", p.name, which.name());
+        }
+        self.out_ready.retain(|r| *r != (slot, which));
+    }
+
+    /// `reopen` and SIGUSR2: every process output file is opened again.
+    pub fn reopen_outputs(&mut self) -> Vec<String> {
+        let mut failed = Vec::new();
+        for p in self.procs.iter_mut().flatten() {
+            for s in p.out.iter_mut() {
+                if let Some(sink) = &mut s.sink {
+                    if let Err(e) = sink.reopen() {
+                        failed.push(format!("{}: {e}", p.name));
+                    }
+                }
+            }
+        }
+        failed
+    }
+}
