@@ -24,7 +24,7 @@ pub struct Plan {
 
 /// Keys whose change restarts the processes.
 fn identity(a: &Program, b: &Program) -> Vec<&'static str> {
-    let pairs: [(&'static str, bool); 7] = [
+    let pairs: [(&'static str, bool); 9] = [
         ("cmd", a.argv != b.argv),
         ("env", a.env != b.env),
         ("workingdir", a.workingdir != b.workingdir),
@@ -32,6 +32,9 @@ fn identity(a: &Program, b: &Program) -> Vec<&'static str> {
         ("stdout", a.stdout != b.stdout),
         ("stderr", a.stderr != b.stderr),
         ("user", a.user != b.user),
+        // Both change how the child's fds 1 and 2 are set up at spawn.
+        ("redirect_stderr", a.redirect_stderr != b.redirect_stderr),
+        ("attach", a.attach != b.attach),
     ];
     changed(&pairs)
 }
@@ -42,7 +45,7 @@ fn changed(pairs: &[(&'static str, bool)]) -> Vec<&'static str> {
 
 /// Keys applied in place.
 fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
-    let pairs: [(&'static str, bool); 9] = [
+    let pairs: [(&'static str, bool); 13] = [
         ("autorestart", a.autorestart != b.autorestart),
         ("exitcodes", a.exitcodes != b.exitcodes),
         ("startretries", a.startretries != b.startretries),
@@ -55,6 +58,11 @@ fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
             a.report_address != b.report_address,
         ),
         ("cmd text", a.cmd_text != b.cmd_text && a.argv == b.argv),
+        // Rotation is done by the daemon as it writes: the child never knows.
+        ("stdout_maxbytes", a.stdout_maxbytes != b.stdout_maxbytes),
+        ("stdout_backups", a.stdout_backups != b.stdout_backups),
+        ("stderr_maxbytes", a.stderr_maxbytes != b.stderr_maxbytes),
+        ("stderr_backups", a.stderr_backups != b.stderr_backups),
     ];
     changed(&pairs)
 }
@@ -255,6 +263,8 @@ mod tests {
             |p: &mut Program| p.stdout = Some("/o".into()),
             |p: &mut Program| p.stderr = Some("/e".into()),
             |p: &mut Program| p.user = Some(("u".into(), 1, 1)),
+            |p: &mut Program| p.redirect_stderr = true,
+            |p: &mut Program| p.attach = true,
         ] {
             let mut n = old.clone();
             f(&mut n);
@@ -270,8 +280,48 @@ mod tests {
                 "restarted w (umask changed)",
                 "restarted w (stdout changed)",
                 "restarted w (stderr changed)",
-                "restarted w (user changed)"
+                "restarted w (user changed)",
+                "restarted w (redirect_stderr changed)",
+                "restarted w (attach changed)"
             ]
         );
+    }
+
+    #[test]
+    fn rotation_keys_apply_in_place() {
+        let old = Program::new("w", "sleep 1");
+        let mut new = old.clone();
+        new.stdout_maxbytes = 1 << 20;
+        new.stdout_backups = 2;
+        new.stderr_maxbytes = 1 << 10;
+        new.stderr_backups = 0;
+        let plan = diff(&conf(std::slice::from_ref(&old)), &conf(&[new]));
+        assert_eq!(
+            lines(&plan, |_| true),
+            ["updated w (stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups)"]
+        );
+        let mut joined = old.clone();
+        joined.stderr_backups = 9;
+        joined.redirect_stderr = true;
+        let plan = diff(&conf(std::slice::from_ref(&old)), &conf(&[joined]));
+        assert_eq!(
+            lines(&plan, |_| true),
+            [
+                "restarted w (redirect_stderr changed)",
+                "updated w (stderr_backups)"
+            ]
+        );
+    }
+
+    #[test]
+    fn top_level_rotation_and_minfds_restart_nothing() {
+        let a = Program::new("a", "sleep 1");
+        let old = conf(std::slice::from_ref(&a));
+        let mut new = old.clone();
+        new.logfile_maxbytes = 1 << 30;
+        new.logfile_backups = 1;
+        new.minfds = Some(4096);
+        assert!(diff(&old, &new).programs.is_empty());
+        assert!(top(&old, &new).is_empty());
     }
 }

@@ -20,6 +20,92 @@ fn shipped_example_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).ends_with("OK, 2 programs, 10 processes\n"));
+    // The example documents the output keys, and loads to what its comments say.
+    let text = std::fs::read_to_string(conf).unwrap();
+    for key in [
+        "logfile_maxbytes:",
+        "logfile_backups:",
+        "minfds:",
+        "stdout_maxbytes:",
+        "stdout_backups:",
+        "stderr_maxbytes:",
+        "stderr_backups:",
+        "redirect_stderr:",
+        "attach:",
+    ] {
+        assert!(text.contains(key), "conf/taskmaster.yaml lacks {key}");
+    }
+    let c = taskmaster::config::load(Path::new(conf)).unwrap();
+    assert_eq!((c.logfile_maxbytes, c.logfile_backups), (10 << 20, 5));
+    assert_eq!(c.minfds(), 10 * 4 + 256);
+    let nginx = &c.programs[0];
+    assert_eq!((nginx.stdout_maxbytes, nginx.stdout_backups), (1 << 20, 3));
+    assert_eq!(
+        (nginx.stderr_maxbytes, nginx.stderr_backups),
+        (512 << 10, 3)
+    );
+    assert!(!nginx.stderr_joins_stdout());
+}
+
+#[test]
+fn output_keys_spelled_right_pass_the_check() {
+    let d = Daemon::configure(
+        "  a:\n    cmd: /bin/true\n    numprocs: 3\n    stdout: out.log\n    redirect_stderr: true\n    \
+         stdout_maxbytes: 10MB\n    stdout_backups: 0\n    stderr_maxbytes: 1048576\n    \
+         stderr_backups: 1000\n  b:\n    cmd: /bin/true\n    attach: true\n    \
+         stdout_maxbytes: \"512 KB\"\n",
+        "logfile_maxbytes: 1gb\nlogfile_backups: 0\nminfds: 64\n",
+    );
+    let out = Command::new(DAEMON)
+        .args(["--check", "-c"])
+        .arg(&d.conf)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with("OK, 2 programs, 4 processes\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn every_output_key_error_is_printed_with_its_line() {
+    let d = Daemon::configure(
+        "  a:\n    cmd: /bin/true\n    stdout_maxbytes: 10 XB\n    stdout_backups: -1\n    \
+         redirect_stderr: yes\n    stderr_maxbytes: 2000GB\n    stderr_backups: 1001\n    \
+         attach: 1\n  b:\n    cmd: /bin/true\n    stderr: b.err\n    redirect_stderr: true\n",
+        "logfile_maxbytes: 1.5MB\nlogfile_backups: lots\nminfds: -3\n",
+    );
+    let out = Command::new(DAEMON)
+        .args(["--check", "-c"])
+        .arg(&d.conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = d.conf.display().to_string();
+    let want = [
+        "3: logfile_maxbytes: expected a size in bytes",
+        "4: logfile_backups: expected an integer from 0 to 1000",
+        "5: minfds: expected an integer from 0",
+        "9: programs.a.stdout_maxbytes: expected a size in bytes",
+        "10: programs.a.stdout_backups: expected an integer from 0 to 1000",
+        "11: programs.a.redirect_stderr: expected true or false",
+        "12: programs.a.stderr_maxbytes: expected a size of at most 1 TB",
+        "13: programs.a.stderr_backups: expected an integer from 0 to 1000",
+        "14: programs.a.attach: expected true or false",
+        "17: programs.b.stderr: expected no stderr file with redirect_stderr: true",
+    ];
+    for w in want {
+        assert!(
+            err.contains(&format!("{file}:{w}")),
+            "missing {w:?} in:\n{err}"
+        );
+    }
+    let errors = err.lines().filter(|l| l.starts_with(&format!("{file}:")));
+    assert_eq!(errors.count(), want.len(), "{err}");
 }
 
 #[test]

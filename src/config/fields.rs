@@ -1,19 +1,25 @@
 //! Key-by-key checks of the parsed YAML, collecting every error.
 
 use super::locate::Locator;
-use super::{AutoRestart, Config, ConfigError, Program};
+use super::size::{parse_size, EXPECTED as SIZE};
+use super::{AutoRestart, Config, ConfigError, Program, DEFAULT_BACKUPS};
 use serde_yaml::{Mapping, Value};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const TOP_KEYS: &str = "socket, listen, logfile, fatal_state_report_address, programs";
+const TOP_KEYS: &str = "socket, listen, logfile, logfile_maxbytes, logfile_backups, minfds, \
+     fatal_state_report_address, programs";
 const PROGRAM_KEYS: &str = "cmd, numprocs, umask, workingdir, autostart, autorestart, exitcodes, \
-     startretries, starttime, stopsignal, stoptime, stdout, stderr, env, \
+     startretries, starttime, stopsignal, stoptime, stdout, stderr, redirect_stderr, \
+     stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, attach, env, \
      fatal_state_report_address, user";
 /// Longest starttime/stoptime accepted (one year), so a typo cannot overflow a timer.
 const MAX_SECONDS: f64 = 365.0 * 86400.0;
 const MAX_NUMPROCS: u64 = 65536;
+const MAX_BACKUPS: u64 = 1000;
+/// Highest `minfds` (Linux's ceiling for `fs.nr_open` is just below 2^30).
+const MAX_MINFDS: u64 = 1 << 30;
 
 struct Ctx<'a> {
     file: String,
@@ -93,6 +99,9 @@ impl Ctx<'_> {
             socket: super::default_socket(),
             listen: None,
             logfile: super::default_logfile(),
+            logfile_maxbytes: 0,
+            logfile_backups: DEFAULT_BACKUPS,
+            minfds: None,
             programs: Vec::new(),
         };
         let mut global_report = None;
@@ -106,6 +115,9 @@ impl Ctx<'_> {
                 "socket" => config.socket = self.path(&p, v).unwrap_or(config.socket),
                 "logfile" => config.logfile = self.path(&p, v).unwrap_or(config.logfile),
                 "listen" => config.listen = self.listen(&p, v),
+                "logfile_maxbytes" => config.logfile_maxbytes = self.size(&p, v).unwrap_or(0),
+                "logfile_backups" => config.logfile_backups = self.backups(&p, v),
+                "minfds" => config.minfds = self.uint(&p, v, 0, MAX_MINFDS),
                 "fatal_state_report_address" => global_report = self.address(&p, v),
                 "programs" => programs = Some(v),
                 _ => self.err(&p, format!("unknown key, expected one of {TOP_KEYS}")),
@@ -191,6 +203,12 @@ impl Ctx<'_> {
                 "stopsignal" => p.stopsignal = self.signal(&path, v).unwrap_or(p.stopsignal),
                 "stdout" => p.stdout = self.path(&path, v),
                 "stderr" => p.stderr = self.path(&path, v),
+                "redirect_stderr" => p.redirect_stderr = self.boolean(&path, v).unwrap_or(false),
+                "attach" => p.attach = self.boolean(&path, v).unwrap_or(false),
+                "stdout_maxbytes" => p.stdout_maxbytes = self.size(&path, v).unwrap_or(0),
+                "stderr_maxbytes" => p.stderr_maxbytes = self.size(&path, v).unwrap_or(0),
+                "stdout_backups" => p.stdout_backups = self.backups(&path, v),
+                "stderr_backups" => p.stderr_backups = self.backups(&path, v),
                 "env" => p.env = self.env(&path, v),
                 "fatal_state_report_address" => p.report_address = self.address(&path, v),
                 "user" => p.user = self.user(&path, v),
@@ -204,6 +222,19 @@ impl Ctx<'_> {
             self.err(
                 &base,
                 "missing required key `cmd` (the command line to run)",
+            );
+        }
+        if p.stderr.is_some() && p.stderr_joins_stdout() {
+            // The stream has no reader of its own: the file would stay empty
+            // forever, which is never what the operator meant.
+            let why = if p.redirect_stderr {
+                "redirect_stderr: true (stderr joins stdout and its file)"
+            } else {
+                "attach: true (the terminal carries stderr with stdout)"
+            };
+            self.err(
+                &["programs", name, "stderr"],
+                format!("expected no stderr file with {why}: this file would never be written"),
             );
         }
         Some(p)
@@ -259,6 +290,22 @@ impl Ctx<'_> {
                 None
             }
         }
+    }
+
+    /// A byte size: an integer, or a string with a KB/MB/GB suffix.
+    fn size(&mut self, path: &[&str], v: &Value) -> Option<u64> {
+        let parsed = match v {
+            Value::String(s) => parse_size(s),
+            Value::Number(n) if n.is_u64() => parse_size(&n.to_string()),
+            _ => Err(format!("{SIZE}, got {}", show(v))),
+        };
+        parsed.map_err(|e| self.err(path, e)).ok()
+    }
+
+    /// How many rotated files to keep.
+    fn backups(&mut self, path: &[&str], v: &Value) -> u32 {
+        self.uint(path, v, 0, MAX_BACKUPS)
+            .map_or(DEFAULT_BACKUPS, |n| n as u32)
     }
 
     fn boolean(&mut self, path: &[&str], v: &Value) -> Option<bool> {

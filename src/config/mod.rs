@@ -8,6 +8,7 @@
 mod fields;
 mod locate;
 mod peek;
+mod size;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -16,6 +17,10 @@ use std::time::Duration;
 
 pub use fields::parse_address;
 pub use peek::socket_of;
+pub use size::parse_size;
+
+/// Default number of rotated files kept (`FILE.1` … `FILE.5`), as supervisord.
+pub const DEFAULT_BACKUPS: u32 = 5;
 
 /// What `autorestart` says to do when a RUNNING process exits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +54,17 @@ pub struct Program {
     pub report_address: Option<SocketAddr>,
     /// (name, uid, gid) when `user` is set.
     pub user: Option<(String, u32, u32)>,
+    /// stderr joins the stdout stream and file. As written: `attach` implies it
+    /// too, see `stderr_joins_stdout`.
+    pub redirect_stderr: bool,
+    /// The stdout file rotates before a write would take it past this; 0 = never.
+    pub stdout_maxbytes: u64,
+    /// Rotated stdout files kept: `FILE.1` … `FILE.N`.
+    pub stdout_backups: u32,
+    pub stderr_maxbytes: u64,
+    pub stderr_backups: u32,
+    /// Runs on a pseudo terminal owned by the daemon, for `attach NAME`.
+    pub attach: bool,
 }
 
 impl Program {
@@ -73,7 +89,19 @@ impl Program {
             env: Vec::new(),
             report_address: None,
             user: None,
+            redirect_stderr: false,
+            stdout_maxbytes: 0,
+            stdout_backups: DEFAULT_BACKUPS,
+            stderr_maxbytes: 0,
+            stderr_backups: DEFAULT_BACKUPS,
+            attach: false,
         }
+    }
+
+    /// Whether stderr goes into the stdout stream: asked for, or implied by a
+    /// terminal (one pty carries both).
+    pub fn stderr_joins_stdout(&self) -> bool {
+        self.redirect_stderr || self.attach
     }
 
     /// Name of process `index` of this program: `web:0`.
@@ -89,6 +117,11 @@ pub struct Config {
     pub socket: PathBuf,
     pub listen: Option<SocketAddr>,
     pub logfile: PathBuf,
+    /// The event log rotates before a write would take it past this; 0 = never.
+    pub logfile_maxbytes: u64,
+    pub logfile_backups: u32,
+    /// `minfds` as written; `minfds()` gives the value in force.
+    pub minfds: Option<u64>,
     /// Programs sorted by name.
     pub programs: Vec<Program>,
 }
@@ -96,6 +129,14 @@ pub struct Config {
 impl Config {
     pub fn process_count(&self) -> u64 {
         self.programs.iter().map(|p| u64::from(p.numprocs)).sum()
+    }
+
+    /// File descriptors the daemon must be able to open: the configured
+    /// `minfds`, else the contract's default of 4 per process (its pidfd and two
+    /// pipes, and room for its output files) plus 256 for clients and logs.
+    pub fn minfds(&self) -> u64 {
+        self.minfds
+            .unwrap_or_else(|| self.process_count().saturating_mul(4).saturating_add(256))
     }
 }
 

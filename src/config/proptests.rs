@@ -3,13 +3,16 @@
 //! to the values they spell, however those values are spelled.
 
 use super::{load, parse, AutoRestart, Program};
-use nix::sys::signal::Signal;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 const FILE: &str = "/etc/tm/t.yaml";
+
+#[path = "prop_values.rs"]
+mod values;
+use values::{env_value, output, quote, seconds, signal, top_keys, umask, yaml_special, TopKeys};
 
 /// One key of a generated program: `name: value`, then `below` lines one level
 /// deeper (or, for a block list at the key's own level, `below_level` 0).
@@ -37,63 +40,6 @@ struct Gen {
     /// Written unquoted (else in double quotes).
     plain_name: bool,
     keys: Vec<Key>,
-}
-
-/// Names YAML would read as something other than a string.
-fn yaml_special(s: &str) -> bool {
-    ["true", "false", "null"].contains(&s.to_ascii_lowercase().as_str())
-}
-
-fn quote(text: &str, style: u8) -> String {
-    match style {
-        1 => format!("'{text}'"),
-        2 => format!("\"{text}\""),
-        _ => text.to_string(),
-    }
-}
-
-fn umask() -> impl Strategy<Value = (u32, String)> {
-    (0u32..=0o777, 0usize..=3, any::<bool>(), 0u8..3).prop_map(|(m, pad, prefix, q)| {
-        let digits = format!("{m:o}");
-        let width = (digits.len() + pad).min(4);
-        let text = format!("{}{digits:0>width$}", if prefix { "0o" } else { "" });
-        (m, quote(&text, q))
-    })
-}
-
-fn signal() -> impl Strategy<Value = (i32, String)> {
-    let all: Vec<Signal> = Signal::iterator().collect();
-    (prop::sample::select(all), 0u8..5, 0u8..3).prop_map(|(s, how, q)| {
-        let full = s.as_str();
-        let text = match how {
-            0 => full.to_string(),
-            1 => full.trim_start_matches("SIG").to_string(),
-            2 => full.to_ascii_lowercase(),
-            3 => full[3..].to_ascii_lowercase(),
-            _ => (s as i32).to_string(),
-        };
-        (s as i32, quote(&text, q))
-    })
-}
-
-/// `2`, `2.5`: seconds and how they are written.
-fn seconds() -> impl Strategy<Value = String> {
-    (0u32..=3600, prop::option::of(1u32..10)).prop_map(|(s, f)| match f {
-        Some(f) => format!("{s}.{f}"),
-        None => s.to_string(),
-    })
-}
-
-/// An env value as written, and the text the program must get.
-fn env_value() -> impl Strategy<Value = (String, String)> {
-    prop_oneof![
-        "[a-z]{1,6}( [a-z]{1,6})?".prop_map(|s| (format!("\"{s}\""), s)),
-        "[a-z]{1,6}"
-            .prop_filter("a YAML keyword", |s| !yaml_special(s))
-            .prop_map(|s| (s.clone(), s)),
-        "(0[0-7]{1,3}|[1-9][0-9]{0,4}|[0-9]\\.[0-9]{1,2}0)".prop_map(|s| (s.clone(), s)),
-        any::<bool>().prop_map(|b| (b.to_string(), b.to_string())),
-    ]
 }
 
 fn program() -> impl Strategy<Value = Gen> {
@@ -137,8 +83,9 @@ fn program() -> impl Strategy<Value = Gen> {
             prop::option::of(seconds()),
             prop::option::of("/?[a-z]{1,6}"),
         ),
+        output(),
     )
-        .prop_map(|(first, second, third)| {
+        .prop_map(|(first, second, third, out)| {
             let ((name, plain_name), (bin, args, q), numprocs, umask) = first;
             let (signal, exitcodes, env) = second;
             let (restart, autostart, retries, stoptime, workingdir) = third;
@@ -200,6 +147,7 @@ fn program() -> impl Strategy<Value = Gen> {
                 want.workingdir = Some(Path::new("/etc/tm").join(&dir));
                 keys.push(key("workingdir", dir));
             }
+            out.apply(&mut want, &mut keys);
             Gen {
                 want,
                 plain_name,
@@ -228,15 +176,25 @@ fn programs() -> impl Strategy<Value = Vec<Gen>> {
 type Style = (usize, bool, bool);
 
 /// The YAML text, and the line of each key path (`programs.web.env.A`).
-fn render(gens: &[Gen], (unit, comments, trailing): Style) -> (String, BTreeMap<String, usize>) {
+fn render(
+    gens: &[Gen],
+    top: &TopKeys,
+    (unit, comments, trailing): Style,
+) -> (String, BTreeMap<String, usize>) {
     let mut out: Vec<String> = Vec::new();
     let mut lines = BTreeMap::new();
     if comments {
         out.push("# generated".into());
     }
+    let tail = if trailing { " # note" } else { "" };
+    for line in top.lines() {
+        out.push(format!("{line}{tail}"));
+        if let Some((k, _)) = line.split_once(':') {
+            lines.insert(k.to_string(), out.len());
+        }
+    }
     out.push("programs:".into());
     let pad = |level: usize| " ".repeat(level * unit);
-    let tail = if trailing { " # note" } else { "" };
     for g in gens {
         let name = &g.want.name;
         let written = if g.plain_name {
@@ -429,21 +387,27 @@ proptest! {
     }
 
     #[test]
-    fn generated_configs_load_to_their_values(gens in programs(), style in style()) {
-        let (text, _) = render(&gens, style);
+    fn generated_configs_load_to_their_values(
+        gens in programs(),
+        top in top_keys(),
+        style in style(),
+    ) {
+        let (text, _) = render(&gens, &top, style);
         let config = parse(Path::new(FILE), &text);
         prop_assert!(config.is_ok(), "{:?}\n{}", config.err(), text);
-        let got = config.map(|c| c.programs).unwrap_or_default();
+        let config = config.map_err(|_| TestCaseError::fail("checked above"))?;
+        top.check(&config)?;
         let want: Vec<&Program> = gens.iter().map(|g| &g.want).collect();
-        prop_assert_eq!(got.iter().collect::<Vec<_>>(), want, "{}", text);
+        prop_assert_eq!(config.programs.iter().collect::<Vec<_>>(), want, "{}", text);
     }
 
     #[test]
     fn a_bad_value_is_reported_at_its_line(
         gens in programs(),
+        top in top_keys(),
         style in style(),
         which in any::<prop::sample::Index>(),
-        bad in 0usize..12,
+        bad in 0usize..18,
     ) {
         let mut gens = gens;
         let g = which.get_mut(&mut gens);
@@ -459,7 +423,14 @@ proptest! {
             8 => ("cmdd", "x", None),
             9 => ("env", "", Some("NOTHING: ~")),
             10 => ("cmd", "\"\"", None),
-            _ => ("workingdir", "''", None),
+            11 => ("workingdir", "''", None),
+            12 => ("stdout_maxbytes", "10XB", None),
+            13 => ("stderr_backups", "1001", None),
+            14 => ("redirect_stderr", "maybe", None),
+            15 => ("attach", "2", None),
+            16 => ("stderr_maxbytes", "2000GB", None),
+            // With a stderr file (added below if missing): the file is the error.
+            _ => ("redirect_stderr", "true", None),
         };
         let broken = Key {
             below: below.map(String::from).into_iter().collect(),
@@ -473,7 +444,13 @@ proptest! {
         if bad == 9 {
             path.push_str(".NOTHING");
         }
-        let (text, lines) = render(&gens, style);
+        if bad == 17 {
+            if !g.keys.iter().any(|k| k.name == "stderr") {
+                g.keys.push(key("stderr", "err.log"));
+            }
+            path = format!("programs.{}.stderr", g.want.name);
+        }
+        let (text, lines) = render(&gens, &top, style);
         let errors = match parse(Path::new(FILE), &text) {
             Ok(_) => return Err(TestCaseError::fail(format!("accepted:\n{text}"))),
             Err(e) => e,
@@ -485,5 +462,33 @@ proptest! {
         let hit = hit.map(ToString::to_string).unwrap_or_default();
         let want = format!("{FILE}:{}: {path}: ", line.unwrap_or(0));
         prop_assert!(hit.starts_with(&want), "{} !~ {}\n{}", hit, want, text);
+    }
+
+    #[test]
+    fn a_bad_top_level_value_is_reported_at_its_line(
+        gens in programs(),
+        top in top_keys(),
+        style in style(),
+        bad in 0usize..6,
+    ) {
+        let (name, value) = [
+            ("logfile_maxbytes", "1.5MB"),
+            ("logfile_maxbytes", "-1"),
+            ("logfile_backups", "1001"),
+            ("logfile_backups", "five"),
+            ("minfds", "-1"),
+            ("minfds", "1073741825"),
+        ][bad];
+        let mut top = top;
+        top.set_raw(name, value);
+        let (text, lines) = render(&gens, &top, style);
+        let errors = match parse(Path::new(FILE), &text) {
+            Ok(_) => return Err(TestCaseError::fail(format!("accepted:\n{text}"))),
+            Err(e) => e,
+        };
+        check_errors(&errors, text.lines().count())?;
+        prop_assert_eq!(errors.len(), 1, "{:?}\n{}", errors, text);
+        let want = format!("{FILE}:{}: {name}: expected ", lines.get(name).copied().unwrap_or(0));
+        prop_assert!(errors[0].to_string().starts_with(&want), "{} !~ {}", errors[0], want);
     }
 }

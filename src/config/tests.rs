@@ -221,3 +221,181 @@ fn user_needs_root() {
             .contains("not running as root"));
     }
 }
+
+/// `key: value` in program `p` fails with one error, on line 4, for that key.
+fn bad_program_key(key: &str, value: &str, expected: &str) {
+    let e = errors(&format!(
+        "programs:\n  p:\n    cmd: x\n    {key}: {value}\n"
+    ));
+    let want = format!("/etc/tm/t.yaml:4: programs.p.{key}: {expected}");
+    assert_eq!(e.len(), 1, "{key}: {value}: {e:?}");
+    assert!(e[0].starts_with(&want), "{} !~ {want}", e[0]);
+}
+
+#[test]
+fn output_keys_default_to_no_rotation_and_five_backups() {
+    let p = one("");
+    assert!(!p.redirect_stderr && !p.attach && !p.stderr_joins_stdout());
+    assert_eq!((p.stdout_maxbytes, p.stdout_backups), (0, 5));
+    assert_eq!((p.stderr_maxbytes, p.stderr_backups), (0, 5));
+    let c = ok("programs:\n  a:\n    cmd: x\n    numprocs: 3\n  b:\n    cmd: y\n");
+    assert_eq!((c.logfile_maxbytes, c.logfile_backups), (0, 5));
+    assert_eq!(c.minfds, None);
+    assert_eq!(c.minfds(), 4 * 4 + 256);
+    assert_eq!(ok("programs: {}\n").minfds(), 256);
+}
+
+#[test]
+fn sizes_take_integers_and_suffixes() {
+    for (text, want) in [
+        ("0", 0),
+        ("1048576", 1 << 20),
+        ("'1024'", 1024),
+        ("10MB", 10 << 20),
+        ("10mb", 10 << 20),
+        ("\"512 KB\"", 512 << 10),
+        ("512 kb", 512 << 10),
+        ("1gb", 1 << 30),
+        ("1024GB", 1 << 40),
+    ] {
+        let p = one(&format!(
+            "    stdout_maxbytes: {text}\n    stderr_maxbytes: {text}\n"
+        ));
+        assert_eq!(
+            (p.stdout_maxbytes, p.stderr_maxbytes),
+            (want, want),
+            "{text}"
+        );
+        let c = ok(&format!("logfile_maxbytes: {text}\nprograms: {{}}\n"));
+        assert_eq!(c.logfile_maxbytes, want, "{text}");
+    }
+    for bad in [
+        "-1", "1.5", "1.5MB", "10XB", "10 M B", "MB", "true", "[1]", "~", "{}", "''", "1e3",
+    ] {
+        bad_program_key("stdout_maxbytes", bad, "expected a size in bytes");
+        bad_program_key("stderr_maxbytes", bad, "expected a size in bytes");
+    }
+    for big in [
+        "1025GB",
+        "1099511627777",
+        "18446744073709551615",
+        "\"99999999999999999999\"",
+    ] {
+        bad_program_key("stdout_maxbytes", big, "expected a size of at most 1 TB");
+    }
+    let e = errors("logfile_maxbytes: 2TB\nprograms: {}\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("/etc/tm/t.yaml:1: logfile_maxbytes: expected a size in bytes"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn backups_are_0_to_1000() {
+    let p = one("    stdout_backups: 0\n    stderr_backups: 1000\n");
+    assert_eq!((p.stdout_backups, p.stderr_backups), (0, 1000));
+    assert_eq!(
+        ok("logfile_backups: 12\nprograms: {}\n").logfile_backups,
+        12
+    );
+    for bad in ["-1", "1001", "2.5", "'5'", "true", "~", "[5]"] {
+        for key in ["stdout_backups", "stderr_backups"] {
+            bad_program_key(key, bad, "expected an integer from 0 to 1000");
+        }
+    }
+    let e = errors("logfile_backups: many\nprograms: {}\n");
+    assert!(
+        e[0].starts_with("/etc/tm/t.yaml:1: logfile_backups: expected an integer from 0 to 1000"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn redirect_stderr_and_attach_are_booleans_kept_as_written() {
+    let p = one("    redirect_stderr: true\n");
+    assert!(p.redirect_stderr && !p.attach && p.stderr_joins_stdout());
+    let p = one("    attach: true\n");
+    assert!(!p.redirect_stderr && p.attach && p.stderr_joins_stdout());
+    let p = one("    attach: true\n    redirect_stderr: true\n");
+    assert!(p.redirect_stderr && p.attach);
+    let p = one("    attach: false\n    redirect_stderr: false\n");
+    assert!(!p.stderr_joins_stdout());
+    for bad in ["yes", "1", "'true'", "~", "on"] {
+        bad_program_key("redirect_stderr", bad, "expected true or false");
+        bad_program_key("attach", bad, "expected true or false");
+    }
+}
+
+#[test]
+fn a_stderr_file_that_would_never_be_written_is_an_error() {
+    let with = |extra: &str| {
+        format!("programs:\n  p:\n    cmd: x\n    stderr: /tmp/e\n    stdout: /tmp/o\n{extra}")
+    };
+    for (extra, why) in [
+        ("    redirect_stderr: true\n", "redirect_stderr: true"),
+        ("    attach: true\n", "attach: true"),
+        (
+            "    attach: true\n    redirect_stderr: true\n",
+            "redirect_stderr: true",
+        ),
+    ] {
+        let e = errors(&with(extra));
+        assert_eq!(e.len(), 1, "{e:?}");
+        let want =
+            format!("/etc/tm/t.yaml:4: programs.p.stderr: expected no stderr file with {why}");
+        assert!(e[0].starts_with(&want), "{} !~ {want}", e[0]);
+        assert!(e[0].contains("would never be written"), "{}", e[0]);
+    }
+    // A joined stream keeps its stdout file; a bad boolean is reported once.
+    assert!(one("    redirect_stderr: true\n    stdout: o\n")
+        .stdout
+        .is_some());
+    assert!(one("    redirect_stderr: false\n    stderr: e\n")
+        .stderr
+        .is_some());
+    assert_eq!(errors(&with("    redirect_stderr: yes\n")).len(), 1);
+}
+
+#[test]
+fn minfds_is_set_or_computed() {
+    let c = ok("minfds: 4096\nprograms:\n  a:\n    cmd: x\n    numprocs: 2000\n");
+    assert_eq!((c.minfds, c.minfds()), (Some(4096), 4096));
+    assert_eq!(ok("minfds: 0\nprograms: {}\n").minfds(), 0);
+    let c = ok("programs:\n  a:\n    cmd: x\n    numprocs: 2000\n");
+    assert_eq!(c.minfds(), 8256);
+    for bad in ["-1", "1.5", "lots", "~", "1073741825"] {
+        let e = errors(&format!("minfds: {bad}\nprograms: {{}}\n"));
+        assert_eq!(e.len(), 1, "{bad}: {e:?}");
+        assert!(
+            e[0].starts_with("/etc/tm/t.yaml:1: minfds: expected an integer from 0 to 1073741824"),
+            "{}",
+            e[0]
+        );
+    }
+}
+
+#[test]
+fn every_output_key_error_is_reported_at_once() {
+    let e = errors(
+        "logfile_maxbytes: 1TB\nlogfile_backups: -1\nminfds: x\nprograms:\n  a:\n    cmd: x\n    stdout_maxbytes: 1.5MB\n    stdout_backups: 1001\n    redirect_stderr: maybe\n    stderr_maxbytes: big\n    stderr_backups: ~\n    attach: 1\n  b:\n    cmd: y\n    stderr: e\n    redirect_stderr: true\n",
+    );
+    let want = [
+        "/etc/tm/t.yaml:1: logfile_maxbytes: expected a size",
+        "/etc/tm/t.yaml:2: logfile_backups: expected an integer",
+        "/etc/tm/t.yaml:3: minfds: expected an integer",
+        "/etc/tm/t.yaml:7: programs.a.stdout_maxbytes: expected a size",
+        "/etc/tm/t.yaml:8: programs.a.stdout_backups: expected an integer",
+        "/etc/tm/t.yaml:9: programs.a.redirect_stderr: expected true or false",
+        "/etc/tm/t.yaml:10: programs.a.stderr_maxbytes: expected a size",
+        "/etc/tm/t.yaml:11: programs.a.stderr_backups: expected an integer",
+        "/etc/tm/t.yaml:12: programs.a.attach: expected true or false",
+        "/etc/tm/t.yaml:15: programs.b.stderr: expected no stderr file",
+    ];
+    assert_eq!(e.len(), want.len(), "{e:#?}");
+    for (got, want) in e.iter().zip(want) {
+        assert!(got.starts_with(want), "{got} !~ {want}");
+    }
+}
