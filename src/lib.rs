@@ -15,6 +15,7 @@ pub mod reactor;
 pub mod reap;
 pub mod reload;
 pub mod report;
+pub mod rotate;
 pub mod serve;
 pub mod signals;
 pub mod spawn;
