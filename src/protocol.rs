@@ -1,9 +1,11 @@
 //! The line protocol: parsing requests, formatting replies and `status`.
 //!
-//! A reply is zero or more body lines, then `OK` or `ERR <message>`.
+//! A reply is zero or more body lines, then `OK` or `ERR <message>`. Body
+//! lines are dot-stuffed (`stuff`), so no body line can look like a final one.
 
 use crate::state::{Exit, State};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// Longest accepted request line, in bytes.
@@ -26,7 +28,52 @@ pub enum Request {
     Help(Option<String>),
     /// Ends this connection (for telnet and nc users).
     Quit,
+    /// `tail [-f] [-n N] NAME [stdout|stderr]`: the last `lines` lines of one
+    /// process's stream; with `follow`, every new line after them.
+    Tail {
+        follow: bool,
+        lines: usize,
+        name: String,
+        stream: Stream,
+    },
+    /// `attach NAME [ROWSxCOLS]`: the connection becomes the process's
+    /// terminal; `size` is (rows, cols) for its pty.
+    Attach {
+        name: String,
+        size: Option<(u16, u16)>,
+    },
+    /// `signal SIG NAMES`: `sig` to each process's group.
+    Signal {
+        sig: i32,
+        names: Vec<String>,
+    },
+    /// `pid [NAMES]`: the daemon's pid, or each process's.
+    Pid(Vec<String>),
+    /// Reopens every log and output file (as SIGUSR2).
+    Reopen,
 }
+
+/// One of a process's output streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// `tail` without `-n`.
+pub const TAIL_DEFAULT_LINES: usize = 10;
+/// The most lines one `tail` may ask for: the in-memory tail is bounded anyway,
+/// and a typo must not look like a request for the whole history.
+pub const TAIL_MAX_LINES: usize = 100_000;
 
 /// One protocol command, as `help` shows it and taskmasterctl completes it.
 pub struct Command {
@@ -79,6 +126,45 @@ pub const COMMANDS: &[Command] = &[
         takes_names: true,
     },
     Command {
+        name: "signal",
+        args: "SIG NAMES",
+        summary: "send a signal to each process's group",
+        detail: &[
+            "SIG: a name or a number, as stopsignal (TERM, SIGUSR1, hup, 10).",
+            "One line per process; ERR when any of them was not running.",
+        ],
+        takes_names: true,
+    },
+    Command {
+        name: "pid",
+        args: "[NAMES]",
+        summary: "the daemon's pid, or each process's (0: not running)",
+        detail: &["Without NAMES: the daemon's pid. With: one `PROGRAM:N PID` line each."],
+        takes_names: true,
+    },
+    Command {
+        name: "tail",
+        args: "[-f] [-n N] NAME [stdout|stderr]",
+        summary: "last lines of a process's output; -f follows",
+        detail: &[
+            "NAME is one process: PROGRAM:N, or PROGRAM when it has one process.",
+            "-n N: how many lines (default 10, at most 100000); stdout by default.",
+            "-f: then every new line, across restarts, until the client sends a",
+            "line or closes (taskmasterctl: until Ctrl-C).",
+        ],
+        takes_names: false,
+    },
+    Command {
+        name: "attach",
+        args: "NAME [ROWSxCOLS]",
+        summary: "this terminal becomes the process's (attach: true)",
+        detail: &[
+            "Recent output, then raw bytes both ways; Ctrl-] detaches and the",
+            "process keeps running. taskmasterctl sends its own window size.",
+        ],
+        takes_names: false,
+    },
+    Command {
         name: "reload",
         args: "[--dry-run]",
         summary: "re-read the config file (as SIGHUP)",
@@ -86,6 +172,13 @@ pub const COMMANDS: &[Command] = &[
             "Changes only what changed: one line per change. An invalid file",
             "changes nothing and every error is listed. --dry-run only lists.",
         ],
+        takes_names: false,
+    },
+    Command {
+        name: "reopen",
+        args: "",
+        summary: "reopen every log and output file (as SIGUSR2)",
+        detail: &["For logrotate's `create` mode: files renamed away are created anew."],
         takes_names: false,
     },
     Command {
@@ -130,10 +223,17 @@ impl Command {
 /// The body of `help` or `help COMMAND`.
 pub fn help(topic: Option<&str>) -> Result<Vec<String>, String> {
     let Some(topic) = topic else {
-        let mut body: Vec<String> = COMMANDS
-            .iter()
-            .map(|c| format!("{:25} {}", c.usage(), c.summary))
-            .collect();
+        let mut body = Vec::new();
+        for c in COMMANDS {
+            // A usage too long for the column gets a line of its own.
+            let usage = c.usage();
+            if usage.len() > 25 {
+                body.push(usage);
+                body.push(format!("{:25} {}", "", c.summary));
+            } else {
+                body.push(format!("{usage:25} {}", c.summary));
+            }
+        }
         body.push("NAMES: PROGRAM (all its processes), PROGRAM:N, or all".into());
         return Ok(body);
     };
@@ -193,16 +293,57 @@ pub fn parse(line: &str) -> Result<Option<Request>, String> {
             [topic] => Request::Help(Some(topic.clone())),
             _ => return Err("usage: help [COMMAND]".into()),
         },
+        "tail" => args::parse_tail(&args)?,
+        "attach" => args::parse_attach(&args)?,
+        "signal" => match args.split_first() {
+            None => return Err("usage: signal SIG NAMES".into()),
+            Some((sig, rest)) => {
+                let sig = crate::signals::parse(sig)
+                    .ok_or_else(|| format!("signal: unknown signal {sig:?}"))?;
+                if rest.is_empty() {
+                    return Err("signal needs NAMES after SIG (PROGRAM, PROGRAM:N or all)".into());
+                }
+                if let Some(opt) = rest.iter().find(|a| a.starts_with("--")) {
+                    return Err(format!("signal: unknown option {opt}"));
+                }
+                Request::Signal {
+                    sig: sig as i32,
+                    names: rest.to_vec(),
+                }
+            }
+        },
+        "pid" => match args.iter().find(|a| a.starts_with("--")) {
+            Some(opt) => return Err(format!("pid: unknown option {opt}")),
+            None => Request::Pid(args.clone()),
+        },
+        "reopen" => none(Request::Reopen)?,
         _ => return Err(format!("unknown command {cmd:?} (try help)")),
     };
     Ok(Some(req))
+}
+
+/// A body line as sent: one more `.` in front of a line that begins with `.`,
+/// is `OK`, or begins with `ERR`, so that no body line (a process's output
+/// included) can pass for the final line. `OK` followed by carriage returns
+/// counts as `OK` too, since clients drop a line's trailing `\r`.
+pub fn stuff(line: &str) -> Cow<'_, str> {
+    if line.starts_with('.') || line.starts_with("ERR") || line.trim_end_matches('\r') == "OK" {
+        Cow::Owned(format!(".{line}"))
+    } else {
+        Cow::Borrowed(line)
+    }
+}
+
+/// A received body line as meant: one leading `.` removed, if it has one.
+pub fn unstuff(line: &str) -> &str {
+    line.strip_prefix('.').unwrap_or(line)
 }
 
 /// A finished reply, encoded as lines.
 pub fn reply(body: &[String], result: Result<(), String>) -> String {
     let mut out = String::new();
     for line in body {
-        out.push_str(line);
+        out.push_str(&stuff(line));
         out.push('\n');
     }
     match result {
@@ -330,6 +471,9 @@ pub fn json_str(s: &str) -> String {
 /// strings, or on an error raised by a hand-written `Serialize`; strings,
 /// numbers and derived structs of them have neither.
 const ENCODES: &str = "strings, numbers and derived structs always encode";
+
+#[path = "protocol_args.rs"]
+mod args;
 
 #[cfg(test)]
 #[path = "protocol_tests.rs"]

@@ -57,6 +57,8 @@ fn help_covers_every_command() {
         // Every command the parser knows is in the table, and back.
         let sample = match c.name {
             "start" | "stop" | "restart" => format!("{} all", c.name),
+            "tail" | "attach" => format!("{} web:0", c.name),
+            "signal" => "signal TERM all".into(),
             n => n.to_string(),
         };
         assert!(parse(&sample).is_ok(), "{sample}");
@@ -76,10 +78,192 @@ fn rejects_bad_input() {
         "reload --force",
         "status --yaml",
         "start --all",
+        "reopen now",
+        "pid --json",
     ] {
         assert!(parse(bad).is_err(), "{bad}");
     }
     assert!(parse("bogus").unwrap_err().contains("unknown command"));
+}
+
+fn tail(follow: bool, lines: usize, name: &str, stream: Stream) -> Option<Request> {
+    Some(Request::Tail {
+        follow,
+        lines,
+        name: name.into(),
+        stream,
+    })
+}
+
+#[test]
+fn parses_tail() {
+    use Stream::{Stderr, Stdout};
+    assert_eq!(parse("tail web:0"), Ok(tail(false, 10, "web:0", Stdout)));
+    assert_eq!(parse("tail -f web"), Ok(tail(true, 10, "web", Stdout)));
+    assert_eq!(
+        parse("tail -n 3 -f web stderr"),
+        Ok(tail(true, 3, "web", Stderr))
+    );
+    assert_eq!(
+        parse("tail -f -n 0 web stdout"),
+        Ok(tail(true, 0, "web", Stdout))
+    );
+    assert_eq!(
+        parse("tail -n100000 x"),
+        Ok(tail(false, 100_000, "x", Stdout))
+    );
+    // The last -n wins, as with tail(1).
+    assert_eq!(parse("tail -n 1 -n 2 x"), Ok(tail(false, 2, "x", Stdout)));
+    for bad in [
+        "tail",
+        "tail -f",
+        "tail -n",
+        "tail -n x web",
+        "tail -n -1 web",
+        "tail -n 100001 web",
+        "tail -n 99999999999999999999999 web",
+        "tail -x web",
+        "tail web stdin",
+        "tail web stderr more",
+        "tail web -f",
+    ] {
+        let e = parse(bad).unwrap_err();
+        assert!(
+            e.contains("usage: tail [-f] [-n N] NAME [stdout|stderr]"),
+            "{bad}: {e}"
+        );
+    }
+    assert!(parse("tail -n 100001 web")
+        .unwrap_err()
+        .contains("0 to 100000"));
+}
+
+#[test]
+fn parses_attach_signal_pid_reopen() {
+    let attach = |name: &str, size| {
+        Some(Request::Attach {
+            name: name.into(),
+            size,
+        })
+    };
+    assert_eq!(parse("attach web:0"), Ok(attach("web:0", None)));
+    assert_eq!(parse("attach sh 24x80"), Ok(attach("sh", Some((24, 80)))));
+    assert_eq!(
+        parse("attach sh 65535x1"),
+        Ok(attach("sh", Some((65535, 1))))
+    );
+    for bad in [
+        "attach",
+        "attach a b c",
+        "attach sh 24",
+        "attach sh 0x80",
+        "attach sh 24x0",
+        "attach sh 24x80x1",
+        "attach sh x80",
+        "attach sh 65536x80",
+        "attach sh -24x80",
+        "attach -f sh",
+    ] {
+        let e = parse(bad).unwrap_err();
+        assert!(e.contains("usage: attach NAME [ROWSxCOLS]"), "{bad}: {e}");
+    }
+    let signal = |sig: i32, names: &[&str]| {
+        Some(Request::Signal {
+            sig,
+            names: names.iter().map(|s| s.to_string()).collect(),
+        })
+    };
+    assert_eq!(parse("signal HUP web"), Ok(signal(libc::SIGHUP, &["web"])));
+    assert_eq!(
+        parse("signal sigusr1 a b:1"),
+        Ok(signal(libc::SIGUSR1, &["a", "b:1"]))
+    );
+    assert_eq!(parse("signal 9 all"), Ok(signal(9, &["all"])));
+    assert!(parse("signal")
+        .unwrap_err()
+        .contains("usage: signal SIG NAMES"));
+    assert!(parse("signal TERM").unwrap_err().contains("needs NAMES"));
+    assert!(parse("signal BOGUS x")
+        .unwrap_err()
+        .contains("unknown signal"));
+    assert!(parse("signal 0 x").unwrap_err().contains("unknown signal"));
+    assert!(parse("signal TERM --all").is_err());
+    assert_eq!(parse("pid"), Ok(Some(Request::Pid(vec![]))));
+    assert_eq!(
+        parse("pid web db:0"),
+        Ok(Some(Request::Pid(vec!["web".into(), "db:0".into()])))
+    );
+    assert_eq!(parse("reopen"), Ok(Some(Request::Reopen)));
+}
+
+#[test]
+fn help_keeps_long_usages_readable() {
+    let all = help(None).unwrap();
+    let i = all
+        .iter()
+        .position(|l| l == "tail [-f] [-n N] NAME [stdout|stderr]")
+        .expect("tail's usage on a line of its own");
+    assert!(all[i + 1].starts_with(&" ".repeat(26)), "{:?}", all[i + 1]);
+    assert!(all[i + 1].trim_start().starts_with("last lines"));
+    assert!(all
+        .iter()
+        .any(|l| l.starts_with("status [NAMES] [--json]   show processes")));
+}
+
+#[test]
+fn dot_stuffing() {
+    for (line, sent) in [
+        ("", ""),
+        ("plain", "plain"),
+        (".", ".."),
+        ("..x", "...x"),
+        ("OK", ".OK"),
+        ("OK\r", ".OK\r"),
+        ("OKAY", "OKAY"),
+        (" OK", " OK"),
+        ("ok", "ok"),
+        ("ERR", ".ERR"),
+        ("ERROR: disk", ".ERROR: disk"),
+        ("an ERR", "an ERR"),
+    ] {
+        assert_eq!(stuff(line), sent, "{line:?}");
+        assert_eq!(unstuff(sent), line, "{sent:?}");
+    }
+    // Lines that need nothing are not copied.
+    assert!(matches!(stuff("web:0  RUNNING"), Cow::Borrowed(_)));
+    assert_eq!(unstuff("x"), "x");
+    assert_eq!(
+        reply(
+            &[".".into(), "OK".into(), "ERR x".into(), "y".into()],
+            Ok(())
+        ),
+        "..\n.OK\n.ERR x\ny\nOK\n"
+    );
+}
+
+#[test]
+fn help_and_status_bodies_need_no_stuffing() {
+    for topic in std::iter::once(None).chain(COMMANDS.iter().map(|c| Some(c.name))) {
+        for l in help(topic).unwrap() {
+            assert_eq!(stuff(&l), l.as_str(), "{l:?}");
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn stuffing_round_trips_and_never_ends_a_reply(line in "(\\.|OK|ERR|\r|[ -~]|é){0,12}") {
+        let sent = stuff(&line);
+        proptest::prop_assert_eq!(unstuff(&sent), line.as_str());
+        // What a client takes for the final line: the line without its \r.
+        let seen = sent.trim_end_matches('\r');
+        proptest::prop_assert!(seen != "OK" && !seen.starts_with("ERR"), "{:?}", sent);
+    }
+
+    #[test]
+    fn parse_never_panics(line in "(tail|attach|signal|pid|reopen|-f|-n|[0-9]{1,6}|x| |[ -~]){0,12}") {
+        let _ = parse(&line);
+    }
 }
 
 #[test]
