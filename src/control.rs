@@ -98,7 +98,6 @@ pub fn execute(sup: &mut Supervisor, client: usize, req: Request, now: Instant) 
         Request::Start(n) => (n, Goal::Start, &[Event::Start]),
         Request::Stop(n) => (n, Goal::Stop, &[Event::Stop]),
         Request::Restart(n) => (n, Goal::Start, &[Event::Stop, Event::Start]),
-        _ => return Outcome::Reply(protocol::reply(&[], Err("not implemented yet".into()))),
     };
     let slots = match sup.resolve(&names) {
         Ok(s) => s,

@@ -161,7 +161,7 @@ impl Stream {
                 Ok(()) => self.sink_failing = false,
                 Err(e) if !self.sink_failing => {
                     self.sink_failing = true;
-                    out.error = Some(e);
+                    out.error = Some(e.to_string());
                 }
                 Err(_) => {}
             }

@@ -350,6 +350,7 @@ impl Reactor {
                 }
             }
         }
+        eventlog::set_limits(new.logfile_maxbytes, new.logfile_backups);
         self.sup.apply(new, &plan, now);
         if lines.is_empty() {
             info!("reload: no changes");

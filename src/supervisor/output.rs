@@ -127,7 +127,9 @@ impl Supervisor {
         if drain && self.get(slot).is_some_and(|p| p.out[which as usize].pipe.is_some()) {
             self.on_output(slot, which, true);
         }
-        let Some(p) = self.get_mut(slot) else { return };
+        let Some(p) = self.procs.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
         if let Some(fd) = p.out[which as usize].pipe.take() {
             let _ = self.reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
             debug!("{}: {} pipe closed", p.name, which.name());
