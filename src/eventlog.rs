@@ -1,51 +1,97 @@
 //! The event log: env_logger writing timestamped lines to the `logfile`, and to
 //! the terminal too when the daemon's stderr is one.
 //!
-//! Neither may stall the event loop. The log file is opened through `outfile`
-//! (a regular file or /dev/null, never a FIFO or a device). The terminal copy
+//! Neither may stall the event loop. The log file is a `rotate::Sink` (opened
+//! through `outfile`: a regular file or /dev/null, never a FIFO or a device),
+//! rotated by `logfile_maxbytes`/`logfile_backups`, one record per write so a
+//! rotation never splits a line. The terminal copy
 //! goes through a non-blocking descriptor of its own: a terminal paused with
 //! Ctrl-S, or a pty nobody reads, loses lines (counted, and said so once it
 //! reads again) instead of freezing the daemon.
 
-use crate::outfile;
+use crate::rotate::{Sink, WriteError};
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// The log file and the path it was opened from.
+/// The log file (a rotating `Sink`), its limits, and what was lost from it.
 struct LogFile {
-    file: Option<File>,
-    path: Option<PathBuf>,
+    sink: Option<Sink>,
+    /// `logfile_maxbytes`/`logfile_backups`, kept for the next `reopen(path)`.
+    maxbytes: u64,
+    backups: u32,
+    /// Records the file failed to take since it last took one, and why the
+    /// first failed: said in the file once it takes records again.
+    lost: u64,
+    lost_why: String,
 }
 
 impl LogFile {
     const fn new() -> LogFile {
         LogFile {
-            file: None,
-            path: None,
+            sink: None,
+            maxbytes: 0,
+            backups: 0,
+            lost: 0,
+            lost_why: String::new(),
         }
     }
 
     /// Switches to `path`; on failure the current file is kept.
     fn reopen(&mut self, path: &Path) -> Result<(), String> {
         // 0o666 less the umask, as a plain create would give.
-        let file = outfile::open(path, "logfile", 0o666)?;
-        self.file = Some(file);
-        self.path = Some(path.to_path_buf());
+        let sink = Sink::open_mode(path, "logfile", 0o666, self.maxbytes, self.backups)?;
+        self.sink = Some(sink);
         Ok(())
     }
 
     fn reopen_current(&mut self) -> Result<(), String> {
-        let path = self.path.clone().ok_or("no logfile is open")?;
-        self.reopen(&path)
+        self.sink.as_mut().ok_or("no logfile is open")?.reopen()
     }
 
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self.file.as_mut() {
-            Some(f) => f.write_all(bytes),
-            None => Ok(()),
+    fn set_limits(&mut self, maxbytes: u64, backups: u32) {
+        self.maxbytes = maxbytes;
+        self.backups = backups;
+        if let Some(sink) = self.sink.as_mut() {
+            sink.set_limits(maxbytes, backups);
+        }
+    }
+
+    /// Writes one whole record (one write, so a rotation never splits it).
+    /// `ts` stamps the notes this adds about the file's own trouble: nothing
+    /// here can go through `log` (it would deadlock on env_logger's lock, and
+    /// a failing file could not take it anyway).
+    fn write(&mut self, record: &[u8], ts: &str) {
+        let Some(sink) = self.sink.as_mut() else {
+            return;
+        };
+        if self.lost > 0 {
+            let note = format!(
+                "{ts} ERROR logfile: {} log lines lost: {}\n",
+                self.lost, self.lost_why
+            );
+            if sink.write(note.as_bytes()).is_err() {
+                self.lost += 1;
+                return;
+            }
+            self.lost = 0;
+        }
+        match sink.write(record) {
+            Ok(()) => {}
+            Err(WriteError::Dropped(why)) => {
+                self.lost = 1;
+                self.lost_why = why;
+            }
+            Err(WriteError::NotRotated(why)) => {
+                // The record went in; say why the file grows past its limit.
+                let note = format!("{ts} ERROR {why}\n");
+                if let Err(WriteError::Dropped(e)) = sink.write(note.as_bytes()) {
+                    self.lost = 1;
+                    self.lost_why = e;
+                }
+            }
         }
     }
 }
@@ -69,6 +115,12 @@ pub fn reopen(path: &Path) -> Result<(), String> {
 /// failure the current file is kept and the reason returned.
 pub fn reopen_current() -> Result<(), String> {
     log_file().reopen_current()
+}
+
+/// `logfile_maxbytes` and `logfile_backups` (at a reload: applied in place,
+/// from the next record on). maxbytes 0 = never rotate.
+pub fn set_limits(maxbytes: u64, backups: u32) {
+    log_file().set_limits(maxbytes, backups);
 }
 
 /// How much of a write the terminal took.
@@ -197,16 +249,16 @@ impl Write for Tee {
             None => Vec::new(),
         };
         let mut log = log_file();
-        if !notes.is_empty() {
-            // Notes borrow the record's timestamp (its first word, see `init`):
-            // calling `log` from here would deadlock on env_logger's lock.
-            let ts = buf.split(|b| *b == b' ').next().unwrap_or_default();
-            let ts = String::from_utf8_lossy(ts);
-            for note in notes {
-                log.write(format!("{ts} WARN  {note}\n").as_bytes())?;
-            }
+        // Notes borrow the record's timestamp (its first word, see `init`):
+        // calling `log` from here would deadlock on env_logger's lock.
+        let ts = buf.split(|b| *b == b' ').next().unwrap_or_default();
+        let ts = String::from_utf8_lossy(ts);
+        for note in notes {
+            log.write(format!("{ts} WARN  {note}\n").as_bytes(), &ts);
         }
-        log.write(buf)?;
+        // A record the file cannot take is counted and said later, in the
+        // file: an error here would only reach env_logger, which drops it.
+        log.write(buf, &ts);
         Ok(buf.len())
     }
 
@@ -230,10 +282,15 @@ fn terminal_echo() -> Option<Echo> {
     }
 }
 
-/// Opens `path` for append and routes `log` records there. Level from
-/// `RUST_LOG`, default `info`.
-pub fn init(path: &Path) -> Result<(), String> {
-    reopen(path)?;
+/// Opens `path` for append and routes `log` records there, rotated by
+/// `maxbytes` (0 = never) with `backups` kept. Level from `RUST_LOG`, default
+/// `info`.
+pub fn init(path: &Path, maxbytes: u64, backups: u32) -> Result<(), String> {
+    {
+        let mut log = log_file();
+        log.set_limits(maxbytes, backups);
+        log.reopen(path)?;
+    }
     let echo = terminal_echo();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format(|buf, record| {

@@ -4,6 +4,8 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+const TS: &str = "2000-01-01T00:00:00.000Z";
+
 fn opened(path: &Path) -> LogFile {
     let mut log = LogFile::new();
     log.reopen(path).unwrap();
@@ -16,11 +18,11 @@ fn reopen_current_after_a_move_starts_a_new_file_at_the_path() {
     let path = dir.path().join("d.log");
     let moved = dir.path().join("d.log.1");
     let mut log = opened(&path);
-    log.write(b"before\n").unwrap();
+    log.write(b"before\n", TS);
     std::fs::rename(&path, &moved).unwrap();
-    log.write(b"still the moved file\n").unwrap();
+    log.write(b"still the moved file\n", TS);
     log.reopen_current().unwrap();
-    log.write(b"after\n").unwrap();
+    log.write(b"after\n", TS);
     let text = |p: &Path| std::fs::read_to_string(p).unwrap();
     assert_eq!(text(&moved), "before\nstill the moved file\n");
     assert_eq!(text(&path), "after\n");
@@ -38,7 +40,7 @@ fn a_failed_reopen_keeps_the_current_file() {
     // The current path is unchanged too, so a later reopen_current is sane.
     std::fs::remove_file(&path).unwrap();
     log.reopen_current().unwrap();
-    log.write(b"kept\n").unwrap();
+    log.write(b"kept\n", TS);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "kept\n");
 }
 
@@ -176,4 +178,128 @@ fn a_hung_up_terminal_ends_the_echo_with_one_note() {
         "{notes:?}"
     );
     assert!(echo.echo(&record(2)).is_empty());
+}
+
+fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Records of varied lengths through a small limit: every file holds whole
+/// lines only, within the limit, and together (oldest first) they are the
+/// latest records in order.
+#[test]
+fn rotation_never_splits_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.log");
+    let mut log = LogFile::new();
+    log.set_limits(200, 2);
+    log.reopen(&path).unwrap();
+    let records: Vec<String> = (0..100)
+        .map(|i| format!("{TS} INFO  record {i} {}\n", "x".repeat(i % 37)))
+        .collect();
+    for r in &records {
+        log.write(r.as_bytes(), TS);
+    }
+    let files = [
+        path.with_extension("log.2"),
+        path.with_extension("log.1"),
+        path.clone(),
+    ];
+    let mut kept = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(
+            text.len() <= 200,
+            "{} has {} bytes",
+            f.display(),
+            text.len()
+        );
+        assert!(text.ends_with('\n'), "{}: {text:?}", f.display());
+        kept.extend(lines_of(f));
+    }
+    assert!(!path.with_extension("log.3").exists());
+    let tail: Vec<String> = records[records.len() - kept.len()..]
+        .iter()
+        .map(|r| r.trim_end().to_string())
+        .collect();
+    assert_eq!(kept, tail);
+}
+
+#[test]
+fn set_limits_reaches_the_open_file_and_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.log");
+    let other = dir.path().join("e.log");
+    let mut log = opened(&path);
+    log.write(b"one\n", TS);
+    log.set_limits(4, 1);
+    log.write(b"two\n", TS);
+    assert_eq!(lines_of(&path.with_extension("log.1")), ["one"]);
+    log.reopen(&other).unwrap();
+    log.write(b"abc\n", TS);
+    log.write(b"def\n", TS);
+    assert_eq!(lines_of(&other.with_extension("log.1")), ["abc"]);
+    assert_eq!(lines_of(&other), ["def"]);
+}
+
+/// A file that cannot take records (a full disk): the loss is counted and
+/// said in the file as soon as it takes a record again.
+#[test]
+fn lost_records_are_counted_and_said_once_the_file_works_again() {
+    let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let mut log = LogFile::new();
+    log.sink = Some(Sink::on_file(full, Path::new("/dev/full"), "logfile"));
+    for i in 0..3 {
+        log.write(&record(i), TS);
+    }
+    assert_eq!(log.lost, 3);
+    assert!(log.lost_why.starts_with("cannot write logfile /dev/full: "));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.log");
+    // A reload moved the log to a working file: the next record says it.
+    log.reopen(&path).unwrap();
+    log.write(&record(3), TS);
+    let lines = lines_of(&path);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "{TS} ERROR logfile: 3 log lines lost: cannot write logfile /dev/full: "
+        )),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1], format!("{TS} INFO  record 3"));
+    assert_eq!(log.lost, 0);
+}
+
+/// A rotation that cannot happen (a directory where FILE.1 would go) loses
+/// nothing: the record goes in, followed by a note, and the next attempt (and
+/// note) waits for another `maxbytes` of log.
+#[test]
+fn a_failed_rotation_keeps_the_record_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.log");
+    std::fs::create_dir(path.with_extension("log.1")).unwrap();
+    let mut log = LogFile::new();
+    // Records are 40 bytes: 5 fill the limit exactly, the 6th would pass it.
+    log.set_limits(200, 1);
+    log.reopen(&path).unwrap();
+    for i in 0..8 {
+        assert_eq!(record(i).len(), 40);
+        log.write(&record(i), TS);
+    }
+    let lines = lines_of(&path);
+    let records = lines
+        .iter()
+        .filter(|l| l.contains(" INFO  record "))
+        .count();
+    assert_eq!(records, 8, "{lines:?}");
+    let note = |l: &String| l.contains(" ERROR cannot rotate logfile ");
+    assert!(lines[..6].iter().all(|l| !note(l)), "{lines:?}");
+    assert!(note(&lines[6]), "{lines:?}");
+    assert!(lines[6].ends_with("is a directory; writing on past logfile_maxbytes"));
+    assert!(lines.iter().filter(|l| note(l)).count() < 4, "{lines:?}");
 }

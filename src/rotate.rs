@@ -98,6 +98,23 @@ impl Sink {
         })
     }
 
+    /// A sink on a file opened some other way (/dev/full, for the tests of
+    /// failing writes), never rotating.
+    #[cfg(test)]
+    pub(crate) fn on_file(file: File, path: &Path, what: &str) -> Sink {
+        Sink {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+            mode: 0o644,
+            file,
+            regular: false,
+            size: 0,
+            maxbytes: 0,
+            backups: 0,
+            retry_at: 0,
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

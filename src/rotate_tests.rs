@@ -287,17 +287,7 @@ fn a_failed_write_reports_the_dropped_bytes() {
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let mut sink = Sink {
-        path: PathBuf::from("/dev/full"),
-        what: "stdout".into(),
-        mode: 0o644,
-        file: full,
-        regular: false,
-        size: 0,
-        maxbytes: 0,
-        backups: 0,
-        retry_at: 0,
-    };
+    let mut sink = Sink::on_file(full, Path::new("/dev/full"), "stdout");
     let e = sink.write(b"hello").unwrap_err();
     assert!(matches!(e, WriteError::Dropped(_)));
     let text = e.to_string();

@@ -72,7 +72,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     spawn::sanitize_daemon();
-    if let Err(e) = eventlog::init(&config.logfile) {
+    if let Err(e) = eventlog::init(&config.logfile, 0, 0) {
         eprintln!("taskmasterd: {e}");
         return ExitCode::from(1);
     }
