@@ -64,7 +64,10 @@ pub fn signal(sup: &Supervisor, sig: i32, names: &[String]) -> String {
         let Some(p) = sup.get(slot) else { continue };
         match p.pid {
             Some(pid) if p.proc.state.is_alive() => {
-                log::info!("{}: sending {signame} to process group {pid} (signal command)", p.name);
+                log::info!(
+                    "{}: sending {signame} to process group {pid} (signal command)",
+                    p.name
+                );
                 crate::reap::signal_group(p.pgid.unwrap_or(pid), sig);
                 body.push(format!("{}: signalled {signame}", p.name));
             }

@@ -88,6 +88,10 @@ pub struct Conn {
     /// Last time a request was taken or a reply finished: idle connections are
     /// the ones shed when the client table is full.
     pub last_active: Instant,
+    /// Last time unsent output moved (or there was none).
+    pub last_progress: Instant,
+    /// The peer hung up (seen even while its requests are not being read).
+    pub hup: bool,
     /// Who is on the other end, for the log: `uid 1000` or `127.0.0.1:5555`.
     pub peer: String,
     /// TCP clients may be telnet: IAC sequences are filtered out of the
@@ -112,6 +116,8 @@ impl Conn {
             readable: true,
             queued: false,
             last_active: now,
+            last_progress: now,
+            hup: false,
             peer,
         }
     }
@@ -245,6 +251,17 @@ impl Conn {
 
     /// Writes until the buffer is empty or the socket is full.
     pub fn flush(&mut self) {
+        if self.sent < self.output.len() || self.output.is_empty() {
+            // Unsent output that moves, or none at all, is progress.
+            let before = self.sent;
+            self.flush_some();
+            if self.sent > before || self.output.is_empty() {
+                self.last_progress = Instant::now();
+            }
+        }
+    }
+
+    fn flush_some(&mut self) {
         while self.sent < self.output.len() {
             match self.stream.write(&self.output[self.sent..]) {
                 Ok(0) => {

@@ -80,7 +80,9 @@ pub fn execute(sup: &mut Supervisor, client: usize, req: Request, now: Instant) 
                 Err(e) => Outcome::Reply(protocol::reply(&[], Err(e))),
             }
         }
-        Request::Signal { sig, names } => return Outcome::Reply(commands::signal(sup, sig, &names)),
+        Request::Signal { sig, names } => {
+            return Outcome::Reply(commands::signal(sup, sig, &names))
+        }
         Request::Pid(names) => return Outcome::Reply(commands::pid(sup, &names)),
         Request::Reopen => return Outcome::Reopen,
         Request::Attach { name, .. } => {

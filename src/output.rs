@@ -84,7 +84,11 @@ impl Ring {
 
     /// The last `n` bytes, raw (attach replays recent output).
     pub fn recent(&self, n: usize) -> Vec<u8> {
-        self.buf.iter().skip(self.buf.len().saturating_sub(n)).copied().collect()
+        self.buf
+            .iter()
+            .skip(self.buf.len().saturating_sub(n))
+            .copied()
+            .collect()
     }
 }
 
@@ -223,7 +227,9 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let flags = unsafe { libc::fcntl(r.as_raw_fd(), libc::F_GETFL) };
-    if flags < 0 || unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+    if flags < 0
+        || unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
+    {
         return Err(io::Error::last_os_error());
     }
     Ok((r, w))
@@ -246,7 +252,11 @@ mod tests {
         let mut big = Ring::default();
         big.push(&b"x".repeat(TAIL_BYTES - 2));
         big.push(b"\nlast\n");
-        assert_eq!(big.last_lines(5, true), ["last"], "the cut first line is dropped");
+        assert_eq!(
+            big.last_lines(5, true),
+            ["last"],
+            "the cut first line is dropped"
+        );
         assert!(big.buf.len() <= TAIL_BYTES);
         assert_eq!(big.recent(5), b"last\n");
     }

@@ -13,11 +13,11 @@ use crate::conn::Conn;
 use crate::control::{StatusStream, Waiter};
 use crate::lifecycle::{self, SignalPlan};
 use crate::listen::{Listeners, TCP_LISTENER, UNIX_LISTENER};
+use crate::output::Which;
 use crate::protocol;
 use crate::reload::{self, Top};
 use crate::report::Reports;
 use crate::state::Event;
-use crate::output::Which;
 use crate::supervisor::{Supervisor, OUT_TOKEN, PROC_TOKEN};
 use crate::timers::Deadline;
 use crate::{config, eventlog};
@@ -69,6 +69,8 @@ pub struct Reactor {
     pub(crate) reserve: Option<std::fs::File>,
     /// Connections shed since the client table was last below its limit.
     pub(crate) shed: usize,
+    /// Connections admitted at once (see `serve::max_clients`).
+    pub(crate) max_clients: usize,
     /// `tail -f` followers of each process stream.
     pub(crate) followers: HashMap<(usize, Which), Vec<usize>>,
     faults: Option<std::os::fd::OwnedFd>,
@@ -83,7 +85,9 @@ impl Reactor {
         reg.register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| e.to_string())?;
         let listeners = Listeners::bind(&config.socket, config.listen, reg)?;
+        let config_procs = config.process_count();
         let sup_reg = reg.try_clone().map_err(|e| format!("epoll: {e}"))?;
+        crate::signals::catch_job_control_stops();
         let faults = crate::signals::faults::install()
             .inspect_err(|e| warn!("fault signals keep their default action: {e}"))
             .ok();
@@ -112,6 +116,7 @@ impl Reactor {
             reserve: std::fs::File::open("/dev/null").ok(),
             shed: 0,
             followers: HashMap::new(),
+            max_clients: crate::serve::max_clients(config_procs),
             faults,
             poll,
         })
@@ -174,7 +179,11 @@ impl Reactor {
                     }
                     Token(t) if t >= OUT_TOKEN => {
                         let k = t - OUT_TOKEN;
-                        let which = if k % 2 == 0 { Which::Stdout } else { Which::Stderr };
+                        let which = if k.is_multiple_of(2) {
+                            Which::Stdout
+                        } else {
+                            Which::Stderr
+                        };
                         self.sup.on_output(k / 2, which, false)
                     }
                     Token(t) if t >= REPORT_TOKEN => {
@@ -183,9 +192,10 @@ impl Reactor {
                             .on_ready(t - REPORT_TOKEN, self.poll.registry(), timers, now)
                     }
                     Token(t) if t >= CLIENT_TOKEN => {
-                        let readable =
-                            event.is_readable() || event.is_read_closed() || event.is_error();
-                        self.on_client(t - CLIENT_TOKEN, readable, now)
+                        // Hung up both ways (a half-close still awaits its reply).
+                        let hup = event.is_write_closed() || event.is_error();
+                        let readable = event.is_readable() || event.is_read_closed() || hup;
+                        self.on_client(t - CLIENT_TOKEN, readable, hup, now)
                     }
                     Token(t) if t >= PROC_TOKEN => self.sup.on_pidfd(t - PROC_TOKEN, now),
                     _ => {}
@@ -273,7 +283,10 @@ impl Reactor {
     pub(crate) fn reopen_logs(&mut self, why: &str) -> Vec<String> {
         let mut failed = self.sup.reopen_outputs();
         match eventlog::reopen(&self.sup.config.logfile) {
-            Ok(()) => info!("{why}: reopened {} and the output files", self.sup.config.logfile.display()),
+            Ok(()) => info!(
+                "{why}: reopened {} and the output files",
+                self.sup.config.logfile.display()
+            ),
             Err(e) => failed.push(e),
         }
         for f in &failed {
@@ -320,6 +333,10 @@ impl Reactor {
                 return Err(lines);
             }
         };
+        if let Err(e) = crate::fdlimit::ensure(new.minfds()) {
+            error!("reload refused: {e}");
+            return Err(vec![e]);
+        }
         let plan = reload::diff(old, &new);
         let sup = &self.sup;
         let mut lines = reload::lines(&plan, |name| sup.would_restart(name, &new));
@@ -351,6 +368,7 @@ impl Reactor {
             }
         }
         eventlog::set_limits(new.logfile_maxbytes, new.logfile_backups);
+        self.max_clients = crate::serve::max_clients(new.process_count());
         self.sup.apply(new, &plan, now);
         if lines.is_empty() {
             info!("reload: no changes");
@@ -410,7 +428,7 @@ impl Reactor {
         for (id, f) in gone {
             self.unfollow(id, f);
         }
-        if self.shed > 0 && self.clients.len() < crate::serve::MAX_CLIENTS / 2 {
+        if self.shed > 0 && self.clients.len() < self.max_clients / 2 {
             info!(
                 "client table below its limit again ({} connections were shed)",
                 self.shed
@@ -429,14 +447,19 @@ impl Reactor {
             };
             let text = format!("{}\n", protocol::stuff(&l.line));
             for id in ids {
-                let Some(c) = self.clients.get_mut(id) else { continue };
+                let Some(c) = self.clients.get_mut(id) else {
+                    continue;
+                };
                 if c.conn.dead {
                     continue;
                 }
                 c.conn.queue(&text);
                 c.conn.flush();
                 if c.conn.pending_output() > FOLLOW_MAX {
-                    warn!("client {id} ({}): tail -f dropped, 1 MiB of output unread", c.conn.peer);
+                    warn!(
+                        "client {id} ({}): tail -f dropped, 1 MiB of output unread",
+                        c.conn.peer
+                    );
                     c.conn.dead = true;
                 }
             }
@@ -451,7 +474,8 @@ impl Reactor {
             for id in self.followers.remove(&key).unwrap_or_default() {
                 if let Some(c) = self.clients.get_mut(&id) {
                     c.follow = None;
-                    c.conn.queue(&protocol::reply(&[], Err("the process was removed".into())));
+                    c.conn
+                        .queue(&protocol::reply(&[], Err("the process was removed".into())));
                     c.conn.flush();
                     self.wake(id);
                 }

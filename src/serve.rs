@@ -13,8 +13,19 @@ use mio::Token;
 use std::io::{self, Write};
 use std::time::Instant;
 
-/// Connections served at once; at the limit the longest-idle one is shed.
+/// Connections served at once, at most; fewer when the fd limit is low (the
+/// children's fds come first). At the limit a connection is shed.
 pub const MAX_CLIENTS: usize = 512;
+/// A connection whose unsent output has not moved for this long does not read.
+pub const STUCK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The client limit for `procs` processes under the current fd limit: each
+/// process may need three fds (pidfd, two pipes), and 64 stay for the daemon.
+pub fn max_clients(procs: u64) -> usize {
+    let (soft, _) = crate::fdlimit::current();
+    let free = soft.saturating_sub(3 * procs + 64);
+    (free as usize).clamp(16, MAX_CLIENTS)
+}
 /// Requests one connection may have answered per turn (blank lines count).
 pub const LINES_PER_TURN: usize = 64;
 /// Bytes one connection may have read, or streamed to it, per turn.
@@ -31,21 +42,21 @@ impl Reactor {
     /// and then again next turn), so its backlog never stays full.
     pub(crate) fn accept(&mut self, token: Token, now: Instant) {
         for _ in 0..ACCEPT_BATCH {
-            if self.clients.len() >= MAX_CLIENTS && !self.shed_one("the client table is full") {
-                // Every connection has work in flight: take the newcomer off
-                // the backlog and tell it, rather than leave it hanging.
-                match self.listeners.accept(token) {
-                    Ok((s, peer)) => refuse(s, &peer, "too many clients"),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    Err(_) => {}
-                }
-                continue;
-            }
             match self.listeners.accept(token) {
-                Ok((stream, peer)) => self.admit(stream, peer, now),
+                Ok((stream, peer)) => {
+                    if self.clients.len() >= self.max_clients
+                        && !self.shed_one("the client table is full", now)
+                    {
+                        // Every connection has work in flight: tell the
+                        // newcomer, rather than leave it hanging.
+                        refuse(stream, &peer, "too many clients");
+                    } else {
+                        self.admit(stream, peer, now);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    if !self.shed_one("out of file descriptors") {
+                    if !self.shed_one("out of file descriptors", now) {
                         self.refuse_with_reserve(token);
                     }
                 }
@@ -65,11 +76,14 @@ impl Reactor {
         match conn.register(self.registry(), Token(CLIENT_TOKEN + id)) {
             Ok(()) => {
                 debug!("client {id} connected ({})", conn.peer);
-                self.clients.insert(id, Client {
+                self.clients.insert(
+                    id,
+                    Client {
                         conn,
                         stream: None,
                         follow: None,
-                    });
+                    },
+                );
                 // Serve it at once: a peer that already hung up (a connect
                 // storm) leaves now instead of filling the table.
                 self.serve(id, now);
@@ -83,24 +97,45 @@ impl Reactor {
         }
     }
 
-    /// Closes the longest-idle connection with nothing in flight; false if none.
-    fn shed_one(&mut self, why: &str) -> bool {
+    /// Makes room for one connection; false if nobody can go. In order: a
+    /// peer that hung up, a peer that has not read its output for `STUCK`,
+    /// then the longest-idle connection with nothing in flight.
+    fn shed_one(&mut self, why: &str, now: Instant) -> bool {
         let victim = self
             .clients
             .iter()
-            .filter(|(_, c)| c.stream.is_none() && c.conn.idle())
-            // Connections whose peer has hung up go first, then the longest idle.
-            .min_by_key(|(_, c)| (!c.conn.closing, c.conn.last_active))
-            .map(|(id, _)| *id);
+            .filter_map(|(id, c)| {
+                let stuck = c.conn.pending_output() > 0
+                    && now.saturating_duration_since(c.conn.last_progress) >= STUCK;
+                let idle = c.stream.is_none() && c.follow.is_none() && c.conn.idle();
+                let rank = if c.conn.hup {
+                    0
+                } else if stuck {
+                    1
+                } else if idle {
+                    2
+                } else {
+                    return None;
+                };
+                Some(((rank, c.conn.last_active), *id))
+            })
+            .min()
+            .map(|(_, id)| id);
         let Some(id) = victim else { return false };
         if let Some(mut c) = self.clients.remove(&id) {
-            c.conn
-                .send("ERR idle connection closed to admit another client\n");
+            if let Some(key) = c.follow {
+                self.unfollow(id, key);
+            }
+            self.waiters.retain(|w| w.client != id);
+            if c.conn.pending_output() == 0 {
+                c.conn
+                    .send("ERR idle connection closed to admit another client\n");
+            }
             c.conn.deregister(self.registry());
             if self.shed == 0 {
-                warn!("{why}: closing idle connections to admit new ones (client {id}, {}; further ones at debug level)", c.conn.peer);
+                warn!("{why}: closing connections to admit new ones (client {id}, {}; further ones at debug level)", c.conn.peer);
             } else {
-                debug!("{why}: closed idle client {id} ({})", c.conn.peer);
+                debug!("{why}: closed client {id} ({})", c.conn.peer);
             }
             self.shed += 1;
         }
@@ -118,9 +153,10 @@ impl Reactor {
     }
 
     /// Readiness of client `id`.
-    pub(crate) fn on_client(&mut self, id: usize, readable: bool, now: Instant) {
+    pub(crate) fn on_client(&mut self, id: usize, readable: bool, hup: bool, now: Instant) {
         if let Some(c) = self.clients.get_mut(&id) {
             c.conn.readable |= readable;
+            c.conn.hup |= hup;
             self.serve(id, now);
         }
     }

@@ -57,6 +57,25 @@ mod tests {
     }
 }
 
+extern "C" fn nothing(_: libc::c_int) {}
+
+/// SIGTTIN and SIGTTOU must not stop the daemon. They are caught by a handler
+/// that does nothing, installed *without* SA_RESTART: a background write to
+/// the terminal under `stty tostop` then fails with EINTR (the echo drops the
+/// line) instead of being restarted into the same signal forever. Not blocked
+/// and not ignored: children would inherit either; a handler is reset by exec.
+pub fn catch_job_control_stops() {
+    for sig in [libc::SIGTTIN, libc::SIGTTOU] {
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = nothing as *const () as usize;
+            sa.sa_flags = 0;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
 /// Fault signals: a real fault must still end the daemon (with a core dump),
 /// but the same signal *sent* by another process (`kill -SEGV`) must not. A
 /// handler tells the two apart by `si_code` and reports sent ones through

@@ -38,10 +38,7 @@ fn tail_by_lines_partial_stderr_and_dot_stuffing() {
     );
     d.wait_state("talk:0", "RUNNING", 5.0);
     wait_until(5.0, "the output", || d.cmd("tail talk").contains("partial"));
-    assert_eq!(
-        d.cmd("tail talk:0"),
-        "a\n..dot\n.OK\n.ERR x\npartial\nOK\n"
-    );
+    assert_eq!(d.cmd("tail talk:0"), "a\n..dot\n.OK\n.ERR x\npartial\nOK\n");
     assert_eq!(d.cmd("tail -n 2 talk"), ".ERR x\npartial\nOK\n");
     assert_eq!(d.cmd("tail talk stderr"), "oops\nOK\n");
     assert_eq!(d.cmd("tail nope"), "ERR unknown name: nope\n");
@@ -50,7 +47,10 @@ fn tail_by_lines_partial_stderr_and_dot_stuffing() {
         .args(["-s", d.sock.to_str().unwrap(), "tail", "talk"])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\n.dot\nOK\nERR x\npartial\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "a\n.dot\nOK\nERR x\npartial\n"
+    );
 }
 
 #[test]
@@ -146,7 +146,10 @@ fn signal_and_pid() {
         "off:0: not running\ntrap:0: signalled SIGUSR1\nERR 1 failed\n"
     );
     let pid = d.pid("trap:0").unwrap();
-    assert_eq!(d.cmd("pid trap off"), format!("off:0 0\ntrap:0 {pid}\nOK\n"));
+    assert_eq!(
+        d.cmd("pid trap off"),
+        format!("off:0 0\ntrap:0 {pid}\nOK\n")
+    );
     let daemon = d.child.as_ref().unwrap().id();
     assert_eq!(d.cmd("pid"), format!("{daemon}\nOK\n"));
 }
@@ -157,8 +160,12 @@ fn reopen_after_an_external_rename() {
         "  tick:\n    cmd: \"sh -c 'while :; do echo tick; sleep 0.05; done'\"\n    workingdir: .\n    stdout: tick.txt\n    starttime: 0\n",
     );
     let file = d.path("tick.txt");
-    wait_until(5.0, "output", || std::fs::metadata(&file).is_ok_and(|m| m.len() > 0));
+    wait_until(5.0, "output", || {
+        std::fs::metadata(&file).is_ok_and(|m| m.len() > 0)
+    });
     std::fs::rename(&file, d.path("tick.txt.old")).unwrap();
     assert_eq!(d.cmd("reopen"), "OK\n");
-    wait_until(5.0, "a new file", || std::fs::metadata(&file).is_ok_and(|m| m.len() > 0));
+    wait_until(5.0, "a new file", || {
+        std::fs::metadata(&file).is_ok_and(|m| m.len() > 0)
+    });
 }

@@ -24,7 +24,10 @@ fn stray_signals_are_ignored_and_logged() {
         libc::SIGUSR1,
         // Fault signals sent by kill are not faults: ignored too.
         libc::SIGSEGV,
+        libc::SIGSEGV,
         libc::SIGBUS,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
         libc::SIGABRT,
         libc::SIGILL,
         libc::SIGFPE,
@@ -44,11 +47,30 @@ fn stray_signals_are_ignored_and_logged() {
         1,
         "logged once at info level"
     );
+    // Not stopped by job-control signals either.
+    let me = d.child.as_ref().unwrap().id();
+    let stat = std::fs::read_to_string(format!("/proc/{me}/stat")).unwrap();
+    let state = stat.rsplit(')').next().unwrap().trim_start().chars().next();
+    assert_ne!(state, Some('T'), "{stat}");
     // Still serving, children untouched.
     assert_eq!(d.cmd("status s:0").lines().last(), Some("OK"));
     for (i, p) in pids.iter().enumerate() {
         assert!(alive(*p));
         assert_eq!(d.pid(&format!("s:{i}")), Some(*p));
+    }
+    // Children start with no standard signal blocked, ignored or caught
+    // (32 and up belong to libc and to whoever launched the test).
+    assert_eq!(d.cmd("restart s:0"), "s:0: started\nOK\n");
+    let child = d.pid("s:0").unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{child}/status")).unwrap();
+    for key in ["SigBlk:", "SigIgn:", "SigCgt:"] {
+        let v = status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap()
+            .trim();
+        let bits = u64::from_str_radix(v, 16).unwrap();
+        assert_eq!(bits & 0x7fff_ffff, 0, "{key} {v} of a child");
     }
 }
 

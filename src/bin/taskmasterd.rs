@@ -72,7 +72,16 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     spawn::sanitize_daemon();
-    if let Err(e) = eventlog::init(&config.logfile, 0, 0) {
+    if let Err(e) = eventlog::init(
+        &config.logfile,
+        config.logfile_maxbytes,
+        config.logfile_backups,
+    ) {
+        eprintln!("taskmasterd: {e}");
+        return ExitCode::from(1);
+    }
+    if let Err(e) = taskmaster::fdlimit::ensure(config.minfds()) {
+        log::error!("{e}");
         eprintln!("taskmasterd: {e}");
         return ExitCode::from(1);
     }

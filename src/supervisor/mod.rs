@@ -66,6 +66,10 @@ pub struct Supervisor {
     free: Vec<usize>,
     /// Slots in status order (program name, index).
     pub order: Vec<usize>,
+    /// Each slot's place in `order`.
+    position: Vec<u32>,
+    /// Live (not retired) slots of each program, by index.
+    by_program: HashMap<String, Vec<usize>>,
     by_pid: HashMap<i32, usize>,
     use_pidfd: bool,
     reg: Registry,
@@ -95,6 +99,8 @@ impl Supervisor {
             procs: Vec::new(),
             free: Vec::new(),
             order: Vec::new(),
+            position: Vec::new(),
+            by_program: HashMap::new(),
             by_pid: HashMap::new(),
             use_pidfd,
             reg,
@@ -159,6 +165,17 @@ impl Supervisor {
             };
             key(a).cmp(&key(b))
         });
+        self.position = vec![u32::MAX; procs.len()];
+        self.by_program.clear();
+        for (i, slot) in order.iter().enumerate() {
+            self.position[*slot] = i as u32;
+            if let Some(p) = procs[*slot].as_ref().filter(|p| !p.retired) {
+                self.by_program
+                    .entry(p.cfg.name.clone())
+                    .or_default()
+                    .push(*slot);
+            }
+        }
         self.order = order;
     }
 

@@ -5,35 +5,54 @@ use crate::protocol::ProcessView;
 use std::time::Instant;
 
 impl Supervisor {
-    /// Slots named by `names` (`all`, `PROGRAM`, `PROGRAM:N`), in table order.
+    /// Slots named by `names` (`all`, `PROGRAM`, `PROGRAM:N`, `PROGRAM:*`), in
+    /// table order. Index lookups: the cost is the names plus the result, not
+    /// names × processes.
     pub fn resolve(&self, names: &[String]) -> Result<Vec<usize>, String> {
-        let mut picked = vec![false; self.procs.len()];
-        let mut hit = vec![false; names.len()];
-        for &slot in &self.order {
-            let Some(p) = self.get(slot).filter(|p| !p.retired) else {
-                continue;
+        let mut slots = Vec::new();
+        let mut unknown: Vec<&str> = Vec::new();
+        for name in names {
+            if name == "all" {
+                return Ok(self
+                    .order
+                    .iter()
+                    .copied()
+                    .filter(|s| self.get(*s).is_some_and(|p| !p.retired))
+                    .collect());
+            }
+            let (program, index) = match name.rsplit_once(':') {
+                Some((p, "*")) => (p, None),
+                Some((p, n)) => match n.parse::<u32>() {
+                    Ok(n) => (p, Some(n)),
+                    Err(_) => (name.as_str(), None),
+                },
+                None => (name.as_str(), None),
             };
-            for (i, name) in names.iter().enumerate() {
-                if name == "all" || *name == p.cfg.name || *name == p.name {
-                    picked[slot] = true;
-                    hit[i] = true;
-                }
+            let found = self.by_program.get(program).map(|v| match index {
+                None => v.as_slice(),
+                Some(n) => match v
+                    .binary_search_by_key(&n, |s| self.get(*s).map_or(u32::MAX, |p| p.index))
+                {
+                    Ok(i) => &v[i..=i],
+                    Err(_) => &[],
+                },
+            });
+            match found {
+                Some(hit) if !hit.is_empty() => slots.extend_from_slice(hit),
+                _ => unknown.push(name),
             }
         }
-        let unknown: Vec<&str> = names
-            .iter()
-            .zip(&hit)
-            .filter(|(_, h)| !**h)
-            .map(|(n, _)| n.as_str())
-            .collect();
         if !unknown.is_empty() {
+            unknown.dedup();
             return Err(format!(
                 "unknown name{}: {}",
                 if unknown.len() > 1 { "s" } else { "" },
                 unknown.join(", ")
             ));
         }
-        Ok(self.order.iter().copied().filter(|s| picked[*s]).collect())
+        slots.sort_unstable_by_key(|s| self.position.get(*s).copied().unwrap_or(u32::MAX));
+        slots.dedup();
+        Ok(slots)
     }
 
     /// The one process `name` means: `PROGRAM:N`, or `PROGRAM` with one process.
@@ -41,7 +60,10 @@ impl Supervisor {
         let slots = self.resolve(&[name.to_string()])?;
         match slots.as_slice() {
             [one] => Ok(*one),
-            _ => Err(format!("{name} has {} processes: name one (PROGRAM:N)", slots.len())),
+            _ => Err(format!(
+                "{name} has {} processes: name one (PROGRAM:N)",
+                slots.len()
+            )),
         }
     }
 

@@ -45,7 +45,9 @@ impl Supervisor {
         ];
         let mut sinks = Vec::with_capacity(2);
         for (which, (path, max, backups)) in Which::BOTH.into_iter().zip(files) {
-            let keep = self.get(slot).and_then(|p| p.out[which as usize].sink.as_ref());
+            let keep = self
+                .get(slot)
+                .and_then(|p| p.out[which as usize].sink.as_ref());
             sinks.push(match (path, keep) {
                 (Some(path), Some(s)) if s.path() == path.as_path() => None,
                 (Some(path), _) => Some(Some(Sink::open(path, which.name(), max, backups)?)),
@@ -90,7 +92,10 @@ impl Supervisor {
         let stream = &mut p.out[which as usize];
         let got = stream.read(if drain { DRAIN_AT_EXIT } else { READ_PER_TURN }, follow);
         if let Some(e) = &got.error {
-            warn!("{name}: {} file: {e} (output dropped until a write works)", which.name());
+            warn!(
+                "{name}: {} file: {e} (output dropped until a write works)",
+                which.name()
+            );
         }
         let tail = if got.eof { stream.take_partial() } else { None };
         for line in got.lines.into_iter().chain(tail.filter(|_| follow)) {
@@ -116,7 +121,10 @@ impl Supervisor {
     /// file before its exit is logged.
     pub(super) fn drain_output(&mut self, slot: usize) {
         for which in Which::BOTH {
-            if self.get(slot).is_some_and(|p| p.out[which as usize].pipe.is_some()) {
+            if self
+                .get(slot)
+                .is_some_and(|p| p.out[which as usize].pipe.is_some())
+            {
                 self.on_output(slot, which, true);
             }
         }
@@ -124,7 +132,11 @@ impl Supervisor {
 
     /// Deregisters and closes a pipe (after reading what is left, if `drain`).
     pub(super) fn close_pipe(&mut self, slot: usize, which: Which, drain: bool) {
-        if drain && self.get(slot).is_some_and(|p| p.out[which as usize].pipe.is_some()) {
+        if drain
+            && self
+                .get(slot)
+                .is_some_and(|p| p.out[which as usize].pipe.is_some())
+        {
             self.on_output(slot, which, true);
         }
         let Some(p) = self.procs.get_mut(slot).and_then(Option::as_mut) else {

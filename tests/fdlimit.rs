@@ -1,0 +1,73 @@
+//! The fd budget: `minfds` against RLIMIT_NOFILE, and clients that cannot
+//! starve the children of file descriptors.
+mod common;
+use common::*;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Starts the daemon on `d`'s config with RLIMIT_NOFILE = `limit` (soft and hard).
+fn launch_limited(d: &mut Daemon, limit: u64) {
+    let mut cmd = Command::new(DAEMON);
+    cmd.arg("-c")
+        .arg(&d.conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    d.child = Some(cmd.spawn().expect("spawn taskmasterd"));
+}
+
+#[test]
+fn a_hard_limit_below_minfds_is_refused_with_the_numbers() {
+    let mut d = Daemon::configure("  s:\n    cmd: sleep 100\n", "");
+    launch_limited(&mut d, 64);
+    let status = d.wait_exit(10.0);
+    assert_eq!(status.code(), Some(1));
+    let log = d.log_text();
+    assert!(log.contains("260 file descriptors are needed"), "{log}");
+    assert!(log.contains("the hard limit is 64"), "{log}");
+}
+
+/// With a low limit, the client table shrinks so that a flood of idle clients
+/// cannot take the fds a crash-looping program needs to be respawned.
+#[test]
+fn idle_clients_never_starve_spawns() {
+    let mut d = Daemon::configure(
+        "  crash:\n    cmd: \"sh -c 'sleep 0.2; exit 3'\"\n    starttime: 0\n    autorestart: always\n",
+        "minfds: 32\n",
+    );
+    launch_limited(&mut d, 64);
+    let sock = d.sock.clone();
+    wait_until(10.0, "the socket", || UnixStream::connect(&sock).is_ok());
+    let mut idle: Vec<UnixStream> = (0..200)
+        .filter_map(|_| UnixStream::connect(&sock).ok())
+        .collect();
+    // Crash loops after RUNNING back off (at once, 1 s, 2 s…): 3.5 s see two.
+    let until = Instant::now() + Duration::from_millis(3500);
+    let mut restarts = 0;
+    while Instant::now() < until {
+        let p = d.proc("crash:0");
+        let msg = p["message"].as_str().unwrap_or("").to_string();
+        assert!(!msg.contains("Too many open files"), "{p}");
+        assert_ne!(p["state"], "FATAL", "{p}");
+        restarts = p["restarts"].as_u64().unwrap_or(0);
+        // Keep the pressure on: new connections all the time.
+        idle.extend((0..20).filter_map(|_| UnixStream::connect(&sock).ok()));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(restarts >= 2, "only {restarts} restarts");
+    drop(idle);
+}
