@@ -5,12 +5,6 @@ use common::*;
 use std::io::{BufRead, BufReader, Write};
 use std::time::{Duration, Instant};
 
-fn body(reply: &str) -> Vec<&str> {
-    let mut lines: Vec<&str> = reply.lines().collect();
-    lines.pop();
-    lines
-}
-
 #[test]
 fn nothing_is_lost_at_exit() {
     let d = Daemon::start(
