@@ -42,6 +42,8 @@ impl Client {
         let mut part = Partial::new();
         // When the line that ends the follow was sent.
         let mut ended: Option<Instant> = None;
+        // Whether `out` failed (its reader left): nothing more is written.
+        let mut out_gone = false;
         loop {
             let until = match ended {
                 Some(t) => t + timeout,
@@ -51,8 +53,10 @@ impl Client {
                 Ok(Line::Final(reply)) => return Ok(reply),
                 Ok(Line::Body(l)) => {
                     // Flushed line by line: a follow is read as it happens.
-                    if ended.is_none() && writeln!(out, "{l}").and_then(|_| out.flush()).is_err() {
-                        ended = Some(end_follow(&mut reader));
+                    // Lines that come after Ctrl-C were written before it.
+                    if !out_gone && writeln!(out, "{l}").and_then(|_| out.flush()).is_err() {
+                        out_gone = true;
+                        ended = ended.or_else(|| Some(end_follow(&mut reader)));
                     }
                     continue;
                 }
