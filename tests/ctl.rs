@@ -354,86 +354,29 @@ fn tail_body_lines_are_unstuffed() {
     assert_eq!(fake.result(), "tail -n 5 web:0");
 }
 
-/// taskmasterctl with its stdout read as it comes, for replies that go on.
-struct Live {
-    child: Child,
-    out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-    err: JoinHandle<Vec<u8>>,
-}
-
-impl Live {
-    fn spawn(args: &[&OsStr]) -> Live {
-        let mut child = spawn_ctl(args, Stdio::null());
-        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut pipe = child.stdout.take().expect("stdout");
-        let sink = out.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        let err = drain(child.stderr.take());
-        Live { child, out, err }
-    }
-
-    fn stdout(&self) -> String {
-        text(&self.out.lock().unwrap())
-    }
-
-    /// Exit status and stderr; fails after `secs`.
-    fn wait(mut self, secs: f64) -> (std::process::ExitStatus, String) {
-        let mut status = None;
-        wait_until(secs, "taskmasterctl to exit", || {
-            status = self.child.try_wait().expect("try_wait");
-            status.is_some()
-        });
-        let err = std::mem::replace(&mut self.err, std::thread::spawn(Vec::new));
-        (status.expect("exited"), text(&err.join().expect("stderr")))
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn tail_follow_prints_lines_as_they_come_and_ctrl_c_ends_it_cleanly() {
-    let fake = Fake::serve(|c| {
-        let asked = c.line();
+    let (asked_tx, asked) = std::sync::mpsc::channel();
+    let fake = Fake::serve(move |c| {
+        // taskmasterctl handles Ctrl-C before it connects.
+        let _ = asked_tx.send(c.line());
         c.send(b"first\n..dots\n");
         // What ends the follow: any line from the client.
         let ended_by = c.line();
         c.send(b".OK\nOK\n");
-        (asked, ended_by)
+        ended_by
     });
-    let args = [
-        "-s".as_ref(),
-        fake.sock.as_os_str(),
-        "tail".as_ref(),
-        "-f".as_ref(),
-        "web".as_ref(),
-    ];
-    let live = Live::spawn(&args);
-    wait_until(10.0, "the followed lines", || {
-        live.stdout() == "first\n.dots\n"
-    });
-    unsafe { libc::kill(live.child.id() as i32, libc::SIGINT) };
-    wait_until(10.0, "the last line", || {
-        live.stdout().ends_with(".dots\nOK\n")
-    });
-    let (status, err) = live.wait(10.0);
-    assert_eq!(status.code(), Some(0), "{err}");
-    assert_eq!(err, "");
-    let (asked, ended_by) = fake.result();
+    let args = ["-s", fake.sock.to_str().unwrap(), "tail", "-f", "web"];
+    let child = spawn_ctl(&args.map(OsStr::new), Stdio::null());
+    let pid = child.id() as i32;
+    let asked = asked.recv_timeout(IO_TIMEOUT).expect("the request");
     assert_eq!(asked, "tail -f web");
-    assert_eq!(ended_by, "", "an empty line ends the follow");
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let out = finish(child, CTL_LIMIT, || {});
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "first\n.dots\nOK\n");
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(fake.result(), "", "an empty line ends the follow");
 }
 
 #[test]
