@@ -48,7 +48,9 @@ fn keys_go_out_raw_output_comes_back_and_ctrl_bracket_detaches() {
         c.send(b"recent output\r\n");
         // Ctrl-C arrives as a byte: no signal, no line editing.
         let typed = c.until(b'c');
-        c.send(b"GOT IT\r\n");
+        // Echoed changed, so it is told apart from a terminal's own echo.
+        c.send(&typed.to_ascii_uppercase());
+        c.send(b"\r\n");
         let detach = c.until(0x1d);
         c.send(b"\x1d\r\nOK\n");
         let after = c.rest();
@@ -60,7 +62,7 @@ fn keys_go_out_raw_output_comes_back_and_ctrl_bracket_detaches() {
     p.expect("recent output");
     assert_raw(&p.termios());
     p.send("a\x03c");
-    p.expect("GOT IT");
+    p.expect("A\x03C\r\n");
     p.send("\x1d");
     p.expect("detached from web:0 (it keeps running)");
     let status = p.wait();
