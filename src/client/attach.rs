@@ -61,6 +61,14 @@ impl Demux {
     }
 }
 
+/// What the reply's first line made of an attach.
+enum Started {
+    /// Attached: the raw connection, and the bytes already read past the line.
+    Raw(UnixStream, Vec<u8>),
+    /// The reply was final (and is printed): this exit code.
+    Done(i32),
+}
+
 /// How the raw part ended.
 enum End {
     Final(String),
@@ -88,8 +96,8 @@ impl Client {
             }
         };
         let (sock, pending) = match self.start_attach(&line) {
-            Ok(Ok(started)) => started,
-            Ok(Err(code)) => return code,
+            Ok(Started::Raw(sock, pending)) => (sock, pending),
+            Ok(Started::Done(code)) => return code,
             Err(e) => {
                 eprintln!("taskmasterctl: {e}");
                 return EXIT_USAGE;
@@ -136,11 +144,8 @@ impl Client {
         }
     }
 
-    /// Sends the attach line and reads the reply's first line. `Ok(Ok)`: the
-    /// raw connection and the bytes already read past that line; `Ok(Err)`:
-    /// the reply was final (printed), with this exit code.
-    #[allow(clippy::type_complexity)]
-    fn start_attach(&mut self, line: &str) -> Result<Result<(UnixStream, Vec<u8>), i32>, String> {
+    /// Sends the attach line and reads the reply's first line.
+    fn start_attach(&mut self, line: &str) -> Result<Started, String> {
         let timeout = self.timeout;
         let flag = self.interrupt.clone();
         let s = wire::connect(&self.path, timeout, flag.as_deref())
@@ -161,11 +166,11 @@ impl Client {
             Ok(Line::Body(first)) => {
                 println!("{first}");
                 let pending = reader.buffer().to_vec();
-                Ok(Ok((reader.into_inner(), pending)))
+                Ok(Started::Raw(reader.into_inner(), pending))
             }
             Ok(Line::Final(reply)) => {
                 reply.body.iter().for_each(|l| println!("{l}"));
-                Ok(Err(match reply.error {
+                Ok(Started::Done(match reply.error {
                     Some(e) => {
                         eprintln!("ERR {e}");
                         EXIT_ERR
