@@ -157,7 +157,7 @@ pub const COMMANDS: &[Command] = &[
     Command {
         name: "attach",
         args: "NAME [ROWSxCOLS]",
-        summary: "this terminal becomes the process's (attach: true)",
+        summary: "connect to a process's terminal; Ctrl-] detaches",
         detail: &[
             "Recent output, then raw bytes both ways; Ctrl-] detaches and the",
             "process keeps running. taskmasterctl sends its own window size.",

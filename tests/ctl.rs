@@ -1,6 +1,9 @@
 //! taskmasterctl: one-shot and script modes and their exit codes.
 mod common;
+#[path = "common/fake.rs"]
+mod fake;
 use common::*;
+use fake::Fake;
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -336,4 +339,115 @@ fn config_socket_is_read_even_from_a_broken_file() {
         d.conf.display()
     );
     assert_eq!(err_lines(&out), vec![line]);
+}
+
+#[test]
+fn tail_body_lines_are_unstuffed() {
+    let fake = Fake::serve(|c| {
+        let asked = c.line();
+        c.send(b"..x\n.OK\n.ERR not the end\n.\nplain\nOK\n");
+        asked
+    });
+    let out = ctl_at(&fake.sock, &["tail", "-n", "5", "web:0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), ".x\nOK\nERR not the end\n\nplain\n");
+    assert_eq!(fake.result(), "tail -n 5 web:0");
+}
+
+#[test]
+fn tail_follow_prints_lines_as_they_come_and_ctrl_c_ends_it_cleanly() {
+    let (asked_tx, asked) = std::sync::mpsc::channel();
+    let fake = Fake::serve(move |c| {
+        // taskmasterctl handles Ctrl-C before it connects.
+        let _ = asked_tx.send(c.line());
+        c.send(b"first\n..dots\n");
+        // What ends the follow: any line from the client.
+        let ended_by = c.line();
+        c.send(b".OK\nOK\n");
+        ended_by
+    });
+    let args = ["-s", fake.sock.to_str().unwrap(), "tail", "-f", "web"];
+    let child = spawn_ctl(&args.map(OsStr::new), Stdio::null());
+    let pid = child.id() as i32;
+    let asked = asked.recv_timeout(IO_TIMEOUT).expect("the request");
+    assert_eq!(asked, "tail -f web");
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let out = finish(child, CTL_LIMIT, || {});
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "first\n.dots\nOK\n");
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(fake.result(), "", "an empty line ends the follow");
+}
+
+#[test]
+fn tail_follow_into_a_pipe_that_closes_ends_the_follow() {
+    let fake = Fake::serve(|c| {
+        c.line();
+        // Lines keep coming, as from a busy process, until the client says stop.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut sent = 0;
+        let ended_by = loop {
+            assert!(Instant::now() < deadline, "the follow was never ended");
+            c.send(format!("line {sent}\n").as_bytes());
+            sent += 1;
+            if let Some(l) = c.line_within(Duration::from_millis(20)) {
+                break l;
+            }
+        };
+        c.send(b"OK\n");
+        ended_by
+    });
+    let args = [
+        "-s".as_ref(),
+        fake.sock.as_os_str(),
+        "tail".as_ref(),
+        "-f".as_ref(),
+        "web".as_ref(),
+    ];
+    let mut child = spawn_ctl(&args, Stdio::null());
+    // As `| head -n 1`: one line read, then the pipe is closed.
+    let mut first = [0u8; 7];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("a line");
+    assert_eq!(&first, b"line 0\n");
+    let out = finish(child, CTL_LIMIT, || {});
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(fake.result(), "");
+}
+
+#[test]
+fn tail_follow_cut_off_by_the_daemon_is_an_error() {
+    let fake = Fake::serve(|c| {
+        c.line();
+        c.send(b"a line\n");
+    });
+    let out = ctl_at(&fake.sock, &["tail", "-f", "web"]);
+    fake.result();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stdout), "a line\n");
+    assert_eq!(
+        err_lines(&out),
+        ["taskmasterctl: the daemon closed the connection"]
+    );
+    // An unknown name ends a follow at once, as an ERR.
+    let fake = Fake::serve(|c| {
+        c.line();
+        c.send(b"ERR unknown name: nope\n");
+    });
+    let out = ctl_at(&fake.sock, &["tail", "-f", "nope"]);
+    fake.result();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(err_lines(&out), ["ERR unknown name: nope"]);
+}
+
+#[test]
+fn attach_needs_a_terminal() {
+    // Not even a connection is made: stdin is no terminal.
+    let out = ctl_at("/nonexistent/sock".as_ref(), &["attach", "web:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(err_lines(&out), ["taskmasterctl: attach needs a terminal"]);
 }

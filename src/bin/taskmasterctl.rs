@@ -14,6 +14,8 @@ const USAGE: &str = "usage: taskmasterctl [-s SOCKET | -c FILE] [-t SECONDS] [CO
   -t, --timeout SECONDS  give up on an unresponsive daemon after this long
                          (default 10, fractions allowed); start, stop, restart
                          and shutdown wait as long as the daemon answers checks
+  tail -f NAME           follow a process's output until Ctrl-C
+  attach NAME            this terminal becomes the process's; Ctrl-] detaches
   without COMMAND: an interactive shell, or one command per line from stdin";
 
 fn main() {

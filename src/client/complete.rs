@@ -51,30 +51,16 @@ pub fn complete(line: &str, pos: usize, names: &Names) -> (usize, Vec<String>) {
     let start = before.rfind(' ').map_or(0, |i| i + 1);
     let word = &before[start..];
     let mut earlier = before[..start].split_whitespace();
-    let pool: Vec<&str> = match earlier.next() {
+    let pool: Vec<Cow<str>> = match earlier.next() {
         None => COMMANDS
             .iter()
             .map(|c| c.name)
             .chain(SHELL_ONLY.iter().copied())
+            .map(Cow::Borrowed)
             .collect(),
         Some(cmd) => {
             let typed: Vec<&str> = earlier.collect();
-            match protocol::command(cmd) {
-                Some(c) if c.takes_names => {
-                    let flags: &[&str] = if cmd == "status" { &["--json"] } else { &[] };
-                    std::iter::once("all")
-                        .chain(names.programs.iter().map(String::as_str))
-                        .chain(names.processes.iter().map(String::as_str))
-                        .chain(flags.iter().copied())
-                        .filter(|n| !typed.contains(n))
-                        .collect()
-                }
-                Some(c) if c.name == "help" && typed.is_empty() => {
-                    COMMANDS.iter().map(|c| c.name).collect()
-                }
-                Some(c) if c.name == "reload" && typed.is_empty() => vec!["--dry-run"],
-                _ => Vec::new(),
-            }
+            arguments(cmd, &typed, word, names)
         }
     };
     let mut out: Vec<String> = pool
@@ -84,6 +70,80 @@ pub fn complete(line: &str, pos: usize, names: &Names) -> (usize, Vec<String>) {
         .collect();
     out.dedup();
     (start, out)
+}
+
+/// Signals offered after `signal`, by their short names (`SIG…` once typed).
+const SIGNALS: &[&str] = &[
+    "HUP", "INT", "QUIT", "KILL", "USR1", "USR2", "TERM", "STOP", "CONT", "WINCH",
+];
+
+/// What the word after `cmd typed…` can be.
+fn arguments<'a>(cmd: &str, typed: &[&str], word: &str, names: &'a Names) -> Vec<Cow<'a, str>> {
+    let live = || {
+        names
+            .programs
+            .iter()
+            .chain(&names.processes)
+            .map(|n| Cow::Borrowed(n.as_str()))
+    };
+    let with_all = || std::iter::once(Cow::Borrowed("all")).chain(live());
+    let fixed = |words: &[&'static str]| words.iter().map(|w| Cow::Borrowed(*w)).collect();
+    let pool: Vec<Cow<str>> = match (cmd, typed) {
+        ("tail", _) => return tail_arguments(typed, names),
+        ("attach", []) => live().collect(),
+        ("signal", []) if word.starts_with("SIG") => SIGNALS
+            .iter()
+            .map(|s| Cow::Owned(format!("SIG{s}")))
+            .collect(),
+        ("signal", []) => fixed(SIGNALS),
+        ("signal", _) => with_all().collect(),
+        ("status", _) => with_all().chain([Cow::Borrowed("--json")]).collect(),
+        ("help", []) => COMMANDS.iter().map(|c| Cow::Borrowed(c.name)).collect(),
+        ("reload", []) => fixed(&["--dry-run"]),
+        _ => match protocol::command(cmd) {
+            Some(c) if c.takes_names => with_all().collect(),
+            _ => Vec::new(),
+        },
+    };
+    // Names already on the line are not offered again.
+    pool.into_iter()
+        .filter(|n| !typed.contains(&n.as_ref()))
+        .collect()
+}
+
+/// `tail [-f] [-n N] NAME [stdout|stderr]`: options or a name until the name
+/// is there, then the stream, then nothing.
+fn tail_arguments<'a>(typed: &[&str], names: &'a Names) -> Vec<Cow<'a, str>> {
+    let mut after_n = false;
+    let mut name_at = None;
+    for (i, w) in typed.iter().enumerate() {
+        if after_n {
+            after_n = false;
+        } else if *w == "-n" {
+            after_n = true;
+        } else if !w.starts_with('-') {
+            name_at = Some(i);
+            break;
+        }
+    }
+    match name_at {
+        // A number comes after -n: nothing to offer.
+        None if after_n => Vec::new(),
+        None => ["-f", "-n"]
+            .iter()
+            .filter(|o| !typed.contains(o))
+            .map(|o| Cow::Borrowed(*o))
+            .chain(
+                names
+                    .programs
+                    .iter()
+                    .chain(&names.processes)
+                    .map(|n| Cow::Borrowed(n.as_str())),
+            )
+            .collect(),
+        Some(i) if i + 1 == typed.len() => vec!["stdout".into(), "stderr".into()],
+        Some(_) => Vec::new(),
+    }
 }
 
 /// Grey text after the cursor. Right-arrow accepts only the `completion`

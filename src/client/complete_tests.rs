@@ -99,3 +99,55 @@ fn hints() {
     assert_eq!(h(""), None);
     assert_eq!(hint("stat", 2), None, "cursor not at the end");
 }
+
+#[test]
+fn tail_offers_options_names_then_the_stream() {
+    assert_eq!(
+        words("tail "),
+        ["-f ", "-n ", "db ", "web ", "db:0 ", "web:0 ", "web:1 "]
+    );
+    assert_eq!(words("tail -"), ["-f ", "-n "]);
+    assert_eq!(words("tail -f -"), ["-n "]);
+    assert_eq!(words("tail w"), ["web ", "web:0 ", "web:1 "]);
+    // `all` is no single process.
+    assert!(words("tail a").is_empty());
+    assert!(words("tail -n ").is_empty(), "a number comes after -n");
+    assert_eq!(words("tail -n 5 web:"), ["web:0 ", "web:1 "]);
+    assert_eq!(words("tail -f web:0 "), ["stdout ", "stderr "]);
+    assert_eq!(words("tail -n 5 db std"), ["stdout ", "stderr "]);
+    assert_eq!(words("tail db stde"), ["stderr "]);
+    assert!(words("tail db stdout ").is_empty());
+}
+
+#[test]
+fn attach_signal_pid_reopen() {
+    assert_eq!(words("att"), ["attach "]);
+    assert_eq!(words("attach w"), ["web ", "web:0 ", "web:1 "]);
+    assert!(words("attach a").is_empty());
+    assert!(
+        words("attach web:0 ").is_empty(),
+        "the size is taskmasterctl's"
+    );
+    assert_eq!(words("signal U"), ["USR1 ", "USR2 "]);
+    assert_eq!(words("signal SIGT"), ["SIGTERM "]);
+    assert_eq!(words("signal ").len(), SIGNALS.len());
+    assert_eq!(words("signal HUP w"), ["web ", "web:0 ", "web:1 "]);
+    assert_eq!(words("signal HUP web a"), ["all "]);
+    assert_eq!(
+        words("pid "),
+        ["all ", "db ", "web ", "db:0 ", "web:0 ", "web:1 "]
+    );
+    assert_eq!(words("re"), ["restart ", "reload ", "reopen "]);
+    assert!(words("reopen ").is_empty());
+    assert_eq!(words("help ta"), ["tail "]);
+}
+
+#[test]
+fn hints_for_the_new_commands() {
+    let h = |l: &str| hint(l, l.len()).map(|h| h.display);
+    assert_eq!(h("tail "), Some("[-f] [-n N] NAME [stdout|stderr]".into()));
+    assert_eq!(h("att"), Some("ach NAME [ROWSxCOLS]".into()));
+    assert_eq!(h("signal "), Some("SIG NAMES".into()));
+    assert_eq!(h("pi"), Some("d [NAMES]".into()));
+    assert_eq!(h("reop"), Some("en".into()));
+}

@@ -1,8 +1,11 @@
 //! The client side of the protocol, shared by taskmasterctl and the tests.
 
+mod attach;
 pub mod complete;
+mod follow;
 pub mod format;
 pub mod shell;
+mod term;
 mod wire;
 
 use std::io::{BufReader, ErrorKind, Write};

@@ -59,7 +59,14 @@ pub fn run_line(client: &mut Client, line: &str, colour: bool) -> i32 {
             }
         };
     }
-    match client.request(line) {
+    let reply = match protocol::parse(line) {
+        Ok(Some(protocol::Request::Attach { name, size })) => return client.attach(&name, size),
+        Ok(Some(protocol::Request::Tail { follow: true, .. })) => {
+            client.follow(line, &mut std::io::stdout())
+        }
+        _ => client.request(line),
+    };
+    match reply {
         Ok(reply) => {
             for l in format::body(line, &reply.body, colour) {
                 println!("{l}");

@@ -154,6 +154,23 @@ impl Partial {
         until: Instant,
         interrupt: Option<&AtomicBool>,
     ) -> Result<Reply, Stop> {
+        loop {
+            match self.next_line(r, until, interrupt)? {
+                Line::Body(l) => self.body.push(l),
+                Line::Final(reply) => return Ok(reply),
+            }
+        }
+    }
+
+    /// Reads the next whole line: a body line (un-stuffed), or the final one
+    /// with the body lines `read` gathered before it. Nothing is read past
+    /// the line's `\n`: what follows stays in `r` (after `attach`, raw bytes).
+    pub fn next_line(
+        &mut self,
+        r: &mut BufReader<UnixStream>,
+        until: Instant,
+        interrupt: Option<&AtomicBool>,
+    ) -> Result<Line, Stop> {
         use io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
         loop {
             let left = until.saturating_duration_since(Instant::now());
@@ -176,11 +193,7 @@ impl Partial {
             }
             match res {
                 Ok(0) => return Err(Stop::Eof),
-                Ok(_) if self.raw.ends_with(b"\n") => {
-                    if let Some(reply) = self.line() {
-                        return Ok(reply);
-                    }
-                }
+                Ok(_) if self.raw.ends_with(b"\n") => return Ok(self.line()),
                 Ok(_) => {}
                 Err(e) if matches!(e.kind(), WouldBlock | TimedOut | Interrupted) => {
                     if interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
@@ -192,26 +205,34 @@ impl Partial {
         }
     }
 
-    /// Takes the complete line in `raw`; the reply if it was the final one.
-    fn line(&mut self) -> Option<Reply> {
+    /// Takes the complete line in `raw`.
+    fn line(&mut self) -> Line {
         let text = String::from_utf8_lossy(&self.raw);
         let l = text.trim_end_matches(['\n', '\r']).to_string();
         self.raw.clear();
         if l == "OK" {
-            return Some(Reply {
+            return Line::Final(Reply {
                 body: std::mem::take(&mut self.body),
                 error: None,
             });
         }
         if let Some(msg) = l.strip_prefix("ERR") {
-            return Some(Reply {
+            return Line::Final(Reply {
                 body: std::mem::take(&mut self.body),
                 error: Some(msg.trim_start().to_string()),
             });
         }
-        self.body.push(l);
-        None
+        Line::Body(crate::protocol::unstuff(&l).to_string())
     }
+}
+
+/// One line of a reply.
+#[derive(Debug)]
+pub enum Line {
+    /// A body line, as meant (un-stuffed).
+    Body(String),
+    /// `OK` or `ERR …`, with the body lines gathered by `Partial::read`.
+    Final(Reply),
 }
 
 #[cfg(test)]
@@ -238,6 +259,13 @@ mod tests {
         let reply = p.read(&mut r, later, None).unwrap();
         assert_eq!(reply.body, vec!["a:0: stopped".to_string()]);
         assert_eq!(reply.error.as_deref(), Some("1 failed"));
+        // Body lines are un-stuffed; only an unstuffed OK or ERR ends a reply.
+        server
+            .write_all(b"..x\r\n.OK\n.ERR 2\n.\nplain\nOK\n")
+            .unwrap();
+        let reply = p.read(&mut r, later, None).unwrap();
+        assert_eq!(reply.body, [".x", "OK", "ERR 2", "", "plain"]);
+        assert_eq!(reply.error, None);
         drop(server);
         assert!(matches!(p.read(&mut r, later, None), Err(Stop::Eof)));
     }

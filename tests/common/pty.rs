@@ -1,7 +1,10 @@
 //! taskmasterctl on a real pseudo-terminal: keys in, screen bytes out.
+// Each test uses a part of the harness.
+#![allow(dead_code)]
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::{openpty, Winsize};
+use nix::sys::termios::{tcgetattr, tcsetattr, SetArg, Termios};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -22,7 +25,12 @@ pub struct Pty {
 
 impl Pty {
     /// Runs `cmd` with a pty as its controlling terminal and stdio.
-    pub fn spawn(mut cmd: Command) -> Pty {
+    pub fn spawn(cmd: Command) -> Pty {
+        Pty::spawn_with(cmd, |_| {})
+    }
+
+    /// `spawn`, with the terminal's settings changed by `tweak` first.
+    pub fn spawn_with(mut cmd: Command, tweak: impl FnOnce(&mut Termios)) -> Pty {
         let size = Winsize {
             ws_row: 40,
             ws_col: 120,
@@ -31,6 +39,9 @@ impl Pty {
         };
         let pty = openpty(Some(&size), None).expect("openpty");
         let slave = File::from(pty.slave);
+        let mut settings = tcgetattr(&slave).expect("tcgetattr");
+        tweak(&mut settings);
+        tcsetattr(&slave, SetArg::TCSANOW, &settings).expect("tcsetattr");
         cmd.stdin(slave.try_clone().unwrap())
             .stdout(slave.try_clone().unwrap())
             .stderr(slave)
@@ -86,6 +97,15 @@ impl Pty {
                 self.screen.extend_from_slice(chunk);
             }
         }
+    }
+
+    /// The terminal's current settings (the master reads the slave's).
+    pub fn termios(&self) -> Termios {
+        tcgetattr(&self.master).expect("tcgetattr")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
     }
 
     pub fn text(&self) -> String {
