@@ -297,7 +297,8 @@ impl StatusStream {
                 }
                 out.push_str(&protocol::status_json_item(&view));
             } else {
-                out.push_str(&protocol::status_line(&view, self.width));
+                // A program may be called `.x` or `ERR`: body lines are stuffed.
+                out.push_str(&protocol::stuff(&protocol::status_line(&view, self.width)));
                 out.push('\n');
             }
             self.written += 1;

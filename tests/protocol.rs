@@ -163,3 +163,24 @@ fn status_after_a_restart_shows_the_new_pid_only() {
     assert!(detail.contains("pid "), "{line}");
     assert!(!detail.contains("exit status"), "{line}");
 }
+
+/// Body lines are dot-stuffed: a program called `.dot` or `ERR` cannot end or
+/// garble a reply, and taskmasterctl shows the names as they are.
+#[test]
+fn awkward_program_names_are_dot_stuffed() {
+    let d = Daemon::start("  .dot:\n    cmd: sleep 100\n    autostart: false\n  ERR:\n    cmd: sleep 100\n    autostart: false\n");
+    let reply = d.cmd("status");
+    let lines: Vec<&str> = reply.lines().collect();
+    assert!(lines[0].starts_with("..dot:0"), "{reply}");
+    assert!(lines[1].starts_with(".ERR:0"), "{reply}");
+    assert_eq!(lines[2], "OK");
+    let out = std::process::Command::new(CTL)
+        .args(["-s", d.sock.to_str().unwrap(), "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(".dot:0") && text.contains("\nERR:0"),
+        "{text}"
+    );
+}
