@@ -230,6 +230,27 @@ impl Conn {
         self.flush();
     }
 
+    /// Every unconsumed input byte (an attached client's keystrokes).
+    pub fn take_input(&mut self) -> Vec<u8> {
+        let bytes = self.input[self.start..].to_vec();
+        self.discard_input();
+        bytes
+    }
+
+    /// Puts bytes back in front of the input (what followed a detach).
+    pub fn unread(&mut self, bytes: &[u8]) {
+        let mut rest = bytes.to_vec();
+        rest.extend_from_slice(&self.input[self.start..]);
+        self.input = rest;
+        self.start = 0;
+        self.scanned = 0;
+    }
+
+    /// Queues bytes as they are (no CRLF translation).
+    pub fn queue_raw(&mut self, bytes: &[u8]) {
+        self.output.extend_from_slice(bytes);
+    }
+
     /// Queues `text` without writing yet.
     pub fn queue(&mut self, text: &str) {
         if self.telnet.is_some() {

@@ -40,6 +40,29 @@ pub enum Outcome {
     Tail(commands::Tail),
     /// Reopen every log and output file.
     Reopen,
+    /// Attach the client to the terminal of this process.
+    Attach {
+        slot: usize,
+        size: Option<(u16, u16)>,
+    },
+}
+
+/// The slot `attach NAME` may attach to, or why not.
+fn attachable(sup: &Supervisor, name: &str) -> Result<usize, String> {
+    let slot = sup.resolve_one(name)?;
+    let Some(p) = sup.get(slot) else {
+        return Err(format!("{name}: removed"));
+    };
+    if !p.cfg.attach {
+        return Err(format!("{}: not attachable", p.name));
+    }
+    if sup.attached.contains(&slot) {
+        return Err(format!("{}: already attached", p.name));
+    }
+    if p.pid.is_none() || p.out[0].pipe.is_none() {
+        return Err(format!("{}: not running", p.name));
+    }
+    Ok(slot)
 }
 
 /// Whether a request only reads (logged at debug, not info).
@@ -85,15 +108,11 @@ pub fn execute(sup: &mut Supervisor, client: usize, req: Request, now: Instant) 
         }
         Request::Pid(names) => return Outcome::Reply(commands::pid(sup, &names)),
         Request::Reopen => return Outcome::Reopen,
-        Request::Attach { name, .. } => {
-            let why = match sup.resolve_one(&name) {
-                Ok(slot) if sup.get(slot).is_some_and(|p| p.cfg.attach) => {
-                    format!("{name}: attach is not supported by this daemon yet")
-                }
-                Ok(_) => format!("{name}: not attachable"),
-                Err(e) => e,
-            };
-            return Outcome::Reply(protocol::reply(&[], Err(why)));
+        Request::Attach { name, size } => {
+            return match attachable(sup, &name) {
+                Ok(slot) => Outcome::Attach { slot, size },
+                Err(e) => Outcome::Reply(protocol::reply(&[], Err(e))),
+            }
         }
         Request::Shutdown => return Outcome::Shutdown,
         Request::Reload { dry_run } => return Outcome::Reload { dry_run },

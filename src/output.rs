@@ -122,12 +122,14 @@ pub struct Read {
     pub more: bool,
     /// A file write error to log.
     pub error: Option<String>,
+    /// The bytes as read, when asked (for an attached client).
+    pub raw: Vec<u8>,
 }
 
 impl Stream {
     /// Reads up to `budget` bytes from the pipe into the file, the ring and
     /// the lines for followers (only collected when `follow`).
-    pub fn read(&mut self, budget: usize, follow: bool) -> Read {
+    pub fn read(&mut self, budget: usize, follow: bool, raw: bool) -> Read {
         let mut out = Read::default();
         let Some(fd) = self.pipe.as_ref().map(AsRawFd::as_raw_fd) else {
             return out;
@@ -153,6 +155,9 @@ impl Stream {
             }
             let chunk = &buf[..n as usize];
             out.bytes += chunk.len();
+            if raw {
+                out.raw.extend_from_slice(chunk);
+            }
             self.consume(chunk, follow, &mut out);
         }
         out.more = true;
@@ -217,6 +222,43 @@ impl Stream {
     }
 }
 
+/// A pseudo terminal `rows` × `cols`: (master for the daemon, non-blocking;
+/// slave for the child). Both close-on-exec.
+pub fn pty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
+    let (mut m, mut s) = (0, 0);
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    if unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (m, s) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+    for fd in [m.as_raw_fd(), s.as_raw_fd()] {
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    let flags = unsafe { libc::fcntl(m.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0
+        || unsafe { libc::fcntl(m.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((m, s))
+}
+
+/// Sets the window size of the terminal behind `master`.
+pub fn set_winsize(master: &OwnedFd, rows: u16, cols: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+}
+
 /// A pipe for one child stream: (read end for the daemon, non-blocking;
 /// write end for the child). Both close-on-exec: posix_spawn dup2s the write
 /// end onto the child's 1 or 2, so nothing leaks into other children.
@@ -270,11 +312,11 @@ mod tests {
         };
         let mut f = std::fs::File::from(w);
         std::io::Write::write_all(&mut f, b"a\nb\r\nc").unwrap();
-        let got = s.read(READ_PER_TURN, true);
+        let got = s.read(READ_PER_TURN, true, false);
         assert_eq!(got.lines, ["a", "b"]);
         assert_eq!((got.bytes, got.eof, got.more), (6, false, false));
         drop(f);
-        let got = s.read(READ_PER_TURN, true);
+        let got = s.read(READ_PER_TURN, true, false);
         assert!(got.eof);
         assert_eq!(s.take_partial().as_deref(), Some("c"));
         assert_eq!(s.ring.last_lines(10, true), ["a", "b", "c"]);
@@ -289,7 +331,7 @@ mod tests {
         };
         let mut f = std::fs::File::from(w);
         std::io::Write::write_all(&mut f, &[b'z'; 40_000]).unwrap();
-        let got = s.read(16 * 1024, false);
+        let got = s.read(16 * 1024, false, false);
         assert_eq!((got.bytes, got.more), (16 * 1024, true));
         assert!(got.lines.is_empty());
     }

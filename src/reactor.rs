@@ -40,6 +40,8 @@ pub(crate) struct Client {
     pub stream: Option<StatusStream>,
     /// The process stream this client follows (`tail -f`).
     pub follow: Option<(usize, Which)>,
+    /// The process whose terminal this client is attached to.
+    pub attached: Option<usize>,
 }
 
 /// Unsent output past which a `tail -f` follower is dropped (it does not read).
@@ -71,6 +73,8 @@ pub struct Reactor {
     pub(crate) shed: usize,
     /// Connections admitted at once (see `serve::max_clients`).
     pub(crate) max_clients: usize,
+    /// The attached client of each attached process, and the pid attached to.
+    pub(crate) attaches: HashMap<usize, (usize, Option<i32>)>,
     /// `tail -f` followers of each process stream.
     pub(crate) followers: HashMap<(usize, Which), Vec<usize>>,
     faults: Option<std::os::fd::OwnedFd>,
@@ -116,6 +120,7 @@ impl Reactor {
             reserve: std::fs::File::open("/dev/null").ok(),
             shed: 0,
             followers: HashMap::new(),
+            attaches: HashMap::new(),
             max_clients: crate::serve::max_clients(config_procs),
             faults,
             poll,
@@ -413,20 +418,24 @@ impl Reactor {
         }
         self.sup.drop_retired();
         self.deliver_lines();
+        self.deliver_raw();
         let reg = self.poll.registry();
         let mut gone = Vec::new();
         self.clients.retain(|id, c| {
             let done = c.conn.finished();
             if done {
                 c.conn.deregister(reg);
-                if let Some(f) = c.follow {
-                    gone.push((*id, f));
-                }
+                gone.push((*id, c.follow, c.attached));
             }
             !done
         });
-        for (id, f) in gone {
-            self.unfollow(id, f);
+        for (id, follow, attached) in gone {
+            if let Some(f) = follow {
+                self.unfollow(id, f);
+            }
+            if let Some(slot) = attached {
+                self.forget_attach(slot);
+            }
         }
         if self.shed > 0 && self.clients.len() < self.max_clients / 2 {
             info!(

@@ -82,6 +82,7 @@ impl Reactor {
                         conn,
                         stream: None,
                         follow: None,
+                        attached: None,
                     },
                 );
                 // Serve it at once: a peer that already hung up (a connect
@@ -107,7 +108,10 @@ impl Reactor {
             .filter_map(|(id, c)| {
                 let stuck = c.conn.pending_output() > 0
                     && now.saturating_duration_since(c.conn.last_progress) >= STUCK;
-                let idle = c.stream.is_none() && c.follow.is_none() && c.conn.idle();
+                let idle = c.stream.is_none()
+                    && c.follow.is_none()
+                    && c.attached.is_none()
+                    && c.conn.idle();
                 let rank = if c.conn.hup {
                     0
                 } else if stuck {
@@ -125,6 +129,9 @@ impl Reactor {
         if let Some(mut c) = self.clients.remove(&id) {
             if let Some(key) = c.follow {
                 self.unfollow(id, key);
+            }
+            if let Some(slot) = c.attached {
+                self.forget_attach(slot);
             }
             self.waiters.retain(|w| w.client != id);
             if c.conn.pending_output() == 0 {
@@ -171,6 +178,12 @@ impl Reactor {
             };
             c.conn.flush();
             if c.conn.dead {
+                return;
+            }
+            if let Some(slot) = c.attached {
+                if self.serve_attached(id, slot, &mut bytes) {
+                    continue;
+                }
                 return;
             }
             if let Some(key) = c.follow {
@@ -292,6 +305,7 @@ impl Reactor {
                     c.conn.queue("OK\n");
                 }
             }
+            Outcome::Attach { slot, size } => self.begin_attach(id, slot, size),
             Outcome::Reopen => {
                 let failed = self.reopen_logs("reopen");
                 let text = if failed.is_empty() {

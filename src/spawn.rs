@@ -12,19 +12,49 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Starts one process of `p` with `stdout`/`stderr` as its fds 1 and 2 (the
-/// write ends of the daemon's pipes); its pid is also its process group. The
-/// error is the reason shown in `status`.
-pub fn spawn(p: &Program, stdout: OwnedFd, stderr: OwnedFd) -> Result<i32, String> {
+/// What a child gets as fds 0, 1 and 2.
+pub enum ChildIo {
+    /// stdin /dev/null; stdout and stderr the write ends of the daemon's pipes.
+    Pipes { stdout: OwnedFd, stderr: OwnedFd },
+    /// A pseudo terminal's slave for all three, as the child's controlling
+    /// terminal (`attach: true` programs).
+    Pty(OwnedFd),
+}
+
+/// Starts one process of `p`; its pid is also its process group. The error is
+/// the reason shown in `status`.
+pub fn spawn(p: &Program, io: ChildIo) -> Result<i32, String> {
     let program = resolve(p)?;
     let mut cmd = Command::new(&program);
     cmd.arg0(&p.argv[0])
         .args(&p.argv[1..])
-        .envs(p.env.iter().map(|(k, v)| (k, v)))
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr));
+        .envs(p.env.iter().map(|(k, v)| (k, v)));
+    match io {
+        ChildIo::Pipes { stdout, stderr } => {
+            cmd.process_group(0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(stdout))
+                .stderr(Stdio::from(stderr));
+        }
+        ChildIo::Pty(slave) => {
+            let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("pty: {e}"));
+            cmd.stdin(Stdio::from(dup(&slave)?))
+                .stdout(Stdio::from(dup(&slave)?))
+                .stderr(Stdio::from(slave));
+            // A session of its own, with the pty as controlling terminal (so
+            // shells and `top` behave). This leaves std's posix_spawn path;
+            // both calls are async-signal-safe. setsid also makes it a group
+            // leader, so the group signals work as for other processes.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+    }
     if let Some(dir) = &p.workingdir {
         if !dir.is_dir() {
             return Err(format!("workingdir {}: not a directory", dir.display()));

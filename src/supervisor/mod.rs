@@ -90,6 +90,10 @@ pub struct Supervisor {
     pub lines: Vec<OutLine>,
     /// Streams whose read budget ran out with output left.
     out_ready: VecDeque<(usize, Which)>,
+    /// Slots with an attached client: their terminal output is also kept raw.
+    pub attached: std::collections::HashSet<usize>,
+    /// Raw terminal output of attached slots, for the reactor to deliver.
+    pub raw: Vec<(usize, Vec<u8>)>,
 }
 
 impl Supervisor {
@@ -113,6 +117,8 @@ impl Supervisor {
             followed: HashMap::new(),
             lines: Vec::new(),
             out_ready: VecDeque::new(),
+            attached: std::collections::HashSet::new(),
+            raw: Vec::new(),
         };
         let programs: Vec<Rc<Program>> = sup.config.programs.iter().cloned().map(Rc::new).collect();
         for cfg in &programs {
@@ -273,7 +279,7 @@ impl Supervisor {
     fn spawn(&mut self, slot: usize, now: Instant) {
         let fds = self.prepare_output(slot);
         let Some(p) = self.get(slot) else { return };
-        let spawned = fds.and_then(|(out, err)| spawn::spawn(&p.cfg, out, err));
+        let spawned = fds.and_then(|io| spawn::spawn(&p.cfg, io));
         match spawned {
             Ok(pid) => {
                 info!("{}: spawned pid {pid} ({})", p.name, p.cfg.cmd_text);

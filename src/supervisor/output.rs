@@ -5,10 +5,11 @@
 use super::Supervisor;
 use crate::output::{self, Which, READ_PER_TURN};
 use crate::rotate::Sink;
+use crate::spawn::ChildIo;
 use log::{debug, warn};
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 /// Tokens `OUT_TOKEN + 2 * slot + stream` are output pipes.
@@ -24,8 +25,8 @@ pub struct OutLine {
 }
 
 impl Supervisor {
-    /// Pipes and files for a spawn of `slot`: returns the child's fds 1 and 2.
-    pub(super) fn prepare_output(&mut self, slot: usize) -> Result<(OwnedFd, OwnedFd), String> {
+    /// Pipes (or a pty) and files for a spawn of `slot`: returns the child's side.
+    pub(super) fn prepare_output(&mut self, slot: usize) -> Result<ChildIo, String> {
         // What an earlier incarnation left in its pipes is read first.
         for which in Which::BOTH {
             self.close_pipe(slot, which, true);
@@ -54,12 +55,22 @@ impl Supervisor {
                 (None, _) => Some(None),
             });
         }
-        let (out_r, out_w) = output::pipe().map_err(|e| format!("pipe: {e}"))?;
-        let (err_r, err_w) = if join {
-            (None, out_w.try_clone().map_err(|e| format!("pipe: {e}"))?)
+        let (out_r, err_r, io) = if cfg.attach {
+            let (m, s) = output::pty(24, 80).map_err(|e| format!("pty: {e}"))?;
+            (m, None, ChildIo::Pty(s))
         } else {
-            let (r, w) = output::pipe().map_err(|e| format!("pipe: {e}"))?;
-            (Some(r), w)
+            let (out_r, out_w) = output::pipe().map_err(|e| format!("pipe: {e}"))?;
+            let (err_r, err_w) = if join {
+                (None, out_w.try_clone().map_err(|e| format!("pipe: {e}"))?)
+            } else {
+                let (r, w) = output::pipe().map_err(|e| format!("pipe: {e}"))?;
+                (Some(r), w)
+            };
+            let io = ChildIo::Pipes {
+                stdout: out_w,
+                stderr: err_w,
+            };
+            (out_r, err_r, io)
         };
         for (which, read) in [(Which::Stdout, Some(out_r)), (Which::Stderr, err_r)] {
             let Some(fd) = read else { continue };
@@ -80,24 +91,29 @@ impl Supervisor {
                 }
             }
         }
-        Ok((out_w, err_w))
+        Ok(io)
     }
 
     /// Reads what is in `slot`'s `which` pipe (one turn's budget, or up to
     /// `DRAIN_AT_EXIT` when `drain`), closing it at EOF.
     pub fn on_output(&mut self, slot: usize, which: Which, drain: bool) {
         let follow = self.followed.contains_key(&(slot, which));
+        let raw = which == Which::Stdout && self.attached.contains(&slot);
         let Some(p) = self.get_mut(slot) else { return };
         let name = p.name.clone();
         let stream = &mut p.out[which as usize];
-        let got = stream.read(if drain { DRAIN_AT_EXIT } else { READ_PER_TURN }, follow);
+        let budget = if drain { DRAIN_AT_EXIT } else { READ_PER_TURN };
+        let mut got = stream.read(budget, follow, raw);
+        let tail = if got.eof { stream.take_partial() } else { None };
+        if !got.raw.is_empty() {
+            self.raw.push((slot, std::mem::take(&mut got.raw)));
+        }
         if let Some(e) = &got.error {
             warn!(
                 "{name}: {} file: {e} (output dropped until a write works)",
                 which.name()
             );
         }
-        let tail = if got.eof { stream.take_partial() } else { None };
         for line in got.lines.into_iter().chain(tail.filter(|_| follow)) {
             self.lines.push(OutLine { slot, which, line });
         }
@@ -147,6 +163,23 @@ impl Supervisor {
             debug!("{}: {} pipe closed", p.name, which.name());
         }
         self.out_ready.retain(|r| *r != (slot, which));
+    }
+
+    /// Bytes typed by an attached client, for the process's terminal. What the
+    /// terminal cannot take now (the process is not reading) is dropped.
+    pub fn write_terminal(&mut self, slot: usize, bytes: &[u8]) -> usize {
+        let Some(fd) = self.get(slot).and_then(|p| p.out[0].pipe.as_ref()) else {
+            return 0;
+        };
+        let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+        n.max(0) as usize
+    }
+
+    /// The attached client's window size, for the process's terminal.
+    pub fn set_winsize(&self, slot: usize, rows: u16, cols: u16) {
+        if let Some(fd) = self.get(slot).and_then(|p| p.out[0].pipe.as_ref()) {
+            output::set_winsize(fd, rows, cols);
+        }
     }
 
     /// `reopen` and SIGUSR2: every process output file is opened again.
