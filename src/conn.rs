@@ -159,6 +159,7 @@ impl Conn {
                             let mut replies = Vec::new();
                             f.feed(&buf[..n], &mut self.input, &mut replies);
                             self.output.extend_from_slice(&replies);
+                            self.scanned = self.scanned.min(self.input.len());
                         }
                         None => self.input.extend_from_slice(&buf[..n]),
                     }
@@ -179,7 +180,9 @@ impl Conn {
 
     /// The next complete line, if any (a trailing `\r` is dropped).
     pub fn next_line(&mut self) -> Option<Line> {
-        let from = self.scanned.max(self.start);
+        // The telnet filter may have dropped a partial line (Ctrl-C) since
+        // it was scanned: never look past the end of the input.
+        let from = self.scanned.max(self.start).min(self.input.len());
         let Some(pos) = self.input[from..].iter().position(|b| *b == b'\n') else {
             self.scanned = self.input.len();
             if self.input.len() - self.start > MAX_LINE {
@@ -355,6 +358,39 @@ mod tests {
         assert_eq!(c.fill(), Filled::Eof);
         assert_eq!(c.next_line(), Some(Line::Text("thr".into())));
         assert_eq!(c.next_line(), None);
+    }
+
+    /// Ctrl-C from telnet (IAC IP) drops a partial line that was already
+    /// scanned: the next look at the input must not run past its end.
+    #[test]
+    fn telnet_interrupt_after_a_scanned_partial_line() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (ours, _) = l.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut c = Conn::new(
+            Stream::Tcp(TcpStream::from_std(ours)),
+            "test".into(),
+            Instant::now(),
+        );
+        let fill = |c: &mut Conn| {
+            for _ in 0..1000 {
+                if matches!(c.fill(), Filled::Bytes(_)) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            panic!("nothing arrived");
+        };
+        peer.write_all(b"sta").unwrap();
+        fill(&mut c);
+        assert_eq!(c.next_line(), None);
+        peer.write_all(&[255, 244]).unwrap();
+        fill(&mut c);
+        assert_eq!(c.next_line(), None);
+        peer.write_all(b"status\r\n").unwrap();
+        fill(&mut c);
+        assert_eq!(c.next_line(), Some(Line::Text("status".into())));
     }
 
     #[test]
