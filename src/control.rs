@@ -22,6 +22,8 @@ type Verdict = Option<(String, bool)>;
 pub struct Waiter {
     pub client: usize,
     goal: Goal,
+    /// Transitions up to this one happened before the command was judged.
+    since: u64,
     /// (slot, name, verdict)
     targets: Vec<(usize, String, Verdict)>,
 }
@@ -146,6 +148,7 @@ pub fn execute(sup: &mut Supervisor, client: usize, req: Request, now: Instant) 
     let mut w = Waiter {
         client,
         goal,
+        since: sup.transition_seq,
         targets,
     };
     // Where each target stands now that the command ran.
@@ -181,6 +184,9 @@ impl Waiter {
 
     /// Records what a state change means for this reply.
     pub fn note(&mut self, t: &Transition, sup: &Supervisor) {
+        if t.seq <= self.since {
+            return;
+        }
         for i in 0..self.targets.len() {
             if self.targets[i].0 == t.slot {
                 let message = sup

@@ -163,3 +163,60 @@ fn reopen_after_an_external_rename() {
         std::fs::metadata(&file).is_ok_and(|m| m.len() > 0)
     });
 }
+
+#[test]
+fn redirect_stderr_joins_the_stdout_stream_and_file() {
+    let d = Daemon::start(
+        "  both:\n    cmd: \"sh -c 'echo one; echo two >&2; echo three; exec sleep 100'\"\n    workingdir: .\n    stdout: both.txt\n    redirect_stderr: true\n    starttime: 0\n",
+    );
+    wait_until(5.0, "three lines", || {
+        d.cmd("tail both").lines().count() == 4
+    });
+    assert_eq!(d.cmd("tail both"), "one\ntwo\nthree\nOK\n");
+    assert_eq!(d.cmd("tail both stderr"), "OK\n");
+    wait_until(5.0, "the file", || {
+        std::fs::read_to_string(d.path("both.txt")).is_ok_and(|t| t == "one\ntwo\nthree\n")
+    });
+}
+
+/// Rotation limits are watch-only: a reload applies them to the running
+/// process's file without restarting it.
+#[test]
+fn a_reload_applies_rotation_limits_in_place() {
+    let prog = |max: &str| {
+        format!("  tick:\n    cmd: \"sh -c 'while :; do echo 0123456789; sleep 0.01; done'\"\n    workingdir: .\n    stdout: tick.txt\n    stdout_maxbytes: {max}\n    stdout_backups: 1\n    starttime: 0\n")
+    };
+    let d = Daemon::start(&prog("0"));
+    d.wait_state("tick:0", "RUNNING", 5.0);
+    let pid = d.pid("tick:0");
+    let text = std::fs::read_to_string(&d.conf).unwrap();
+    std::fs::write(&d.conf, text.replace(&prog("0"), &prog("1KB"))).unwrap();
+    assert_eq!(d.cmd("reload"), "updated tick (stdout_maxbytes)\nOK\n");
+    wait_until(5.0, "a rotation", || d.path("tick.txt.1").exists());
+    assert_eq!(d.pid("tick:0"), pid, "not restarted");
+    let len = std::fs::metadata(d.path("tick.txt.1")).unwrap().len();
+    assert!(len <= 1024 + 512, "{len}");
+}
+
+/// The event log rotates by `logfile_maxbytes`, whole lines only.
+#[test]
+fn the_event_log_rotates() {
+    let d = Daemon::start_with(
+        "  s:\n    cmd: sleep 100\n    starttime: 0\n",
+        "logfile_maxbytes: 2KB\nlogfile_backups: 2\n",
+        &[],
+    );
+    d.wait_state("s:0", "RUNNING", 5.0);
+    for _ in 0..40 {
+        assert_eq!(d.cmd("stop s"), "s:0: stopped\nOK\n");
+        assert_eq!(d.cmd("start s"), "s:0: started\nOK\n");
+    }
+    let rotated = d.log.with_extension("log.1");
+    assert!(rotated.exists() && d.log.with_extension("log.2").exists());
+    assert!(!d.log.with_extension("log.3").exists());
+    for f in [&d.log, &rotated] {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(text.len() <= 2048 + 512, "{}", text.len());
+        assert!(text.ends_with('\n'), "whole lines only");
+    }
+}

@@ -184,3 +184,15 @@ fn awkward_program_names_are_dot_stuffed() {
         "{text}"
     );
 }
+
+/// A deferred reply is judged only by what happens after its command: the
+/// `start` just before a `stop` in the same turn of the loop does not leak in.
+#[test]
+fn quick_stop_start_cycles_get_the_right_replies() {
+    let d = Daemon::start(PROGS);
+    d.wait_state("fast:0", "RUNNING", 5.0);
+    for _ in 0..40 {
+        assert_eq!(d.cmd("stop fast"), "fast:0: stopped\nOK\n");
+        assert_eq!(d.cmd("start fast"), "fast:0: started\nOK\n");
+    }
+}

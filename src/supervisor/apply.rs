@@ -67,6 +67,16 @@ impl Supervisor {
                         },
                     );
                 } else {
+                    // Watch-only keys, rotation limits included, apply in place.
+                    let limits = [
+                        (cfg.stdout_maxbytes, cfg.stdout_backups),
+                        (cfg.stderr_maxbytes, cfg.stderr_backups),
+                    ];
+                    for (stream, (max, backups)) in p.out.iter_mut().zip(limits) {
+                        if let Some(sink) = &mut stream.sink {
+                            sink.set_limits(max, backups);
+                        }
+                    }
                     p.cfg = cfg.clone();
                 }
             }

@@ -57,6 +57,8 @@ pub struct Process {
 pub struct Transition {
     pub slot: usize,
     pub to: State,
+    /// Numbered, so a deferred reply ignores changes from before it began.
+    pub seq: u64,
 }
 
 pub struct Supervisor {
@@ -80,6 +82,8 @@ pub struct Supervisor {
     pub reports: Vec<FatalReport>,
     /// State changes since the reactor last looked.
     pub transitions: Vec<Transition>,
+    /// The number of the last transition.
+    pub transition_seq: u64,
     /// Slots whose leader exited by itself and whose group is being stopped.
     draining: Vec<usize>,
     /// Retired processes not yet freed.
@@ -112,6 +116,7 @@ impl Supervisor {
             timers: Timers::default(),
             reports: Vec::new(),
             transitions: Vec::new(),
+            transition_seq: 0,
             draining: Vec::new(),
             retiring: 0,
             followed: HashMap::new(),
@@ -231,7 +236,9 @@ impl Supervisor {
         let to = p.proc.state;
         if before != to {
             log_transition(p, before);
-            self.transitions.push(Transition { slot, to });
+            self.transition_seq += 1;
+            let seq = self.transition_seq;
+            self.transitions.push(Transition { slot, to, seq });
         }
         for action in actions {
             self.perform(slot, action, now);
