@@ -104,14 +104,9 @@ impl Reactor {
             let Some(c) = self.clients.get_mut(&id) else {
                 continue;
             };
-            c.conn.queue_raw(&without_marker(&bytes));
-            c.conn.flush();
-            if c.conn.pending_output() > FOLLOW_MAX {
-                warn!(
-                    "client {id} ({}): attach dropped, 1 MiB of output unread",
-                    c.conn.peer
-                );
-                c.conn.dead = true;
+            if !c.conn.stream_out(&without_marker(&bytes), true, FOLLOW_MAX) {
+                let peer = &c.conn.peer;
+                warn!("client {id} ({peer}): attach dropped, 1 MiB of output unread");
             }
         }
         // Ended: no pid now, or another one (restarted in the same turn).

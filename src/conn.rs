@@ -254,6 +254,22 @@ impl Conn {
         self.output.extend_from_slice(bytes);
     }
 
+    /// Streamed output (`tail -f`, attach): queued and flushed; false, and the
+    /// connection dead, once more than `limit` is unsent (the peer does not read).
+    pub fn stream_out(&mut self, bytes: &[u8], raw: bool, limit: usize) -> bool {
+        if raw {
+            self.queue_raw(bytes);
+        } else {
+            self.queue(&String::from_utf8_lossy(bytes));
+        }
+        self.flush();
+        if self.pending_output() > limit {
+            self.dead = true;
+            return false;
+        }
+        true
+    }
+
     /// Queues `text` without writing yet.
     pub fn queue(&mut self, text: &str) {
         if self.telnet.is_some() {

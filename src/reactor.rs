@@ -419,23 +419,12 @@ impl Reactor {
         self.sup.drop_retired();
         self.deliver_lines();
         self.deliver_raw();
-        let reg = self.poll.registry();
-        let mut gone = Vec::new();
-        self.clients.retain(|id, c| {
-            let done = c.conn.finished();
-            if done {
-                c.conn.deregister(reg);
-                gone.push((*id, c.follow, c.attached));
-            }
-            !done
-        });
-        for (id, follow, attached) in gone {
-            if let Some(f) = follow {
-                self.unfollow(id, f);
-            }
-            if let Some(slot) = attached {
-                self.forget_attach(slot);
-            }
+        let finished: Vec<usize> = (self.clients.iter())
+            .filter(|(_, c)| c.conn.finished())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in finished {
+            self.drop_client(id);
         }
         if self.shed > 0 && self.clients.len() < self.max_clients / 2 {
             info!(
@@ -462,14 +451,9 @@ impl Reactor {
                 if c.conn.dead {
                     continue;
                 }
-                c.conn.queue(&text);
-                c.conn.flush();
-                if c.conn.pending_output() > FOLLOW_MAX {
-                    warn!(
-                        "client {id} ({}): tail -f dropped, 1 MiB of output unread",
-                        c.conn.peer
-                    );
-                    c.conn.dead = true;
+                if !c.conn.stream_out(text.as_bytes(), false, FOLLOW_MAX) {
+                    let peer = &c.conn.peer;
+                    warn!("client {id} ({peer}): tail -f dropped, 1 MiB of output unread");
                 }
             }
         }

@@ -89,9 +89,7 @@ impl Reactor {
                 // storm) leaves now instead of filling the table.
                 self.serve(id, now);
                 if self.clients.get(&id).is_some_and(|c| c.conn.finished()) {
-                    if let Some(mut c) = self.clients.remove(&id) {
-                        c.conn.deregister(self.registry());
-                    }
+                    self.drop_client(id);
                 }
             }
             Err(e) => warn!("cannot watch a new client: {e}"),
@@ -126,27 +124,37 @@ impl Reactor {
             .min()
             .map(|(_, id)| id);
         let Some(id) = victim else { return false };
-        if let Some(mut c) = self.clients.remove(&id) {
-            if let Some(key) = c.follow {
-                self.unfollow(id, key);
-            }
-            if let Some(slot) = c.attached {
-                self.forget_attach(slot);
-            }
-            self.waiters.retain(|w| w.client != id);
+        if let Some(c) = self.clients.get_mut(&id) {
             if c.conn.pending_output() == 0 {
                 c.conn
                     .send("ERR idle connection closed to admit another client\n");
             }
-            c.conn.deregister(self.registry());
+            let peer = c.conn.peer.clone();
+            self.drop_client(id);
             if self.shed == 0 {
-                warn!("{why}: closing connections to admit new ones (client {id}, {}; further ones at debug level)", c.conn.peer);
+                warn!("{why}: closing connections to admit new ones (client {id}, {peer}; further ones at debug level)");
             } else {
-                debug!("{why}: closed client {id} ({})", c.conn.peer);
+                debug!("{why}: closed client {id} ({peer})");
             }
             self.shed += 1;
         }
         true
+    }
+
+    /// Removes client `id` and everything that refers to it: its follow, its
+    /// attach, its deferred reply. The one way a connection goes away.
+    pub(crate) fn drop_client(&mut self, id: usize) {
+        let Some(mut c) = self.clients.remove(&id) else {
+            return;
+        };
+        c.conn.deregister(self.registry());
+        if let Some(key) = c.follow {
+            self.unfollow(id, key);
+        }
+        if let Some(slot) = c.attached {
+            self.forget_attach(slot);
+        }
+        self.waiters.retain(|w| w.client != id);
     }
 
     /// The fd table is full and nothing can be shed: free the spare fd to take

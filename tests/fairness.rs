@@ -133,15 +133,6 @@ fn idle_connections_never_lock_out_an_operator() {
     d.wait_log("closing connections to admit new ones", 5.0);
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Clients that ask for big replies and never read them are not read from
 /// either: each costs about one reply, not everything it asked for.
 #[test]

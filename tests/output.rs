@@ -88,15 +88,6 @@ fn tail_f_follows_across_restarts_until_a_line() {
     assert!(rest.starts_with("blink:0"), "{rest}");
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// A child writing as fast as it can costs bounded memory, does not slow other
 /// clients, and a follower that does not read is dropped at 1 MiB.
 #[test]

@@ -278,3 +278,13 @@ pub fn file_lines(path: &Path) -> usize {
         .map(|s| s.lines().count())
         .unwrap_or(0)
 }
+
+/// Resident memory of `pid`, in KiB (0 if gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
