@@ -112,3 +112,25 @@ fn a_client_that_closes_detaches() {
         first.starts_with("attached to sh:0")
     });
 }
+
+#[path = "common/pty.rs"]
+mod pty;
+
+/// The whole path a user takes: `taskmasterctl attach` on a real terminal,
+/// against the real daemon, a command typed into the process's shell, Ctrl-]
+/// and back; the process keeps running.
+#[test]
+fn taskmasterctl_attach_end_to_end() {
+    let d = Daemon::start(PROGS);
+    d.wait_state("sh:0", "RUNNING", 5.0);
+    let mut cmd = std::process::Command::new(CTL);
+    cmd.arg("-s").arg(&d.sock).args(["attach", "sh"]);
+    let mut term = pty::Pty::spawn(cmd);
+    term.expect("attached to sh:0");
+    term.send("echo typed-$((6*7))\r");
+    term.expect("typed-42");
+    term.send("\x1d");
+    assert!(term.wait().success());
+    assert_eq!(d.state("sh:0"), "RUNNING");
+    assert!(d.cmd("tail -n 20 sh").contains("typed-42"));
+}
