@@ -78,6 +78,8 @@ pub struct Reactor {
     /// `tail -f` followers of each process stream.
     pub(crate) followers: HashMap<(usize, Which), Vec<usize>>,
     faults: Option<std::os::fd::OwnedFd>,
+    /// The live process groups, in `SOCKET.state` for crash recovery.
+    recorder: crate::recovery::Recorder,
 }
 
 impl Reactor {
@@ -123,6 +125,7 @@ impl Reactor {
             attaches: HashMap::new(),
             max_clients: crate::serve::max_clients(config_procs),
             faults,
+            recorder: Default::default(),
             poll,
         })
     }
@@ -145,6 +148,14 @@ impl Reactor {
                 "SIGCHLD"
             }
         );
+        // Survivors of a crashed predecessor go before anything of ours starts.
+        crate::recovery::recover(&self.listeners.socket_path);
+        if let Err(e) = crate::daemonize::serving() {
+            error!("{e}");
+            eprintln!("taskmasterd: {e}");
+            self.listeners.remove_socket();
+            return 1;
+        }
         self.sup.boot(Instant::now());
         let mut events = Events::with_capacity(1024);
         loop {
@@ -305,6 +316,7 @@ impl Reactor {
             return;
         }
         info!("shutting down ({why}): stopping every process");
+        crate::notify::send("STOPPING=1");
         self.shutdown = Some(Vec::new());
         self.sup.feed_all(&Event::Stop, now);
     }
@@ -312,6 +324,7 @@ impl Reactor {
     fn finish_shutdown(&mut self) -> i32 {
         // The socket goes first: whoever reads OK may rely on it being gone.
         self.listeners.remove_socket();
+        self.recorder.clear();
         for id in self.shutdown.take().unwrap_or_default() {
             if let Some(c) = self.clients.get_mut(&id) {
                 c.conn.send(&protocol::reply(&[], Ok(())));
@@ -327,6 +340,8 @@ impl Reactor {
         dry_run: bool,
         now: Instant,
     ) -> Result<Vec<String>, Vec<String>> {
+        // RELOADING=1 now, READY=1 however this ends.
+        let _notify = (!dry_run).then(crate::notify::Reloading::begin);
         let old = &self.sup.config;
         let mut new = match config::load(&old.file) {
             Ok(c) => c,
@@ -388,6 +403,9 @@ impl Reactor {
     fn after_batch(&mut self) {
         let now = Instant::now();
         let transitions = std::mem::take(&mut self.sup.transitions);
+        if !transitions.is_empty() {
+            self.recorder.sync(&self.sup, &self.listeners.socket_path);
+        }
         let mut i = 0;
         while i < self.waiters.len() {
             let w = &mut self.waiters[i];

@@ -2,11 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use taskmaster::{config, eventlog, reactor::Reactor, spawn};
+use taskmaster::{config, daemonize, eventlog, notify, reactor::Reactor, spawn};
 
-const USAGE: &str = "usage: taskmasterd [-c FILE] [--check] [--no-pidfd]
+const USAGE: &str = "usage: taskmasterd [-c FILE] [--check] [-d] [--pidfile PATH] [--no-pidfd]
   -c, --config FILE  the configuration (default: taskmaster.yaml)
   --check            validate FILE, print a summary, exit 0 (or every error, exit 1)
+  -d, --daemon       detach once the socket is bound (also `daemonize: true`);
+                     exits 0 once the daemon serves, or 1 with its errors
+  --pidfile PATH     write the daemon's pid there once serving (also `pidfile:`)
   --no-pidfd         watch children with SIGCHLD + waitpid instead of pidfds
                      (also TASKMASTER_NO_PIDFD=1)";
 
@@ -14,6 +17,8 @@ struct Args {
     config: PathBuf,
     check: bool,
     no_pidfd: bool,
+    daemon: bool,
+    pidfile: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -21,6 +26,8 @@ fn parse_args() -> Result<Args, String> {
         config: PathBuf::from("taskmaster.yaml"),
         check: false,
         no_pidfd: std::env::var_os("TASKMASTER_NO_PIDFD").is_some_and(|v| v == "1"),
+        daemon: false,
+        pidfile: None,
     };
     let mut it = std::env::args_os().skip(1);
     while let Some(a) = it.next() {
@@ -30,6 +37,17 @@ fn parse_args() -> Result<Args, String> {
             }
             Some("--check") => args.check = true,
             Some("--no-pidfd") => args.no_pidfd = true,
+            Some("-d" | "--daemon") => args.daemon = true,
+            Some("--pidfile") => {
+                args.pidfile = it.next().map(PathBuf::from);
+                if args
+                    .pidfile
+                    .as_ref()
+                    .is_none_or(|p| p.as_os_str().is_empty())
+                {
+                    return Err("--pidfile needs a PATH".into());
+                }
+            }
             Some("-h" | "--help") => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -71,6 +89,21 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    let pidfile = args.pidfile.as_deref().or(config.pidfile.as_deref());
+    if let Some(p) = pidfile {
+        if let Err(e) = daemonize::check_pidfile(p) {
+            eprintln!("taskmasterd: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    daemonize::set_pidfile(pidfile);
+    // Before any child exists: none may inherit it.
+    notify::init();
+    let detach = args.daemon || config.daemonize;
+    if detach {
+        // The launcher stays here until the daemon serves, then exits for it.
+        daemonize::launch();
+    }
     spawn::sanitize_daemon();
     if let Err(e) = eventlog::init(
         &config.logfile,
@@ -86,8 +119,18 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let use_pidfd = !args.no_pidfd && taskmaster::reap::pidfd_supported();
-    match Reactor::new(config, use_pidfd) {
-        Ok(r) => ExitCode::from(r.run() as u8),
+    let reactor = Reactor::new(config, use_pidfd).and_then(|r| {
+        if detach {
+            daemonize::detach()?;
+        }
+        Ok(r)
+    });
+    match reactor {
+        Ok(r) => {
+            let code = r.run();
+            daemonize::exiting();
+            ExitCode::from(code as u8)
+        }
         Err(e) => {
             log::error!("{e}");
             eprintln!("taskmasterd: {e}");

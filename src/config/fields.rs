@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const TOP_KEYS: &str = "socket, listen, logfile, logfile_maxbytes, logfile_backups, minfds, \
-     fatal_state_report_address, programs";
+     fatal_state_report_address, daemonize, pidfile, programs";
 const PROGRAM_KEYS: &str = "cmd, numprocs, umask, workingdir, autostart, autorestart, exitcodes, \
      startretries, starttime, stopsignal, stoptime, stdout, stderr, redirect_stderr, \
      stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, attach, env, \
@@ -102,6 +102,8 @@ impl Ctx<'_> {
             logfile_maxbytes: 0,
             logfile_backups: DEFAULT_BACKUPS,
             minfds: None,
+            daemonize: false,
+            pidfile: None,
             programs: Vec::new(),
         };
         let mut global_report = None;
@@ -118,6 +120,8 @@ impl Ctx<'_> {
                 "logfile_maxbytes" => config.logfile_maxbytes = self.size(&p, v).unwrap_or(0),
                 "logfile_backups" => config.logfile_backups = self.backups(&p, v),
                 "minfds" => config.minfds = self.uint(&p, v, 0, MAX_MINFDS),
+                "daemonize" => config.daemonize = self.boolean(&p, v).unwrap_or(false),
+                "pidfile" => config.pidfile = self.path(&p, v),
                 "fatal_state_report_address" => global_report = self.address(&p, v),
                 "programs" => programs = Some(v),
                 _ => self.err(&p, format!("unknown key, expected one of {TOP_KEYS}")),

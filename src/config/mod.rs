@@ -122,6 +122,10 @@ pub struct Config {
     pub logfile_backups: u32,
     /// `minfds` as written; `minfds()` gives the value in force.
     pub minfds: Option<u64>,
+    /// Detach from the terminal at start (`-d` says the same).
+    pub daemonize: bool,
+    /// Where the daemon writes its pid once serving (`--pidfile` overrides).
+    pub pidfile: Option<PathBuf>,
     /// Programs sorted by name.
     pub programs: Vec<Program>,
 }

@@ -1,0 +1,343 @@
+//! Crash recovery: the process groups the daemon started, recorded in
+//! `SOCKET.state`, so that a daemon started after a `kill -9` of its
+//! predecessor ends the survivors instead of running a second set beside them.
+//!
+//! Each line names a group by its pgid *and* its leader's start time
+//! (/proc/PID/stat field 22, clock ticks since boot): a pid the kernel gave to
+//! some unrelated process since has another start time and is left alone.
+//! The kernel never reuses a number while a group of that id still has
+//! members, so a group whose leader is gone can still be found by its pgid.
+//!
+//! The file is rewritten (temporary file + rename) only when the set of live
+//! groups changes; it holds one short line per live group, so it is bounded by
+//! the number of processes in the config. Recovery runs once at start, after
+//! the socket is bound (so no other daemon serves it and owns these groups) and
+//! before anything is spawned or served: it may block for up to the largest
+//! recorded stoptime (polling every 50 ms), which is fine since nothing is
+//! served yet.
+
+use crate::supervisor::Supervisor;
+use log::{info, warn};
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const HEADER: &str = "taskmaster-state 1";
+/// The most recovery reads of a state file (a corrupt or foreign one).
+const MAX_FILE: u64 = 16 << 20;
+const POLL: Duration = Duration::from_millis(50);
+/// How long a SIGKILLed group may take to disappear before recovery goes on.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// One recorded group.
+#[derive(Clone, Debug, PartialEq)]
+struct Entry {
+    /// The leader's start time; 0 if it was gone before it could be read.
+    start: u64,
+    signal: i32,
+    stoptime: Duration,
+    name: String,
+}
+
+/// The state file beside `socket`: `SOCKET.state`.
+pub fn state_path(socket: &Path) -> PathBuf {
+    let mut s = socket.as_os_str().to_owned();
+    s.push(".state");
+    PathBuf::from(s)
+}
+
+/// Keeps `SOCKET.state` in step with the supervisor's live groups.
+#[derive(Default)]
+pub struct Recorder {
+    path: Option<PathBuf>,
+    entries: BTreeMap<i32, Entry>,
+    /// A write failed and was logged; said again only after a success.
+    failing: bool,
+}
+
+impl Recorder {
+    /// Records the groups `sup` has now, if they changed (call on transitions).
+    pub fn sync(&mut self, sup: &Supervisor, socket: &Path) {
+        let path = state_path(socket);
+        let moved = self.path.as_ref() != Some(&path);
+        if moved {
+            if let Some(old) = self.path.replace(path.clone()) {
+                let _ = std::fs::remove_file(old);
+            }
+        }
+        let mut now = BTreeMap::new();
+        for p in sup.order.iter().filter_map(|s| sup.get(*s)) {
+            let Some(pgid) = p.pgid else { continue };
+            let start = match self.entries.get(&pgid) {
+                Some(e) => e.start,
+                None => proc_stat(pgid).map_or(0, |s| s.start),
+            };
+            let (signal, stoptime) = (p.cfg.stopsignal, p.cfg.stoptime);
+            let name = p.name.clone();
+            now.insert(
+                pgid,
+                Entry {
+                    start,
+                    signal,
+                    stoptime,
+                    name,
+                },
+            );
+        }
+        if now == self.entries && !moved {
+            return;
+        }
+        self.entries = now;
+        match write(&path, &self.entries) {
+            Ok(()) => self.failing = false,
+            Err(e) if !self.failing => {
+                self.failing = true;
+                warn!(
+                    "state file {}: {e} (crash recovery may miss groups)",
+                    path.display()
+                );
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Clean exit: nothing of ours is left to recover.
+    pub fn clear(&mut self) {
+        if let Some(p) = self.path.take() {
+            let _ = std::fs::remove_file(p);
+        }
+        self.entries.clear();
+    }
+}
+
+fn write(path: &Path, entries: &BTreeMap<i32, Entry>) -> std::io::Result<()> {
+    if entries.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let mut text = format!("{HEADER}\n");
+    for (pgid, e) in entries {
+        let ms = e.stoptime.as_millis();
+        text.push_str(&format!(
+            "{pgid} {} {} {ms} {}\n",
+            e.start, e.signal, e.name
+        ));
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let done = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
+}
+
+fn parse(text: &str) -> Vec<(i32, Entry)> {
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER) {
+        return Vec::new();
+    }
+    let one = |l: &str| -> Option<(i32, Entry)> {
+        let mut f = l.splitn(5, ' ');
+        let pgid: i32 = f.next()?.parse().ok().filter(|p| *p > 1)?;
+        let start = f.next()?.parse().ok()?;
+        let signal = f.next()?.parse().ok().filter(|s| (1..65).contains(s))?;
+        let ms: u64 = f.next()?.parse().ok()?;
+        let name = f.next().unwrap_or("?").to_string();
+        let stoptime = Duration::from_millis(ms.min(365 * 86_400_000));
+        Some((
+            pgid,
+            Entry {
+                start,
+                signal,
+                stoptime,
+                name,
+            },
+        ))
+    };
+    lines.filter_map(one).collect()
+}
+
+/// What /proc/PID/stat says that recovery needs.
+struct Stat {
+    pgrp: i32,
+    start: u64,
+    zombie: bool,
+}
+
+fn proc_stat(pid: i32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        zombie: *f.first()? == "Z",
+        pgrp: f.get(2)?.parse().ok()?,
+        start: f.get(19)?.parse().ok()?,
+    })
+}
+
+/// Live processes of the recorded group `pgid` (started no earlier than its
+/// leader), or nothing if the number now belongs to an unrelated process.
+fn survivors(pgid: i32, e: &Entry) -> Vec<i32> {
+    let leader = proc_stat(pgid);
+    if leader.as_ref().is_some_and(|s| s.start != e.start) {
+        return Vec::new();
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out: Vec<i32> = dir
+        .flatten()
+        .filter_map(|d| d.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            proc_stat(*pid).is_some_and(|s| !s.zombie && s.pgrp == pgid && s.start >= e.start)
+        })
+        .collect();
+    // A leader that moved to a group of its own is still ours.
+    if leader.is_some_and(|s| !s.zombie) && !out.contains(&pgid) {
+        out.push(pgid);
+    }
+    out
+}
+
+fn signal(pgid: i32, members: &[i32], sig: i32) {
+    unsafe {
+        libc::kill(-pgid, sig);
+        if members.contains(&pgid) {
+            libc::kill(pgid, sig);
+        }
+    }
+}
+
+/// Waits until every group in `left` is gone or `limit` passes; returns
+/// the groups still alive with their members.
+fn wait_gone(left: Vec<(i32, Entry)>, limit: Duration) -> Vec<(i32, Entry, Vec<i32>)> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let alive: Vec<_> = (left.iter())
+            .map(|(g, e)| (*g, e.clone(), survivors(*g, e)))
+            .filter(|(_, _, m)| !m.is_empty())
+            .collect();
+        if alive.is_empty() || Instant::now() >= deadline {
+            return alive;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// At start, before anything is spawned: ends the groups a crashed
+/// predecessor left (stopsignal, SIGKILL after their stoptime), then removes
+/// the state file.
+pub fn recover(socket: &Path) {
+    let path = state_path(socket);
+    let text = match std::fs::File::open(&path) {
+        Ok(f) => {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_FILE), &mut s);
+            s
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            warn!("crash recovery: cannot read {}: {e}", path.display());
+            return;
+        }
+    };
+    let mut found = Vec::new();
+    for (pgid, e) in parse(&text) {
+        let members = survivors(pgid, &e);
+        if members.is_empty() {
+            continue;
+        }
+        warn!(
+            "crash recovery: {}: process group {pgid} ({} processes) survived the previous daemon; sending {}",
+            e.name,
+            members.len(),
+            crate::signals::name(e.signal)
+        );
+        signal(pgid, &members, e.signal);
+        found.push((pgid, e));
+    }
+    if found.is_empty() {
+        info!("crash recovery: {} names no live group", path.display());
+    } else {
+        let longest = found.iter().map(|(_, e)| e.stoptime).max();
+        let count = found.len();
+        let stubborn = wait_gone(found, longest.unwrap_or_default());
+        for (pgid, e, members) in &stubborn {
+            warn!(
+                "crash recovery: {}: process group {pgid} still alive after {:.1}s: SIGKILL",
+                e.name,
+                e.stoptime.as_secs_f64()
+            );
+            signal(*pgid, members, libc::SIGKILL);
+        }
+        let left: Vec<_> = stubborn.into_iter().map(|(g, e, _)| (g, e)).collect();
+        for (pgid, e, _) in wait_gone(left, KILL_WAIT) {
+            warn!(
+                "crash recovery: {}: process group {pgid} survives SIGKILL",
+                e.name
+            );
+        }
+        info!("crash recovery: ended {count} process groups of the previous daemon");
+    }
+    if let Err(e) = std::fs::remove_file(&path) {
+        warn!("crash recovery: cannot remove {}: {e}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_skips_bad_lines_and_foreign_files() {
+        assert!(parse("not ours\n1234 5 15 1000 a:0\n").is_empty());
+        let text = format!("{HEADER}\n1234 99 15 1500 web:0\nx y\n1 5 15 10 init\n77 1 0 10 bad\n");
+        let got = parse(&text);
+        assert_eq!(got.len(), 1);
+        let (pgid, e) = &got[0];
+        assert_eq!((*pgid, e.start, e.signal), (1234, 99, 15));
+        assert_eq!(
+            (e.stoptime, e.name.as_str()),
+            (Duration::from_millis(1500), "web:0")
+        );
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_a_survivor() {
+        // This test process is alive, but with another start time than recorded.
+        let me = std::process::id() as i32;
+        let real = proc_stat(me).expect("own stat").start;
+        let e = |start| Entry {
+            start,
+            signal: libc::SIGTERM,
+            stoptime: Duration::ZERO,
+            name: "t".into(),
+        };
+        assert!(survivors(me, &e(real + 1)).is_empty());
+        assert!(survivors(me, &e(real)).contains(&me));
+    }
+
+    #[test]
+    fn state_path_is_beside_the_socket() {
+        assert_eq!(
+            state_path(Path::new("/run/t/s.sock")),
+            PathBuf::from("/run/t/s.sock.state")
+        );
+    }
+}
