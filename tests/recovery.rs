@@ -1,0 +1,136 @@
+//! Crash recovery: the groups a `kill -9`ed daemon left are ended by the next
+//! one before it starts its own; a recorded pid now used by someone else is not.
+mod common;
+use common::*;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A `sleep` duration no other test or process uses, so its processes can be
+/// counted by their command line.
+fn unique_sleep() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("9999.{}{nanos}", std::process::id())
+}
+
+/// Live processes whose command line is exactly `sleep ARG`.
+fn count_sleeps(arg: &str) -> Vec<i32> {
+    let want = format!("sleep\0{arg}\0");
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if cmdline == want.as_bytes() && alive(pid) {
+            out.push(pid);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+fn start_time(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let rest = &stat[stat.rfind(')').expect("comm") + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[19].parse().expect("starttime")
+}
+
+#[test]
+fn kill_9_then_restart_leaves_exactly_one_set() {
+    let arg = unique_sleep();
+    let prog = format!(
+        "  s:\n    cmd: sleep {arg}\n    numprocs: 3\n    starttime: 0.1\n    stoptime: 2\n"
+    );
+    let mut d = Daemon::start(&prog);
+    for n in ["s:0", "s:1", "s:2"] {
+        d.wait_state(n, "RUNNING", 5.0);
+    }
+    let old = count_sleeps(&arg);
+    assert_eq!(old.len(), 3, "{old:?}");
+    let state = std::path::PathBuf::from(format!("{}.state", d.sock.display()));
+    wait_until(5.0, "the state file to list 3 groups", || {
+        std::fs::read_to_string(&state).is_ok_and(|t| t.lines().count() == 4)
+    });
+    d.signal(libc::SIGKILL);
+    d.wait_exit(5.0);
+    assert_eq!(count_sleeps(&arg), old, "the children survive a kill -9");
+    d.relaunch(&[]);
+    for n in ["s:0", "s:1", "s:2"] {
+        d.wait_state(n, "RUNNING", 5.0);
+    }
+    let new = count_sleeps(&arg);
+    assert_eq!(new.len(), 3, "exactly one set: {new:?}");
+    for p in &old {
+        assert!(!alive(*p), "old {p} still running");
+    }
+    let log = d.log_text();
+    assert!(log.contains("crash recovery: s:0: process group"), "{log}");
+    assert!(log.contains("ended 3 process groups"), "{log}");
+    assert_eq!(d.cmd("shutdown"), "OK\n");
+    assert!(d.wait_exit(10.0).success());
+    assert!(count_sleeps(&arg).is_empty());
+    assert!(!state.exists(), "a clean exit leaves no state file");
+}
+
+#[test]
+fn a_group_that_ignores_its_stopsignal_is_killed_after_stoptime() {
+    let prog = "  s:\n    cmd: \"sh -c 'trap \\\"\\\" TERM; while :; do sleep 0.1; done'\"\n    starttime: 0.1\n    stoptime: 0.5\n";
+    let mut d = Daemon::start(prog);
+    d.wait_state("s:0", "RUNNING", 5.0);
+    let pid = d.pid("s:0").expect("pid");
+    d.signal(libc::SIGKILL);
+    d.wait_exit(5.0);
+    assert!(alive(pid));
+    d.relaunch(&[]);
+    d.wait_log("ended 1 process groups", 10.0);
+    assert!(!alive(pid) && group_members(pid).is_empty());
+    assert!(d.log_text().contains("still alive after 0.5s: SIGKILL"));
+    // The daemon serves only after recovery: it answers, and starts its own.
+    d.wait_state("s:0", "RUNNING", 5.0);
+    assert_ne!(d.pid("s:0"), Some(pid));
+}
+
+#[test]
+fn a_recorded_pid_used_by_another_process_is_left_alone() {
+    // Stands for an unrelated process that got a recorded pid after a crash.
+    let mut other = Command::new("sleep")
+        .arg("100")
+        .process_group(0)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sleep");
+    let pid = other.id() as i32;
+    let d = Daemon::configure("  a:\n    cmd: sleep 100\n", "");
+    let state = format!("{}.state", d.sock.display());
+    let real = start_time(pid);
+    std::fs::write(
+        &state,
+        format!("taskmaster-state 1\n{pid} {} 15 1000 a:0\n", real + 1),
+    )
+    .expect("write state");
+    let mut d = d.launch(&[]);
+    d.wait_log("names no live group", 5.0);
+    assert!(alive(pid), "an unrelated process was hit");
+    assert_eq!(d.cmd("shutdown"), "OK\n");
+    d.wait_exit(10.0);
+    // The same pid with its real start time is a survivor.
+    std::fs::write(
+        &state,
+        format!("taskmaster-state 1\n{pid} {real} 15 1000 a:0\n"),
+    )
+    .expect("write state");
+    d.relaunch(&[]);
+    d.wait_log("ended 1 process groups", 10.0);
+    let _ = other.wait();
+    assert!(!alive(pid));
+    assert_eq!(d.cmd("shutdown"), "OK\n");
+    d.wait_exit(10.0);
+    assert!(!std::path::Path::new(&state).exists());
+}
