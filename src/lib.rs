@@ -9,6 +9,7 @@ pub mod control;
 pub mod daemonize;
 pub mod eventlog;
 pub mod fdlimit;
+pub mod follow;
 pub mod lifecycle;
 pub mod listen;
 pub mod notify;
