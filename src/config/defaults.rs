@@ -119,8 +119,7 @@ fn create(dir: &Path, mode: u32) -> Result<bool, String> {
 /// lstat, never stat: a symlink is refused, not followed.
 fn check(dir: &Path, uid: u32, forbidden: u32) -> Result<(), String> {
     let shown = dir.display();
-    let meta =
-        std::fs::symlink_metadata(dir).map_err(|e| format!("cannot stat {shown}: {e}"))?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot stat {shown}: {e}"))?;
     if meta.file_type().is_symlink() {
         return Err(format!("{shown} is a symlink: refusing to follow it"));
     }

@@ -184,15 +184,22 @@ mod tests {
         let e = errors(&format!(
             "listen: 127.0.0.1:1\nlisten_secret_file: {f}\nprograms: {{}}\n"
         ));
-        assert!(e.iter().any(|e| e.key == "listen_secret_file"
-            && e.message.contains("group or others")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|e| e.key == "listen_secret_file" && e.message.contains("group or others")),
+            "{e:?}"
+        );
         let e = errors("listen_secret_file: /nonexistent/x\nprograms: {}\n");
         assert!(e[0].message.contains("cannot read"), "{e:?}");
         let (_t2, f2) = secret_file(0o600, "two words\n");
-        let e = errors(&format!("listen_secret_file: {f2}\nlisten_open: true\nprograms: {{}}\n"));
+        let e = errors(&format!(
+            "listen_secret_file: {f2}\nlisten_open: true\nprograms: {{}}\n"
+        ));
         assert!(e.iter().any(|e| e.message.contains("one word")), "{e:?}");
         let (_t3, f3) = secret_file(0o600, "x\n");
-        let e = errors(&format!("listen_secret_file: {f3}\nlisten_open: true\nprograms: {{}}\n"));
+        let e = errors(&format!(
+            "listen_secret_file: {f3}\nlisten_open: true\nprograms: {{}}\n"
+        ));
         assert!(e.iter().any(|e| e.message.contains("exclude")), "{e:?}");
     }
 
