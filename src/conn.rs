@@ -97,12 +97,16 @@ pub struct Conn {
     /// TCP clients may be telnet: IAC sequences are filtered out of the
     /// input and replies end lines with CRLF, as the telnet NVT wants.
     telnet: Option<telnet::Filter>,
+    /// May run commands: unix clients always (the socket's mode admits them),
+    /// TCP clients after `auth` when the listener has a secret.
+    pub authed: bool,
 }
 
 impl Conn {
     pub fn new(stream: Stream, peer: String, now: Instant) -> Conn {
         let telnet = matches!(stream, Stream::Tcp(_)).then(telnet::Filter::default);
         Conn {
+            authed: telnet.is_none(),
             telnet,
             stream,
             input: Vec::new(),

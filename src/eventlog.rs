@@ -41,8 +41,15 @@ impl LogFile {
 
     /// Switches to `path`; on failure the current file is kept.
     fn reopen(&mut self, path: &Path) -> Result<(), String> {
-        // 0o666 less the umask, as a plain create would give.
-        let sink = Sink::open_mode(path, "logfile", 0o666, self.maxbytes, self.backups)?;
+        // The log names clients and programs: 0640 at most, and 0600 for the
+        // default log, whose folder is set up here (never through a symlink).
+        let mode = if path == crate::config::default_logfile() {
+            crate::config::prepare_default_path(path)?;
+            0o600
+        } else {
+            0o640
+        };
+        let sink = Sink::open_mode(path, "logfile", mode, self.maxbytes, self.backups)?;
         self.sink = Some(sink);
         Ok(())
     }

@@ -1,8 +1,9 @@
 //! The control listeners: the unix socket (always) and the loopback TCP
 //! listener (when `listen` is set), with their rebinding on reload.
 
+use crate::config::Config;
 use crate::conn::Stream;
-use log::info;
+use log::{info, warn};
 use mio::net::{TcpListener, UnixListener};
 use mio::{Interest, Registry, Token};
 use std::io;
@@ -20,9 +21,14 @@ pub struct Listeners {
     tcp: Option<TcpListener>,
 }
 
+/// The socket's mode when the config does not widen it.
+const SOCKET_MODE: u32 = 0o700;
+
 /// Binds the control socket: refuses if another daemon answers on it or if the
-/// path is not a socket; replaces a stale socket left by a crash.
-pub fn bind_socket(path: &Path) -> Result<UnixListener, String> {
+/// path is not a socket; replaces a stale socket left by a crash. The socket
+/// is born 0700 and only then given `group` and `mode`.
+pub fn bind_socket(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixListener, String> {
+    crate::config::prepare_default_path(path)?;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             return Err(format!(
@@ -40,10 +46,50 @@ pub fn bind_socket(path: &Path) -> Result<UnixListener, String> {
             .map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
         info!("removed stale socket {}", path.display());
     }
-    let listener =
-        UnixListener::bind(path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+    // bind() creates the socket file with 0777 less the umask, and a chmod
+    // after it would leave an instant where anyone may connect: so bind under
+    // a umask of 077. The daemon is single-threaded and spawns nothing here,
+    // so no other file is created under this umask.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let bound = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = bound.map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
+    if let Err(e) = set_access(path, mode, group) {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
     Ok(listener)
+}
+
+/// Gives the socket at `path` its group, then its mode (in that order: a
+/// wider mode never applies to the old group). lchown, and a check that the
+/// path is still a socket before the chmod: a symlink is never followed.
+fn set_access(path: &Path, mode: u32, group: Option<u32>) -> Result<(), String> {
+    let shown = path.display();
+    if let Some(gid) = group {
+        std::os::unix::fs::lchown(path, None, Some(gid))
+            .map_err(|e| format!("cannot give {shown} to group {gid}: {e}"))?;
+    }
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot stat {shown}: {e}"))?;
+    if !meta.file_type().is_socket() {
+        return Err(format!("{shown} is no longer our socket"));
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("cannot chmod {shown}: {e}"))
+}
+
+fn socket_access(c: &Config) -> (u32, Option<u32>) {
+    (
+        c.socket_mode.unwrap_or(SOCKET_MODE),
+        c.socket_group.as_ref().map(|g| g.1),
+    )
+}
+
+/// The TCP listener is open to every local user: say so every time it binds.
+fn warn_open(c: &Config) {
+    if c.listen.is_some() && c.listen_open {
+        warn!("listen_open: every local user can control this daemon through the TCP listener");
+    }
 }
 
 fn bind_tcp(addr: Option<SocketAddr>, reg: &Registry) -> Result<Option<TcpListener>, String> {
@@ -60,13 +106,16 @@ fn bind_tcp(addr: Option<SocketAddr>, reg: &Registry) -> Result<Option<TcpListen
 }
 
 impl Listeners {
-    pub fn bind(socket: &Path, listen: Option<SocketAddr>, reg: &Registry) -> Result<Self, String> {
-        let mut unix = bind_socket(socket)?;
+    pub fn bind(config: &Config, reg: &Registry) -> Result<Self, String> {
+        let socket = &config.socket;
+        let (mode, group) = socket_access(config);
+        let mut unix = bind_socket(socket, mode, group)?;
         reg.register(&mut unix, UNIX_LISTENER, Interest::READABLE)
             .map_err(|e| e.to_string())?;
-        let tcp = bind_tcp(listen, reg).inspect_err(|_| {
+        let tcp = bind_tcp(config.listen, reg).inspect_err(|_| {
             let _ = std::fs::remove_file(socket);
         })?;
+        warn_open(config);
         Ok(Listeners {
             unix,
             socket_path: socket.to_path_buf(),
@@ -90,9 +139,14 @@ impl Listeners {
         }
     }
 
-    /// Binds the new socket first; the old one (and its clients) stay until it works.
-    pub fn rebind_socket(&mut self, path: &Path, reg: &Registry) -> Result<(), String> {
-        let mut l = bind_socket(path)?;
+    /// Binds the new socket first; the old one (and its clients) stay until it
+    /// works. The same path again: only its group and mode change.
+    pub fn rebind_socket(&mut self, new: &Config, reg: &Registry) -> Result<(), String> {
+        let (path, (mode, group)) = (&new.socket, socket_access(new));
+        if *path == self.socket_path {
+            return set_access(path, mode, group);
+        }
+        let mut l = bind_socket(path, mode, group)?;
         reg.register(&mut l, UNIX_LISTENER, Interest::READABLE)
             .map_err(|e| e.to_string())?;
         let _ = reg.deregister(&mut self.unix);
@@ -103,18 +157,16 @@ impl Listeners {
     }
 
     /// Switches the TCP listener to `addr` (or off); the old one stays on failure.
-    pub fn rebind_listen(
-        &mut self,
-        addr: Option<SocketAddr>,
-        reg: &Registry,
-    ) -> Result<(), String> {
+    pub fn rebind_listen(&mut self, new: &Config, reg: &Registry) -> Result<(), String> {
+        let addr = new.listen;
         if let Some(old) = &mut self.tcp {
             // Deregistered first: the new listener may reuse the same token.
             let _ = reg.deregister(old);
         }
         match bind_tcp(addr, reg) {
-            Ok(new) => {
-                self.tcp = new;
+            Ok(l) => {
+                self.tcp = l;
+                warn_open(new);
                 Ok(())
             }
             Err(e) => {

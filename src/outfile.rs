@@ -17,19 +17,34 @@ use std::path::Path;
 /// Opens `path` for append, creating it with `mode` (less the umask). `what`
 /// names the file in the error ("stdout", "logfile"). The fd is close-on-exec
 /// and has ordinary (blocking) flags, ready to hand to a child.
+///
+/// Files are created 0640 at most, whatever `mode` asks: logs name clients,
+/// programs and what they print. A default path (see `config::is_default_path`)
+/// is never opened through a symlink: its folder is the daemon's own, so a
+/// symlink there was not put by the daemon.
 pub fn open(path: &Path, what: &str, mode: u32) -> Result<File, String> {
     let refused = || format!("{what} {}: not a regular file", path.display());
+    let mode = mode & 0o640;
+    if crate::config::is_default_path(path) {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(format!(
+                "{what} {} is a symlink: refusing to follow it",
+                path.display()
+            ));
+        }
+        return open_checked(path, what, mode, libc::O_NOFOLLOW);
+    }
     if let Ok(meta) = std::fs::metadata(path) {
         if !acceptable(&meta) {
             return Err(refused());
         }
     }
-    open_checked(path, what, mode)
+    open_checked(path, what, mode, 0)
 }
 
 /// The open and the fstat check, which alone make `open` safe; the check of the
 /// path before it only spares a FIFO or device from being opened at all.
-fn open_checked(path: &Path, what: &str, mode: u32) -> Result<File, String> {
+fn open_checked(path: &Path, what: &str, mode: u32, flags: i32) -> Result<File, String> {
     let refused = || format!("{what} {}: not a regular file", path.display());
     let file = OpenOptions::new()
         .append(true)
@@ -37,11 +52,16 @@ fn open_checked(path: &Path, what: &str, mode: u32) -> Result<File, String> {
         .mode(mode)
         // std adds O_CLOEXEC itself. O_NOCTTY: a tty swapped in must not
         // become the daemon's controlling terminal before fstat refuses it.
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | flags)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
             // A FIFO without a reader (or a device with nothing behind it).
             Some(libc::ENXIO) => format!("{} (no reader)", refused()),
+            // O_NOFOLLOW met a symlink swapped in after the check.
+            Some(libc::ELOOP) => format!(
+                "{what} {} is a symlink: refusing to follow it",
+                path.display()
+            ),
             _ => format!("cannot open {what} {}: {e}", path.display()),
         })?;
     let meta = file
@@ -129,7 +149,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let e = open_checked(&fifo, "stdout", 0o644).unwrap_err();
+        let e = open_checked(&fifo, "stdout", 0o644, 0).unwrap_err();
         assert_eq!(
             e,
             format!("stdout {}: not a regular file (no reader)", fifo.display())
@@ -139,7 +159,7 @@ mod tests {
             .custom_flags(libc::O_NONBLOCK)
             .open(&fifo)
             .unwrap();
-        let e = open_checked(&fifo, "stdout", 0o644).unwrap_err();
+        let e = open_checked(&fifo, "stdout", 0o644, 0).unwrap_err();
         assert_eq!(e, format!("stdout {}: not a regular file", fifo.display()));
     }
 

@@ -51,6 +51,9 @@ pub enum Request {
     Pid(Vec<String>),
     /// Reopens every log and output file (as SIGUSR2).
     Reopen,
+    /// `auth SECRET`: the first command on a TCP connection when
+    /// `listen_secret_file` is set. Handled by the connection, never logged.
+    Auth(String),
 }
 
 /// One of a process's output streams.
@@ -189,6 +192,18 @@ pub const COMMANDS: &[Command] = &[
         takes_names: false,
     },
     Command {
+        name: "auth",
+        args: "SECRET",
+        summary: "authenticate a TCP connection (first command)",
+        detail: &[
+            "With listen_secret_file, a TCP connection must send `auth SECRET` first:",
+            "any other command before it gets ERR authentication required. A wrong",
+            "secret gets ERR authentication failed and the connection is closed.",
+            "Where no secret is needed (the unix socket, listen_open) it is just OK.",
+        ],
+        takes_names: false,
+    },
+    Command {
         name: "help",
         args: "[COMMAND]",
         summary: "this list, or one command in detail",
@@ -317,6 +332,10 @@ pub fn parse(line: &str) -> Result<Option<Request>, String> {
             None => Request::Pid(args.clone()),
         },
         "reopen" => none(Request::Reopen)?,
+        "auth" => match args.as_slice() {
+            [secret] => Request::Auth(secret.clone()),
+            _ => return Err("usage: auth SECRET".into()),
+        },
         _ => return Err(format!("unknown command {cmd:?} (try help)")),
     };
     Ok(Some(req))

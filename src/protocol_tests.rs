@@ -59,6 +59,7 @@ fn help_covers_every_command() {
             "start" | "stop" | "restart" => format!("{} all", c.name),
             "tail" | "attach" => format!("{} web:0", c.name),
             "signal" => "signal TERM all".into(),
+            "auth" => "auth s3cret".into(),
             n => n.to_string(),
         };
         assert!(parse(&sample).is_ok(), "{sample}");

@@ -90,7 +90,7 @@ impl Reactor {
         let reg = poll.registry();
         reg.register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| e.to_string())?;
-        let listeners = Listeners::bind(&config.socket, config.listen, reg)?;
+        let listeners = Listeners::bind(&config, reg)?;
         let config_procs = config.process_count();
         let sup_reg = reg.try_clone().map_err(|e| format!("epoll: {e}"))?;
         crate::signals::catch_job_control_stops();
@@ -368,12 +368,8 @@ impl Reactor {
         for t in top {
             let done = match t {
                 Top::Logfile => eventlog::reopen(&new.logfile),
-                Top::Socket => self
-                    .listeners
-                    .rebind_socket(&new.socket, self.poll.registry()),
-                Top::Listen => self
-                    .listeners
-                    .rebind_listen(new.listen, self.poll.registry()),
+                Top::Socket => self.listeners.rebind_socket(&new, self.poll.registry()),
+                Top::Listen => self.listeners.rebind_listen(&new, self.poll.registry()),
             };
             match done {
                 Ok(()) => lines.push(t.line(&new)),

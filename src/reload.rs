@@ -142,7 +142,9 @@ pub fn top(old: &Config, new: &Config) -> Vec<Top> {
     if old.logfile != new.logfile {
         v.push(Top::Logfile);
     }
-    if old.socket != new.socket {
+    if (&old.socket, old.socket_mode, &old.socket_group)
+        != (&new.socket, new.socket_mode, &new.socket_group)
+    {
         v.push(Top::Socket);
     }
     if old.listen != new.listen {

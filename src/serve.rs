@@ -6,7 +6,7 @@
 use crate::conn::{Conn, Filled, Line, Stream, CHUNK};
 use crate::control::{self, Outcome};
 use crate::lifecycle;
-use crate::protocol;
+use crate::protocol::{self, Request};
 use crate::reactor::{Client, Reactor, CLIENT_TOKEN};
 use log::{debug, info, warn};
 use mio::Token;
@@ -269,12 +269,42 @@ impl Reactor {
                 return c.conn.close_after_flush();
             }
         };
-        let req = match protocol::parse(&text) {
+        let parsed = protocol::parse(&text);
+        if let Ok(Some(Request::Auth(guess))) = &parsed {
+            // Before the request is logged: the secret must never be.
+            return match &self.sup.config.listen_secret {
+                Some(secret) if !c.conn.authed => {
+                    if secret.matches(guess) {
+                        c.conn.authed = true;
+                        info!("client {id} ({}): authenticated", c.conn.peer);
+                        c.conn.queue(&protocol::reply(&[], Ok(())));
+                    } else {
+                        warn!("client {id} ({}): authentication failed", c.conn.peer);
+                        c.conn
+                            .queue(&protocol::reply(&[], Err("authentication failed".into())));
+                        c.conn.close_after_flush();
+                    }
+                }
+                // Nothing to check on this connection.
+                _ => c.conn.queue(&protocol::reply(&[], Ok(()))),
+            };
+        }
+        if !c.conn.authed && self.sup.config.listen_secret.is_some() {
+            // Not even parse errors before `auth`: an unauthenticated peer
+            // learns nothing about the daemon.
+            if !matches!(parsed, Ok(None)) {
+                c.conn
+                    .queue(&protocol::reply(&[], Err("authentication required".into())));
+            }
+            return;
+        }
+        let req = match parsed {
             Ok(None) => return,
             Ok(Some(r)) => r,
             Err(e) => return c.conn.queue(&protocol::reply(&[], Err(e))),
         };
-        let shown: String = text.trim().chars().take(LOG_LINE).collect();
+        let trimmed: String = text.trim().chars().take(LOG_LINE).collect();
+        let shown = escape(&trimmed);
         if control::read_only(&req) {
             debug!("client {id} ({}): {shown}", c.conn.peer);
         } else {
@@ -349,4 +379,44 @@ fn refuse(stream: Stream, peer: &str, why: &str) {
         Stream::Unix(mut s) => s.write(line.as_bytes()),
         Stream::Tcp(mut s) => s.write(line.as_bytes()),
     };
+}
+
+/// Client text as it may appear in the log: one line whatever it holds. A
+/// `\r` or an escape sequence inside a request must not forge or hide log
+/// lines, so control characters (and `\`, to keep it unambiguous) are shown
+/// escaped: `\r`, `\t`, `\x1b`, `\u{85}`.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            // And the Unicode line separators, which some viewers break on.
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn log_text_is_escaped() {
+        assert_eq!(escape("status"), "status");
+        assert_eq!(
+            escape("stop a\r2024 INFO forged\x1b[2K\t\\"),
+            "stop a\\r2024 INFO forged\\x1b[2K\\t\\\\"
+        );
+        assert_eq!(escape("x\u{85}y\u{2028}"), "x\\u{85}y\\u{2028}");
+    }
 }

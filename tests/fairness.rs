@@ -76,7 +76,7 @@ fn a_connect_burst_never_wedges_the_listener() {
         drop(UnixStream::connect(&d.sock).unwrap());
     }
     assert!(d.cmd("status").ends_with("OK\n"));
-    let tcp = Daemon::start_with(PROGS, "listen: \"127.0.0.1:0\"\n", &[]);
+    let tcp = Daemon::start_with(PROGS, "listen: \"127.0.0.1:0\"\nlisten_open: true\n", &[]);
     let port = tcp_port(&tcp);
     for _ in 0..2000 {
         if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {

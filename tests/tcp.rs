@@ -11,7 +11,7 @@ const PROGS: &str = "  a:\n    cmd: sleep 100\n    starttime: 0\n";
 
 /// A daemon listening on an ephemeral loopback port, and that port.
 fn tcp_daemon() -> (Daemon, u16) {
-    let d = Daemon::start_with(PROGS, "listen: \"127.0.0.1:0\"\n", &[]);
+    let d = Daemon::start_with(PROGS, "listen: \"127.0.0.1:0\"\nlisten_open: true\n", &[]);
     d.wait_log("TCP control listener on 127.0.0.1:", 5.0);
     let log = d.log_text();
     let port = log
@@ -201,7 +201,11 @@ fn listener_follows_reload_and_refuses_non_loopback() {
     let (d, port) = tcp_daemon();
     // Turning listen off by reload closes the listener.
     let text = std::fs::read_to_string(&d.conf).unwrap();
-    std::fs::write(&d.conf, text.replace("listen: \"127.0.0.1:0\"\n", "")).unwrap();
+    std::fs::write(
+        &d.conf,
+        text.replace("listen: \"127.0.0.1:0\"\nlisten_open: true\n", ""),
+    )
+    .unwrap();
     assert_eq!(d.cmd("reload"), "rebound listen off\nOK\n");
     wait_until(5.0, "the TCP port to close", || {
         TcpStream::connect(("127.0.0.1", port)).is_err()

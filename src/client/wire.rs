@@ -55,6 +55,7 @@ pub fn connect(
             )
         };
         if r == 0 {
+            check_peer(&fd)?;
             return Ok(UnixStream::from(fd));
         }
         let e = io::Error::last_os_error();
@@ -65,6 +66,25 @@ pub fn connect(
             return Err(e);
         }
         // A unix connect cut short by a signal left nothing half-made: retry.
+    }
+}
+
+/// The squatted-socket defense: whoever listens on the socket must run as
+/// root or as us (SO_PEERCRED gives the listener's uid as of its listen()),
+/// else it is someone else's process posing as the daemon, and nothing is
+/// sent to it (a command may carry a secret) nor believed from it.
+fn check_peer(fd: &OwnedFd) -> io::Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    match crate::listen::peer_uid(fd.as_raw_fd()) {
+        Some(uid) if uid == 0 || uid == me => Ok(()),
+        Some(uid) => Err(io::Error::other(format!(
+            "the process listening there runs as uid {uid}, neither root nor you (uid {me}): \
+             refusing to talk to it (someone else's socket?)"
+        ))),
+        None => Err(io::Error::other(format!(
+            "cannot tell who listens there (SO_PEERCRED: {})",
+            io::Error::last_os_error()
+        ))),
     }
 }
 

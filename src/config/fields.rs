@@ -8,8 +8,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const TOP_KEYS: &str = "socket, listen, logfile, logfile_maxbytes, logfile_backups, minfds, \
-     fatal_state_report_address, daemonize, pidfile, programs";
+const TOP_KEYS: &str = "socket, socket_mode, socket_group, listen, listen_secret_file, \
+     listen_open, logfile, logfile_maxbytes, logfile_backups, minfds, fatal_state_report_address, \
+     daemonize, pidfile, programs";
 const PROGRAM_KEYS: &str = "cmd, numprocs, umask, workingdir, autostart, autorestart, exitcodes, \
      startretries, starttime, stopsignal, stoptime, stdout, stderr, redirect_stderr, \
      stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, attach, env, \
@@ -97,7 +98,11 @@ impl Ctx<'_> {
         let mut config = Config {
             file,
             socket: super::default_socket(),
+            socket_mode: None,
+            socket_group: None,
             listen: None,
+            listen_secret: None,
+            listen_open: false,
             logfile: super::default_logfile(),
             logfile_maxbytes: 0,
             logfile_backups: DEFAULT_BACKUPS,
@@ -116,7 +121,11 @@ impl Ctx<'_> {
             match key {
                 "socket" => config.socket = self.path(&p, v).unwrap_or(config.socket),
                 "logfile" => config.logfile = self.path(&p, v).unwrap_or(config.logfile),
+                "socket_mode" => config.socket_mode = self.socket_mode(&p, v),
+                "socket_group" => config.socket_group = self.socket_group(&p, v),
                 "listen" => config.listen = self.listen(&p, v),
+                "listen_secret_file" => config.listen_secret = self.secret_file(&p, v),
+                "listen_open" => config.listen_open = self.boolean(&p, v).unwrap_or(false),
                 "logfile_maxbytes" => config.logfile_maxbytes = self.size(&p, v).unwrap_or(0),
                 "logfile_backups" => config.logfile_backups = self.backups(&p, v),
                 "minfds" => config.minfds = self.uint(&p, v, 0, MAX_MINFDS),
@@ -146,6 +155,7 @@ impl Ctx<'_> {
             ),
         }
         config.programs.sort_by(|a, b| a.name.cmp(&b.name));
+        self.check_listen(&config);
         Some(config)
     }
 
@@ -446,15 +456,6 @@ impl Ctx<'_> {
         parse_address(&s).map_err(|e| self.err(path, e)).ok()
     }
 
-    fn listen(&mut self, path: &[&str], v: &Value) -> Option<SocketAddr> {
-        let addr = self.address(path, v)?;
-        if !addr.ip().is_loopback() {
-            self.err(path, format!("expected a loopback address (127.0.0.1:PORT or [::1]:PORT), got {addr}: other addresses need authentication, not available yet"));
-            return None;
-        }
-        Some(addr)
-    }
-
     fn user(&mut self, path: &[&str], v: &Value) -> Option<(String, u32, u32)> {
         let name = self.string(path, v, "a user name")?;
         let user = match nix::unistd::User::from_name(&name) {
@@ -491,6 +492,9 @@ fn show(v: &Value) -> String {
         Value::Tagged(_) => "a tagged value".to_string(),
     }
 }
+
+#[path = "surface.rs"]
+mod surface;
 
 #[cfg(test)]
 #[path = "tests.rs"]

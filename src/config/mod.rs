@@ -5,6 +5,7 @@
 //! hand so that *all* mistakes are reported at once, each with file, line, key and
 //! what was expected.
 
+mod defaults;
 mod fields;
 mod locate;
 mod peek;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use defaults::{default_logfile, default_socket, is_default_path, prepare_default_path};
 pub use fields::parse_address;
 pub use peek::socket_of;
 pub use size::parse_size;
@@ -115,7 +117,15 @@ impl Program {
 pub struct Config {
     pub file: PathBuf,
     pub socket: PathBuf,
+    /// `socket_mode`: the socket's mode once bound; 0700 when unset.
+    pub socket_mode: Option<u32>,
+    /// `socket_group`: (name, gid) given the socket.
+    pub socket_group: Option<(String, u32)>,
     pub listen: Option<SocketAddr>,
+    /// Read from `listen_secret_file`: TCP clients `auth` with it first.
+    pub listen_secret: Option<Secret>,
+    /// `listen_open`: TCP clients need no secret (warned at start).
+    pub listen_open: bool,
     pub logfile: PathBuf,
     /// The event log rotates before a write would take it past this; 0 = never.
     pub logfile_maxbytes: u64,
@@ -195,16 +205,31 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     fields::parse(path, text)
 }
 
-/// The default control socket: `$XDG_RUNTIME_DIR/taskmaster.sock`, else
-/// `/tmp/taskmaster-$UID.sock`. Both binaries use this one rule.
-pub fn default_socket() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("taskmaster.sock"),
-        _ => PathBuf::from(format!("/tmp/taskmaster-{}.sock", nix::unistd::getuid())),
+/// The TCP listener's secret. Its `Debug` does not show it, so that no log
+/// or panic message can carry it.
+#[derive(Clone, PartialEq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: &str) -> Secret {
+        Secret(text.to_string())
+    }
+
+    /// Whether `guess` is the secret, in a time that depends on the secret's
+    /// length only: every byte is compared, whatever differs first, so the
+    /// timing of replies tells nothing about how much of a guess was right.
+    pub fn matches(&self, guess: &str) -> bool {
+        let (want, got) = (self.0.as_bytes(), guess.as_bytes());
+        let mut diff = u8::from(want.len() != got.len());
+        for (i, w) in want.iter().enumerate() {
+            diff |= w ^ got.get(i).copied().unwrap_or(0);
+        }
+        std::hint::black_box(diff) == 0
     }
 }
 
-/// The default event log: `/tmp/taskmasterd-$UID.log`.
-pub fn default_logfile() -> PathBuf {
-    PathBuf::from(format!("/tmp/taskmasterd-{}.log", nix::unistd::getuid()))
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
 }

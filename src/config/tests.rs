@@ -190,7 +190,7 @@ fn duplicates_and_syntax_errors_have_lines() {
 
 #[test]
 fn globals() {
-    let c = ok("socket: run/s.sock\nlisten: localhost:4242\nlogfile: /var/t.log\nfatal_state_report_address: 127.0.0.1:9\nprograms:\n  b:\n    cmd: x\n  a:\n    cmd: x\n    fatal_state_report_address: \"http://127.0.0.1:10/\"\n    numprocs: 3\n");
+    let c = ok("socket: run/s.sock\nlisten: localhost:4242\nlisten_open: true\nlogfile: /var/t.log\nfatal_state_report_address: 127.0.0.1:9\nprograms:\n  b:\n    cmd: x\n  a:\n    cmd: x\n    fatal_state_report_address: \"http://127.0.0.1:10/\"\n    numprocs: 3\n");
     assert_eq!(c.socket, Path::new("/etc/tm/run/s.sock"));
     assert_eq!(c.listen, Some("127.0.0.1:4242".parse().unwrap()));
     assert_eq!(c.logfile, Path::new("/var/t.log"));
