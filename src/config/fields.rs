@@ -8,12 +8,16 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "identity.rs"]
+mod identity;
+pub use identity::{Rlimit, RunAs, RLIMIT_NAMES};
+
 const TOP_KEYS: &str = "socket, listen, logfile, logfile_maxbytes, logfile_backups, minfds, \
      fatal_state_report_address, programs";
 const PROGRAM_KEYS: &str = "cmd, numprocs, umask, workingdir, autostart, autorestart, exitcodes, \
      startretries, starttime, stopsignal, stoptime, stdout, stderr, redirect_stderr, \
      stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, attach, env, \
-     fatal_state_report_address, user";
+     fatal_state_report_address, user, group, rlimits";
 /// Longest starttime/stoptime accepted (one year), so a typo cannot overflow a timer.
 const MAX_SECONDS: f64 = 365.0 * 86400.0;
 const MAX_NUMPROCS: u64 = 65536;
@@ -212,6 +216,8 @@ impl Ctx<'_> {
                 "env" => p.env = self.env(&path, v),
                 "fatal_state_report_address" => p.report_address = self.address(&path, v),
                 "user" => p.user = self.user(&path, v),
+                "group" => p.group = self.group(&path, v),
+                "rlimits" => p.rlimits = self.rlimits(&path, v),
                 _ => self.err(
                     &path,
                     format!("unknown key, expected one of {PROGRAM_KEYS}"),
@@ -449,29 +455,6 @@ impl Ctx<'_> {
             return None;
         }
         Some(addr)
-    }
-
-    fn user(&mut self, path: &[&str], v: &Value) -> Option<(String, u32, u32)> {
-        let name = self.string(path, v, "a user name")?;
-        let user = match nix::unistd::User::from_name(&name) {
-            Ok(Some(u)) => u,
-            _ => {
-                self.err(
-                    path,
-                    format!("expected an existing user, no user named {name:?}"),
-                );
-                return None;
-            }
-        };
-        let me = nix::unistd::geteuid();
-        if !me.is_root() && user.uid != me {
-            self.err(
-                path,
-                format!("cannot run as {name:?}: the daemon is not running as root"),
-            );
-            return None;
-        }
-        Some((name, user.uid.as_raw(), user.gid.as_raw()))
     }
 }
 
