@@ -322,6 +322,7 @@ impl Reactor {
     }
 
     fn finish_shutdown(&mut self) -> i32 {
+        self.sup.end_descendants();
         // The socket goes first: whoever reads OK may rely on it being gone.
         self.listeners.remove_socket();
         self.recorder.clear();

@@ -106,3 +106,113 @@ pub fn signal_group(pgid: i32, sig: i32) {
         let _ = killpg(Pid::from_raw(pgid), s);
     }
 }
+
+/// The daemon's children, adopted orphans included (zombies too, until
+/// reaped). A pid listed here stays ours until we reap it, so signalling it
+/// can never hit a stranger that reused the number.
+pub fn children() -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        match std::fs::read_to_string(task.path().join("children")) {
+            Ok(text) => out.extend(
+                text.split_whitespace()
+                    .filter_map(|t| t.parse::<i32>().ok()),
+            ),
+            // A kernel without CONFIG_PROC_CHILDREN: find them by parent.
+            Err(_) => return children_by_scan(),
+        }
+    }
+    out
+}
+
+fn children_by_scan() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| stat_ids(*pid).is_some_and(|ids| ids.ppid == me))
+        .collect()
+}
+
+struct StatIds {
+    ppid: i32,
+    pgrp: i32,
+    session: i32,
+}
+
+/// Parent, process group and session of `pid`, from /proc/PID/stat.
+fn stat_ids(pid: i32) -> Option<StatIds> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields follow the last `)`.
+    let mut f = stat.rsplit_once(')')?.1.split_whitespace().skip(1);
+    let mut next = || f.next()?.parse().ok();
+    Some(StatIds {
+        ppid: next()?,
+        pgrp: next()?,
+        session: next()?,
+    })
+}
+
+/// SIGKILLs the daemon's children (re-parented descendants) that are still
+/// in process group or session `id`, except those `tracked` says are
+/// supervised processes. Returns the pids killed; the sweep reaps them.
+pub fn kill_strays(id: i32, tracked: impl Fn(i32) -> bool) -> Vec<i32> {
+    let mut killed = Vec::new();
+    for pid in children() {
+        if tracked(pid) {
+            continue;
+        }
+        if stat_ids(pid).is_some_and(|s| s.pgrp == id || s.session == id) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed.push(pid);
+        }
+    }
+    killed
+}
+
+/// Longest shutdown waits for killed descendants (one stuck in the kernel,
+/// D state, must not keep the daemon from exiting).
+const END_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// At shutdown, once every supervised process is down: SIGKILL every child
+/// left (descendants that left their group, with setsid or setpgid, and were
+/// re-parented to us), reap them, and again for the ones their deaths
+/// re-parent to us, until none is left or `END_WAIT` passes. Returns how many
+/// were killed and whether some are left.
+pub fn end_descendants() -> (usize, bool) {
+    let deadline = std::time::Instant::now() + END_WAIT;
+    // Killed and not yet reaped (zombies stay listed until then).
+    let mut dying = std::collections::HashSet::new();
+    let mut count = 0;
+    loop {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Err(nix::errno::Errno::ECHILD) => return (count, false),
+                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINVAL) => break,
+                Ok(ws) => {
+                    if let Some(pid) = ws.pid() {
+                        dying.remove(&pid.as_raw());
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        for pid in children() {
+            if dying.insert(pid) {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                count += 1;
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return (count, true);
+        }
+        // They die within the scheduler's next turns; poll the kernel
+        // briefly rather than block in waitpid on one that may never die.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}

@@ -24,7 +24,7 @@ pub struct Plan {
 
 /// Keys whose change restarts the processes.
 fn identity(a: &Program, b: &Program) -> Vec<&'static str> {
-    let pairs: [(&'static str, bool); 9] = [
+    let pairs: [(&'static str, bool); 11] = [
         ("cmd", a.argv != b.argv),
         ("env", a.env != b.env),
         ("workingdir", a.workingdir != b.workingdir),
@@ -32,6 +32,8 @@ fn identity(a: &Program, b: &Program) -> Vec<&'static str> {
         ("stdout", a.stdout != b.stdout),
         ("stderr", a.stderr != b.stderr),
         ("user", a.user != b.user),
+        ("group", a.group != b.group),
+        ("rlimits", a.rlimits != b.rlimits),
         // Both change how the child's fds 1 and 2 are set up at spawn.
         ("redirect_stderr", a.redirect_stderr != b.redirect_stderr),
         ("attach", a.attach != b.attach),
@@ -264,7 +266,22 @@ mod tests {
             |p: &mut Program| p.umask = Some(0o22),
             |p: &mut Program| p.stdout = Some("/o".into()),
             |p: &mut Program| p.stderr = Some("/e".into()),
-            |p: &mut Program| p.user = Some(("u".into(), 1, 1)),
+            |p: &mut Program| {
+                p.user = Some(crate::config::RunAs {
+                    name: "u".into(),
+                    uid: 1,
+                    gid: 1,
+                    home: "/".into(),
+                    shell: "/bin/sh".into(),
+                })
+            },
+            |p: &mut Program| p.group = Some(("g".into(), 1)),
+            |p: &mut Program| {
+                p.rlimits = vec![crate::config::Rlimit {
+                    name: "nofile",
+                    value: Some(64),
+                }]
+            },
             |p: &mut Program| p.redirect_stderr = true,
             |p: &mut Program| p.attach = true,
         ] {
@@ -283,6 +300,8 @@ mod tests {
                 "restarted w (stdout changed)",
                 "restarted w (stderr changed)",
                 "restarted w (user changed)",
+                "restarted w (group changed)",
+                "restarted w (rlimits changed)",
                 "restarted w (redirect_stderr changed)",
                 "restarted w (attach changed)"
             ]

@@ -1,11 +1,16 @@
 //! Process control: spawn a program's process, signal its group, reap it.
 //!
-//! Spawning stays on std's posix_spawn fast path (no `pre_exec`): the process
-//! group comes from `process_group(0)`, the umask from switching the daemon's own
-//! umask around `spawn()` (safe: the daemon has one thread), and the program is
-//! resolved in PATH here, so a missing binary is a clear error, not an exec failure.
+//! Spawning stays on std's posix_spawn fast path (no `pre_exec`) when it can: the
+//! process group comes from `process_group(0)`, the umask from switching the
+//! daemon's own umask around `spawn()` (safe: the daemon has one thread), and the
+//! program is resolved in PATH here, so a missing binary is a clear error, not an
+//! exec failure. Only a terminal, `rlimits`, or a root daemon's `user`/`group`
+//! need code between fork and exec (`spawn/setup.rs`).
+
+mod setup;
 
 use crate::config::Program;
+use setup::{setup_failure, ChildSetup};
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
@@ -26,9 +31,8 @@ pub enum ChildIo {
 pub fn spawn(p: &Program, io: ChildIo) -> Result<i32, String> {
     let program = resolve(p)?;
     let mut cmd = Command::new(&program);
-    cmd.arg0(&p.argv[0])
-        .args(&p.argv[1..])
-        .envs(p.env.iter().map(|(k, v)| (k, v)));
+    cmd.arg0(&p.argv[0]).args(&p.argv[1..]);
+    let mut setup = ChildSetup::for_program(p)?;
     match io {
         ChildIo::Pipes { stdout, stderr } => {
             cmd.process_group(0)
@@ -42,17 +46,9 @@ pub fn spawn(p: &Program, io: ChildIo) -> Result<i32, String> {
                 .stdout(Stdio::from(dup(&slave)?))
                 .stderr(Stdio::from(slave));
             // A session of its own, with the pty as controlling terminal (so
-            // shells and `top` behave). This leaves std's posix_spawn path;
-            // both calls are async-signal-safe. setsid also makes it a group
-            // leader, so the group signals work as for other processes.
-            unsafe {
-                cmd.pre_exec(|| {
-                    if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+            // shells and `top` behave). setsid also makes it a group leader,
+            // so the group signals work as for other processes.
+            setup.pty = true;
         }
     }
     if let Some(dir) = &p.workingdir {
@@ -61,17 +57,29 @@ pub fn spawn(p: &Program, io: ChildIo) -> Result<i32, String> {
         }
         cmd.current_dir(dir);
     }
-    if let Some((_, uid, gid)) = p.user {
-        if nix::unistd::geteuid().is_root() {
-            cmd.uid(uid).gid(gid);
-        }
+    if let Some(u) = &p.user {
+        // The user's own session variables, unless `env` (applied last) says otherwise.
+        cmd.env("HOME", &u.home)
+            .env("USER", &u.name)
+            .env("LOGNAME", &u.name)
+            .env("SHELL", &u.shell);
+    }
+    cmd.envs(p.env.iter().map(|(k, v)| (k, v)));
+    if setup.needed() {
+        // Leaves std's posix_spawn path: only then is a pre_exec paid for.
+        // SAFETY: `apply` only makes async-signal-safe system calls on data
+        // prepared before the fork (no allocation, no lock).
+        unsafe { cmd.pre_exec(move || setup.apply()) };
     }
     let old = p.umask.map(|m| unsafe { libc::umask(m as libc::mode_t) });
     let result = cmd.spawn();
     if let Some(old) = old {
         unsafe { libc::umask(old) };
     }
-    let child = result.map_err(|e| format!("{}: {e}", program.display()))?;
+    let child = result.map_err(|e| match setup_failure(p, &e) {
+        Some(why) => why,
+        None => format!("{}: {e}", program.display()),
+    })?;
     let pid = child.id() as i32;
     // Dropping `Child` neither waits nor kills: the reactor reaps it.
     drop(child);

@@ -8,13 +8,17 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "identity.rs"]
+mod identity;
+pub use identity::{Rlimit, RunAs, RLIMIT_NAMES};
+
 const TOP_KEYS: &str = "socket, socket_mode, socket_group, listen, listen_secret_file, \
      listen_open, logfile, logfile_maxbytes, logfile_backups, minfds, fatal_state_report_address, \
      daemonize, pidfile, programs";
 const PROGRAM_KEYS: &str = "cmd, numprocs, umask, workingdir, autostart, autorestart, exitcodes, \
      startretries, starttime, stopsignal, stoptime, stdout, stderr, redirect_stderr, \
      stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, attach, env, \
-     fatal_state_report_address, user";
+     fatal_state_report_address, user, group, rlimits";
 /// Longest starttime/stoptime accepted (one year), so a typo cannot overflow a timer.
 const MAX_SECONDS: f64 = 365.0 * 86400.0;
 const MAX_NUMPROCS: u64 = 65536;
@@ -226,6 +230,8 @@ impl Ctx<'_> {
                 "env" => p.env = self.env(&path, v),
                 "fatal_state_report_address" => p.report_address = self.address(&path, v),
                 "user" => p.user = self.user(&path, v),
+                "group" => p.group = self.group(&path, v),
+                "rlimits" => p.rlimits = self.rlimits(&path, v),
                 _ => self.err(
                     &path,
                     format!("unknown key, expected one of {PROGRAM_KEYS}"),
@@ -454,29 +460,6 @@ impl Ctx<'_> {
     fn address(&mut self, path: &[&str], v: &Value) -> Option<SocketAddr> {
         let s = self.string(path, v, "an address HOST:PORT")?;
         parse_address(&s).map_err(|e| self.err(path, e)).ok()
-    }
-
-    fn user(&mut self, path: &[&str], v: &Value) -> Option<(String, u32, u32)> {
-        let name = self.string(path, v, "a user name")?;
-        let user = match nix::unistd::User::from_name(&name) {
-            Ok(Some(u)) => u,
-            _ => {
-                self.err(
-                    path,
-                    format!("expected an existing user, no user named {name:?}"),
-                );
-                return None;
-            }
-        };
-        let me = nix::unistd::geteuid();
-        if !me.is_root() && user.uid != me {
-            self.err(
-                path,
-                format!("cannot run as {name:?}: the daemon is not running as root"),
-            );
-            return None;
-        }
-        Some((name, user.uid.as_raw(), user.gid.as_raw()))
     }
 }
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 pub use defaults::{default_logfile, default_socket, is_default_path, prepare_default_path};
 pub use fields::parse_address;
+pub use fields::{Rlimit, RunAs, RLIMIT_NAMES};
 pub use peek::socket_of;
 pub use size::parse_size;
 
@@ -54,8 +55,12 @@ pub struct Program {
     pub stderr: Option<PathBuf>,
     pub env: Vec<(String, String)>,
     pub report_address: Option<SocketAddr>,
-    /// (name, uid, gid) when `user` is set.
-    pub user: Option<(String, u32, u32)>,
+    /// Who the child runs as (a root daemon switches to it before exec).
+    pub user: Option<RunAs>,
+    /// (name, gid): the child's gid instead of the user's primary group.
+    pub group: Option<(String, u32)>,
+    /// Soft and hard limits set in the child, in `RLIMIT_NAMES` order.
+    pub rlimits: Vec<Rlimit>,
     /// stderr joins the stdout stream and file. As written: `attach` implies it
     /// too, see `stderr_joins_stdout`.
     pub redirect_stderr: bool,
@@ -91,6 +96,8 @@ impl Program {
             env: Vec::new(),
             report_address: None,
             user: None,
+            group: None,
+            rlimits: Vec::new(),
             redirect_stderr: false,
             stdout_maxbytes: 0,
             stdout_backups: DEFAULT_BACKUPS,

@@ -222,6 +222,63 @@ fn user_needs_root() {
     }
 }
 
+#[test]
+fn user_and_group_resolve_or_fail_with_their_line() {
+    let root = nix::unistd::geteuid().is_root();
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .expect("the test runs as a known user");
+    let p = one(&format!("    user: {}\n", me.name));
+    let u = p.user.expect("user parsed");
+    assert_eq!((u.uid, u.gid), (me.uid.as_raw(), me.gid.as_raw()));
+    assert_eq!((u.home, u.shell), (me.dir, me.shell));
+    let own = nix::unistd::Group::from_gid(nix::unistd::getegid())
+        .ok()
+        .flatten()
+        .expect("the test runs in a known group");
+    let p = one(&format!("    group: {}\n", own.name));
+    assert_eq!(p.group, Some((own.name.clone(), own.gid.as_raw())));
+    bad_program_key(
+        "group",
+        "no-such-group-xyz",
+        "expected an existing group, no group named \"no-such-group-xyz\"",
+    );
+    bad_program_key("user", "[a]", "expected a user name");
+    if !root {
+        bad_program_key("group", "root", "cannot run as group \"root\"");
+    }
+}
+
+#[test]
+fn rlimits_take_integers_or_unlimited() {
+    let p = one("    rlimits:\n      cpu: unlimited\n      nofile: 4096\n      core: 0\n");
+    let got: Vec<(&str, Option<u64>)> = p.rlimits.iter().map(|r| (r.name, r.value)).collect();
+    assert_eq!(
+        got,
+        [("nofile", Some(4096)), ("core", Some(0)), ("cpu", None)],
+        "canonical order, whatever the file's"
+    );
+    assert!(one("").rlimits.is_empty());
+    let e = errors(
+        "programs:\n  p:\n    cmd: x\n    rlimits:\n      nofiles: 1\n      nproc: -1\n      as: lots\n",
+    );
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert!(e[0].starts_with("/etc/tm/t.yaml:5: programs.p.rlimits.nofiles: unknown limit, expected one of nofile, nproc"), "{e:?}");
+    let int = "expected a non-negative integer or unlimited";
+    assert!(
+        e[1].starts_with(&format!(
+            "/etc/tm/t.yaml:6: programs.p.rlimits.nproc: {int}"
+        )),
+        "{e:?}"
+    );
+    assert!(
+        e[2].starts_with(&format!("/etc/tm/t.yaml:7: programs.p.rlimits.as: {int}")),
+        "{e:?}"
+    );
+    bad_program_key("rlimits", "64", "expected a mapping of LIMIT: value");
+}
+
 /// `key: value` in program `p` fails with one error, on line 4, for that key.
 fn bad_program_key(key: &str, value: &str, expected: &str) {
     let e = errors(&format!(

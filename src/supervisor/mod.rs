@@ -9,6 +9,7 @@
 mod apply;
 mod names;
 mod output;
+mod trees;
 
 pub use output::{OutLine, OUT_TOKEN};
 
@@ -245,12 +246,16 @@ impl Supervisor {
         }
         let Some(p) = self.get_mut(slot) else { return };
         let draining = p.proc.drain.is_some();
+        let mut done_with = None;
         if p.pid.is_none() && !p.proc.state.is_alive() {
             // Done with this group: never signal a pgid the kernel may reuse.
-            p.pgid = None;
+            done_with = p.pgid.take();
         }
         if draining && !was_draining {
             self.draining.push(slot);
+        }
+        if let Some(pgid) = done_with {
+            self.kill_strays(slot, pgid);
         }
     }
 

@@ -1,0 +1,38 @@
+//! Whole process trees: what a stopped process leaves behind, and what is
+//! left of everything at shutdown (the daemon is the subreaper of it all).
+
+use super::Supervisor;
+use crate::reap;
+use log::{error, warn};
+
+impl Supervisor {
+    /// A process is down: descendants re-parented to the daemon that are
+    /// still in its group (they outlived the stop) or its session (moved to
+    /// a group of their own, e.g. a shell's jobs on a terminal) go with it.
+    pub(super) fn kill_strays(&self, slot: usize, pgid: i32) {
+        // A live leader with that pid means the number was reused: its
+        // group is someone else's now.
+        if self.by_pid.contains_key(&pgid) {
+            return;
+        }
+        let killed = reap::kill_strays(pgid, |pid| self.by_pid.contains_key(&pid));
+        if let (Some(p), false) = (self.get(slot), killed.is_empty()) {
+            warn!(
+                "{}: killed {} descendant(s) left in its process group or session: pids {killed:?}",
+                p.name,
+                killed.len()
+            );
+        }
+    }
+
+    /// Shutdown, every process down: nothing the daemon started survives it.
+    pub fn end_descendants(&self) {
+        let (killed, left) = reap::end_descendants();
+        if killed > 0 {
+            warn!("killed {killed} descendant(s) that had left their process group");
+        }
+        if left {
+            error!("some killed descendants are still not gone (stuck in the kernel?)");
+        }
+    }
+}
