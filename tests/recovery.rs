@@ -90,7 +90,9 @@ fn a_group_that_ignores_its_stopsignal_is_killed_after_stoptime() {
     assert!(alive(pid));
     d.relaunch(&[]);
     d.wait_log("ended 1 process groups", 10.0);
-    assert!(!alive(pid) && group_members(pid).is_empty());
+    wait_until(5.0, "the old group to be gone", || {
+        !alive(pid) && group_members(pid).is_empty()
+    });
     assert!(d.log_text().contains("still alive after 0.5s: SIGKILL"));
     // The daemon serves only after recovery: it answers, and starts its own.
     d.wait_state("s:0", "RUNNING", 5.0);
