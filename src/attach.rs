@@ -46,7 +46,7 @@ impl Reactor {
         let Some(c) = self.clients.get_mut(&id) else {
             return false;
         };
-        let mut input = c.conn.take_input();
+        let input = c.conn.take_input();
         if input.is_empty() {
             if c.conn.readable && !c.conn.closing {
                 if *bytes == 0 {
@@ -61,17 +61,19 @@ impl Reactor {
             return false;
         }
         let detach = input.iter().position(|b| *b == DETACH);
-        let rest = detach.map(|i| input.split_off(i));
-        let written = self.sup.write_terminal(slot, &input);
-        if written < input.len() {
-            log::debug!(
-                "{slot}: terminal full, {} typed bytes dropped",
-                input.len() - written
-            );
-        }
-        if let Some(rest) = rest {
+        let keys = &input[..detach.unwrap_or(input.len())];
+        let written = self.sup.write_terminal(slot, keys);
+        if written < keys.len() {
+            // The terminal is full (the process is not reading): keep the rest,
+            // read nothing more from the client, go on at the writable edge.
             if let Some(c) = self.clients.get_mut(&id) {
-                c.conn.unread(&rest[1..]);
+                c.conn.unread(&input[written..]);
+            }
+            return false;
+        }
+        if let Some(at) = detach {
+            if let Some(c) = self.clients.get_mut(&id) {
+                c.conn.unread(&input[at + 1..]);
             }
             self.detach(id, Ok(()));
         }

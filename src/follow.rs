@@ -12,19 +12,26 @@ impl Reactor {
     /// ends its follows.
     pub(crate) fn deliver_lines(&mut self) {
         for l in std::mem::take(&mut self.sup.lines) {
-            let Some(ids) = self.followers.get(&(l.slot, l.which)) else {
+            let Some(ids) = self.followers.get(&(l.slot, l.which)).cloned() else {
                 continue;
             };
-            let text = format!("{}\n", protocol::stuff(&l.line));
             for id in ids {
-                let Some(c) = self.clients.get_mut(id) else {
+                let Some(c) = self.clients.get_mut(&id) else {
                     continue;
                 };
-                if c.conn.dead {
+                if c.conn.dead || c.follow.is_none() {
                     continue;
                 }
-                if !c.conn.stream_out(text.as_bytes(), false, FOLLOW_MAX) {
-                    let peer = &c.conn.peer;
+                if !c.conn.stream_out(l.text.as_bytes(), false, FOLLOW_MAX) {
+                    // Told why, then closed once what it has is sent.
+                    let peer = c.conn.peer.clone();
+                    c.conn.dead = false;
+                    c.conn.queue(&protocol::reply(
+                        &[],
+                        Err("tail -f dropped: more than 1 MiB behind".into()),
+                    ));
+                    c.conn.close_after_flush();
+                    self.unfollow(id, (l.slot, l.which));
                     warn!("client {id} ({peer}): tail -f dropped, 1 MiB of output unread");
                 }
             }

@@ -66,11 +66,11 @@ impl Ring {
         all.extend_from_slice(b);
         let mut text: &[u8] = &all;
         if self.wrapped {
-            // The first line lost its beginning when the ring wrapped.
-            text = match text.iter().position(|c| *c == b'\n') {
-                Some(i) => &text[i + 1..],
-                None => &[],
-            };
+            // The first line lost its beginning when the ring wrapped; a ring
+            // with no newline at all is the end of one long line, shown as is.
+            if let Some(i) = text.iter().position(|c| *c == b'\n') {
+                text = &text[i + 1..];
+            }
         }
         let ends_open = !text.is_empty() && !text.ends_with(b"\n");
         let mut lines: Vec<&[u8]> = text.split(|c| *c == b'\n').collect();
@@ -170,7 +170,14 @@ impl Stream {
                 Ok(()) => self.sink_failing = false,
                 Err(e) if !self.sink_failing => {
                     self.sink_failing = true;
-                    out.error = Some(e.to_string());
+                    out.error = Some(match e {
+                        crate::rotate::WriteError::NotRotated(m) => {
+                            format!("{m} (written on past the limit)")
+                        }
+                        crate::rotate::WriteError::Dropped(m) => {
+                            format!("{m} (output dropped until a write works)")
+                        }
+                    });
                 }
                 Err(_) => {}
             }
@@ -300,6 +307,13 @@ mod tests {
             "the cut first line is dropped"
         );
         assert!(big.buf.len() <= TAIL_BYTES);
+        let mut long = Ring::default();
+        long.push(&b"y".repeat(TAIL_BYTES + 10));
+        assert_eq!(
+            long.last_lines(3, true),
+            ["y".repeat(TAIL_BYTES)],
+            "a long line shows"
+        );
         assert_eq!(big.recent(5), b"last\n");
     }
 

@@ -200,7 +200,15 @@ impl Reactor {
                         } else {
                             Which::Stderr
                         };
-                        self.sup.on_output(k / 2, which, false)
+                        if event.is_writable() {
+                            // A terminal took its input: its attached client goes on.
+                            if let Some(&(id, _)) = self.attaches.get(&(k / 2)) {
+                                self.wake(id);
+                            }
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.sup.on_output(k / 2, which, false)
+                        }
                     }
                     Token(t) if t >= REPORT_TOKEN => {
                         let timers = &mut self.sup.timers;
@@ -326,6 +334,15 @@ impl Reactor {
         // The socket goes first: whoever reads OK may rely on it being gone.
         self.listeners.remove_socket();
         self.recorder.clear();
+        // Followers are told why their stream ends.
+        for ids in std::mem::take(&mut self.followers).into_values() {
+            for id in ids {
+                if let Some(c) = self.clients.get_mut(&id) {
+                    c.conn
+                        .send(&protocol::reply(&[], Err("shutting down".into())));
+                }
+            }
+        }
         for id in self.shutdown.take().unwrap_or_default() {
             if let Some(c) = self.clients.get_mut(&id) {
                 c.conn.send(&protocol::reply(&[], Ok(())));

@@ -20,10 +20,10 @@ pub const MAX_CLIENTS: usize = 512;
 pub const STUCK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The client limit for `procs` processes under the current fd limit: each
-/// process may need three fds (pidfd, two pipes), and 64 stay for the daemon.
+/// process may need five fds (pidfd, two pipes, two files), 64 stay for the daemon.
 pub fn max_clients(procs: u64) -> usize {
     let (soft, _) = crate::fdlimit::current();
-    let free = soft.saturating_sub(3 * procs + 64);
+    let free = soft.saturating_sub(crate::fdlimit::PER_PROCESS * procs + 64);
     (free as usize).clamp(16, MAX_CLIENTS)
 }
 /// Requests one connection may have answered per turn (blank lines count).

@@ -61,10 +61,13 @@ fn attach_round_trip_detach_and_line_mode_after() {
         b"\x1d\r\nOK\n",
         "the first 0x1d is the marker"
     );
-    let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    assert!(line.starts_with("sh:0  RUNNING"), "{line}");
+    // The reply to `status sh` follows the marker (maybe already read).
+    let mut rest = tail[at + 6..].to_vec();
+    if !rest.ends_with(b"OK\n") {
+        rest.extend(read_until(&mut s, b"OK\n"));
+    }
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.starts_with("sh:0  RUNNING"), "{text}");
     assert_eq!(d.state("sh:0"), "RUNNING", "the process keeps running");
     // tail reads what the terminal showed.
     assert!(d.cmd("tail -n 50 sh").contains("hi-42"));
@@ -133,4 +136,49 @@ fn taskmasterctl_attach_end_to_end() {
     assert!(term.wait().success());
     assert_eq!(d.state("sh:0"), "RUNNING");
     assert!(d.cmd("tail -n 20 sh").contains("typed-42"));
+}
+
+/// Keys pasted faster than the process reads its terminal wait for it:
+/// every byte from the client reaches the process.
+#[test]
+fn a_big_paste_reaches_the_process_whole() {
+    let d = Daemon::start("  cat:\n    cmd: \"sh -c 'stty -echo; exec cat'\"\n    attach: true\n    workingdir: .\n    stdout: cat.out\n    starttime: 0\n");
+    d.wait_state("cat:0", "RUNNING", 5.0);
+    let mut s = d.connect();
+    s.write_all(b"attach cat\n").unwrap();
+    read_until(&mut s, b"(detach: Ctrl-])\n");
+    let paste: String = (0..20000).map(|i| format!("line {i:06}\n")).collect();
+    let mut reader = s.try_clone().unwrap();
+    let drain = std::thread::spawn(move || {
+        reader
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut buf = [0u8; 65536];
+        let mut seen = Vec::new();
+        while Instant::now() < deadline && !seen.ends_with(b"line 019999\r\n") {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    seen.extend_from_slice(&buf[..n]);
+                    let keep = seen.len().saturating_sub(64);
+                    seen.drain(..keep);
+                }
+                Err(_) => {}
+            }
+        }
+        seen
+    });
+    s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(paste.as_bytes()).unwrap();
+    let tail = drain.join().unwrap();
+    assert!(
+        tail.ends_with(b"line 019999\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&tail)
+    );
+    let file = d.path("cat.out");
+    wait_until(10.0, "every line in the file", || {
+        std::fs::read_to_string(&file).is_ok_and(|t| t.matches("line ").count() == 20000)
+    });
 }

@@ -69,3 +69,46 @@ fn idle_clients_never_starve_spawns() {
     });
     drop(idle);
 }
+
+/// Each process may hold five fds in the daemon (pidfd, two pipes, two
+/// files): with a soft limit of 256 and room below the hard limit, 300
+/// processes with output files all run.
+#[test]
+fn many_processes_with_output_files_all_run() {
+    let mut d = Daemon::configure(
+        "  w:\n    cmd: sleep 100\n    numprocs: 300\n    workingdir: .\n    stdout: \"w.out\"\n    stderr: \"w.err\"\n    starttime: 0\n",
+        "",
+    );
+    launch_limited_soft(&mut d, 256, 4096);
+    let sock = d.sock.clone();
+    wait_until(10.0, "the socket", || UnixStream::connect(&sock).is_ok());
+    wait_until(30.0, "300 RUNNING", || {
+        d.status()
+            .iter()
+            .filter(|p| p["state"] == "RUNNING")
+            .count()
+            == 300
+    });
+}
+
+fn launch_limited_soft(d: &mut Daemon, soft: u64, hard: u64) {
+    let mut cmd = Command::new(DAEMON);
+    cmd.arg("-c")
+        .arg(&d.conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    d.child = Some(cmd.spawn().expect("spawn taskmasterd"));
+}

@@ -211,3 +211,57 @@ fn the_event_log_rotates() {
         assert!(text.ends_with('\n'), "whole lines only");
     }
 }
+
+/// Followers that never read, of a process writing as fast as it can, do not
+/// slow other clients (one write per follower per read of the child).
+#[test]
+fn many_idle_followers_of_a_flood_do_not_stall_status() {
+    let d = Daemon::start(
+        "  yes:\n    cmd: \"yes\"\n    starttime: 0\n  s:\n    cmd: sleep 100\n    starttime: 0\n",
+    );
+    d.wait_state("yes:0", "RUNNING", 5.0);
+    let followers: Vec<_> = (0..50)
+        .map(|_| {
+            let mut s = d.connect();
+            s.write_all(b"tail -f yes\n").unwrap();
+            s
+        })
+        .collect();
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        let t = Instant::now();
+        assert!(d.cmd("status s").starts_with("s:0  RUNNING"));
+        worst = worst.max(t.elapsed());
+    }
+    assert!(worst < Duration::from_secs(1), "status took {worst:?}");
+    drop(followers);
+}
+
+/// A process stopped with SIGSTOP is continued after its stopsignal, so a
+/// `stop` does not have to wait for the SIGKILL.
+#[test]
+fn stop_of_a_sigstopped_process_is_quick() {
+    let d = Daemon::start("  p:\n    cmd: sleep 100\n    starttime: 0\n    stoptime: 20\n");
+    d.wait_state("p:0", "RUNNING", 5.0);
+    assert_eq!(d.cmd("signal STOP p"), "p:0: signalled SIGSTOP\nOK\n");
+    let t = Instant::now();
+    assert_eq!(d.cmd("stop p"), "p:0: stopped\nOK\n");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(d.proc("p:0")["signal"], "SIGTERM");
+}
+
+#[test]
+fn followers_are_told_at_shutdown() {
+    let mut d =
+        Daemon::start("  p:\n    cmd: \"sh -c 'echo ready; exec sleep 100'\"\n    starttime: 0\n");
+    wait_until(5.0, "output", || d.cmd("tail p").contains("ready"));
+    let mut s = d.connect();
+    s.write_all(b"tail -f -n 1 p\n").unwrap();
+    let mut r = BufReader::new(s);
+    let mut first = String::new();
+    r.read_line(&mut first).unwrap();
+    assert_eq!(first, "ready\n", "the follow is on");
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(10.0).success());
+    assert_eq!(read_all(r), "ERR shutting down\n");
+}

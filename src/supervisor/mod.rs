@@ -277,6 +277,11 @@ impl Supervisor {
                     crate::signals::name(sig)
                 );
                 reap::signal_group(pgid, sig);
+                // A process stopped by SIGSTOP cannot act on its stopsignal
+                // until continued (systemd does the same).
+                if sig != libc::SIGKILL {
+                    reap::signal_group(pgid, libc::SIGCONT);
+                }
             }
             Action::KillGroup => {
                 if reap::group_alive(pgid) {

@@ -17,11 +17,12 @@ pub const OUT_TOKEN: usize = 4 << 32;
 /// Most bytes read from one stream while draining it at its process's exit.
 const DRAIN_AT_EXIT: usize = 4 * 1024 * 1024;
 
-/// A new line of (slot, stream), for its `tail -f` followers.
+/// New lines of (slot, stream) for its `tail -f` followers: dot-stuffed, each
+/// ending in `\n`, all of one read together (one write per follower).
 pub struct OutLine {
     pub slot: usize,
     pub which: Which,
-    pub line: String,
+    pub text: String,
 }
 
 impl Supervisor {
@@ -75,8 +76,15 @@ impl Supervisor {
         for (which, read) in [(Which::Stdout, Some(out_r)), (Which::Stderr, err_r)] {
             let Some(fd) = read else { continue };
             let token = Token(OUT_TOKEN + 2 * slot + which as usize);
+            // A terminal is written to as well (an attached client's keys):
+            // its writable edge resumes input that did not fit.
+            let interest = if cfg.attach {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
             self.reg
-                .register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)
+                .register(&mut SourceFd(&fd.as_raw_fd()), token, interest)
                 .map_err(|e| format!("cannot watch the {} pipe: {e}", which.name()))?;
             if let Some(p) = self.get_mut(slot) {
                 p.out[which as usize].pipe = Some(fd);
@@ -109,13 +117,15 @@ impl Supervisor {
             self.raw.push((slot, std::mem::take(&mut got.raw)));
         }
         if let Some(e) = &got.error {
-            warn!(
-                "{name}: {} file: {e} (output dropped until a write works)",
-                which.name()
-            );
+            warn!("{name}: {} file: {e}", which.name());
         }
-        for line in got.lines.into_iter().chain(tail.filter(|_| follow)) {
-            self.lines.push(OutLine { slot, which, line });
+        let mut text = String::new();
+        for line in got.lines.iter().chain(tail.iter().filter(|_| follow)) {
+            text.push_str(&crate::protocol::stuff(line));
+            text.push('\n');
+        }
+        if !text.is_empty() {
+            self.lines.push(OutLine { slot, which, text });
         }
         if got.eof {
             self.close_pipe(slot, which, false);
@@ -165,8 +175,8 @@ impl Supervisor {
         self.out_ready.retain(|r| *r != (slot, which));
     }
 
-    /// Bytes typed by an attached client, for the process's terminal. What the
-    /// terminal cannot take now (the process is not reading) is dropped.
+    /// Bytes typed by an attached client, for the process's terminal: how many
+    /// it took (the rest waits for the terminal's writable edge).
     pub fn write_terminal(&mut self, slot: usize, bytes: &[u8]) -> usize {
         let Some(fd) = self.get(slot).and_then(|p| p.out[0].pipe.as_ref()) else {
             return 0;
