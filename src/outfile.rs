@@ -34,12 +34,31 @@ pub fn open(path: &Path, what: &str, mode: u32) -> Result<File, String> {
         }
         return open_checked(path, what, mode, libc::O_NOFOLLOW);
     }
-    if let Ok(meta) = std::fs::metadata(path) {
-        if !acceptable(&meta) {
+    let target = std::fs::metadata(path);
+    if let Ok(meta) = &target {
+        if !acceptable(meta) {
             return Err(refused());
         }
+        if is_dev_null(meta) {
+            // A link to /dev/null (or a bind mount of it) cannot be abused;
+            // what was opened must still be /dev/null (no swap meanwhile).
+            let f = open_checked(path, what, mode, 0)?;
+            return match f.metadata() {
+                Ok(m) if is_dev_null(&m) => Ok(f),
+                _ => Err(format!("{what} {}: changed while opened", path.display())),
+            };
+        }
     }
-    open_checked(path, what, mode, 0)
+    // Never through a symlink: a program running as another user may own the
+    // folder and swap its file for a link to a root file (rotation and reopen
+    // open the path again).
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(format!(
+            "{what} {} is a symlink: refusing to follow it",
+            path.display()
+        ));
+    }
+    open_checked(path, what, mode, libc::O_NOFOLLOW)
 }
 
 /// The open and the fstat check, which alone make `open` safe; the check of the

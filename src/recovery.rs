@@ -243,9 +243,29 @@ fn wait_gone(left: Vec<(i32, Entry)>, limit: Duration) -> Vec<(i32, Entry, Vec<i
 /// At start, before anything is spawned: ends the groups a crashed
 /// predecessor left (stopsignal, SIGKILL after their stoptime), then removes
 /// the state file.
+/// A state file is believed only if the daemon's own user wrote it and nobody
+/// else could: a forged one would make the daemon kill arbitrary processes.
+fn trusted(f: &std::fs::File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    f.metadata().is_ok_and(|m| {
+        m.is_file() && m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o022 == 0
+    })
+}
+
 pub fn recover(socket: &Path) {
     let path = state_path(socket);
-    let text = match std::fs::File::open(&path) {
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&path);
+    let text = match opened {
+        Ok(f) if !trusted(&f) => {
+            warn!(
+                "crash recovery: ignoring {}: not a regular file of ours, mode 0600 (someone else may have written it)",
+                path.display()
+            );
+            return;
+        }
         Ok(f) => {
             let mut s = String::new();
             let _ = std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_FILE), &mut s);

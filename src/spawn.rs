@@ -35,8 +35,13 @@ pub fn spawn(p: &Program, io: ChildIo) -> Result<i32, String> {
     let mut setup = ChildSetup::for_program(p)?;
     match io {
         ChildIo::Pipes { stdout, stderr } => {
-            cmd.process_group(0)
-                .stdin(Stdio::null())
+            if setup.drops_privileges() {
+                // Its own session (hence its own group), no controlling terminal.
+                setup.new_session = true;
+            } else {
+                cmd.process_group(0);
+            }
+            cmd.stdin(Stdio::null())
                 .stdout(Stdio::from(stdout))
                 .stderr(Stdio::from(stderr));
         }

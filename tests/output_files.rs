@@ -131,3 +131,23 @@ fn dev_null_and_regular_files_work_and_reach_the_child_with_ordinary_flags() {
         }
     }
 }
+
+/// An output path that is a symlink is never followed: a program running as
+/// another user could swap its file for a link to a root file.
+#[test]
+fn a_symlinked_output_path_is_refused() {
+    let d = Daemon::configure(
+        "  p:\n    cmd: \"echo hi\"\n    workingdir: .\n    stdout: link.out\n    startretries: 0\n",
+        "",
+    );
+    std::fs::write(d.path("victim"), "untouched\n").unwrap();
+    std::os::unix::fs::symlink(d.path("victim"), d.path("link.out")).unwrap();
+    let d = d.launch(&[]);
+    d.wait_state("p:0", "FATAL", 10.0);
+    let msg = d.proc("p:0")["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("is a symlink"), "{msg}");
+    assert_eq!(
+        std::fs::read_to_string(d.path("victim")).unwrap(),
+        "untouched\n"
+    );
+}

@@ -186,3 +186,25 @@ fn a_limit_that_cannot_be_granted_fails_the_spawn_with_the_reason() {
     assert!(msg.contains(&want), "{msg:?} lacks {want:?}");
     d.wait_log(&want, 2.0);
 }
+
+/// A child running as another user has a session of its own and no
+/// controlling terminal: it cannot type into the daemon's terminal.
+#[test]
+fn a_child_of_another_user_has_its_own_session() {
+    if !root_or_skip("a_child_of_another_user_has_its_own_session") {
+        return;
+    }
+    let d = Daemon::start("  n:\n    cmd: sleep 100\n    user: nobody\n    starttime: 0\n");
+    let pid = running_pid(&d, "n:0");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // After ")": state, ppid, pgrp, session, tty_nr.
+    assert_eq!(f[3], pid.to_string(), "session leader: {stat}");
+    assert_eq!(f[2], pid.to_string(), "group leader: {stat}");
+    assert_eq!(f[4], "0", "no controlling terminal: {stat}");
+}

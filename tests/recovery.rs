@@ -136,3 +136,30 @@ fn a_recorded_pid_used_by_another_process_is_left_alone() {
     d.wait_exit(10.0);
     assert!(!std::path::Path::new(&state).exists());
 }
+
+/// A state file that someone else could have written is not believed: a
+/// forged one would make the daemon kill a process it never started.
+#[test]
+fn a_state_file_others_could_write_is_ignored() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut other = Command::new("sleep")
+        .arg("100")
+        .process_group(0)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sleep");
+    let pid = other.id() as i32;
+    let d = Daemon::configure("  a:\n    cmd: sleep 100\n", "");
+    let state = format!("{}.state", d.sock.display());
+    std::fs::write(
+        &state,
+        format!("taskmaster-state 1\n{pid} {} 9 1 a:0\n", start_time(pid)),
+    )
+    .expect("write state");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let d = d.launch(&[]);
+    d.wait_log("crash recovery: ignoring", 5.0);
+    assert!(alive(pid), "a forged state file killed a process");
+    let _ = other.kill();
+    let _ = other.wait();
+}

@@ -108,6 +108,13 @@ pub fn read_secret(file: &Path) -> Result<Secret, String> {
     if !meta.is_file() {
         return Err(format!("{shown} is not a regular file"));
     }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!(
+            "{shown} is owned by uid {}, not by the daemon's user ({me}) or root: its owner could read the secret",
+            meta.uid()
+        ));
+    }
     let mode = meta.mode() & 0o777;
     if mode & 0o066 != 0 {
         return Err(format!(

@@ -35,6 +35,9 @@ const STEP_RLIMIT: i32 = 8;
 pub struct ChildSetup {
     /// setsid + TIOCSCTTY on fd 0 (`attach` programs).
     pub pty: bool,
+    /// setsid alone: a child running as another user must not share the
+    /// daemon's controlling terminal (TIOCSTI, escape sequences).
+    pub new_session: bool,
     limits: Vec<(Resource, libc::rlimit)>,
     groups: Option<Vec<libc::gid_t>>,
     gid: Option<libc::gid_t>,
@@ -58,6 +61,7 @@ impl ChildSetup {
             .collect();
         let mut s = ChildSetup {
             pty: false,
+            new_session: false,
             limits,
             groups: None,
             gid: None,
@@ -86,6 +90,11 @@ impl ChildSetup {
         Ok(s)
     }
 
+    /// Whether the child changes user or group.
+    pub fn drops_privileges(&self) -> bool {
+        self.gid.is_some() || self.uid.is_some()
+    }
+
     /// Whether any code must run between fork and exec.
     pub fn needed(&self) -> bool {
         self.pty || !self.limits.is_empty() || self.gid.is_some() || self.uid.is_some()
@@ -94,6 +103,9 @@ impl ChildSetup {
     /// Runs in the child between fork and exec: async-signal-safe calls only.
     pub fn apply(&self) -> io::Result<()> {
         // SAFETY (all blocks): plain system calls on data owned by `self`.
+        if self.new_session && !self.pty {
+            check(unsafe { libc::setsid() }, STEP_SETSID)?;
+        }
         if self.pty {
             check(unsafe { libc::setsid() }, STEP_SETSID)?;
             check(
