@@ -102,12 +102,7 @@ fn a_group_that_ignores_its_stopsignal_is_killed_after_stoptime() {
 #[test]
 fn a_recorded_pid_used_by_another_process_is_left_alone() {
     // Stands for an unrelated process that got a recorded pid after a crash.
-    let mut other = Command::new("sleep")
-        .arg("100")
-        .process_group(0)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("sleep");
+    let mut other = unrelated_sleep();
     let pid = other.id() as i32;
     let d = Daemon::configure("  a:\n    cmd: sleep 100\n", "");
     let state = format!("{}.state", d.sock.display());
@@ -142,12 +137,7 @@ fn a_recorded_pid_used_by_another_process_is_left_alone() {
 #[test]
 fn a_state_file_others_could_write_is_ignored() {
     use std::os::unix::fs::PermissionsExt;
-    let mut other = Command::new("sleep")
-        .arg("100")
-        .process_group(0)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("sleep");
+    let mut other = unrelated_sleep();
     let pid = other.id() as i32;
     let d = Daemon::configure("  a:\n    cmd: sleep 100\n", "");
     let state = format!("{}.state", d.sock.display());
@@ -162,4 +152,14 @@ fn a_state_file_others_could_write_is_ignored() {
     assert!(alive(pid), "a forged state file killed a process");
     let _ = other.kill();
     let _ = other.wait();
+}
+
+/// A process the daemon never started, in a group of its own.
+fn unrelated_sleep() -> std::process::Child {
+    Command::new("sleep")
+        .arg("100")
+        .process_group(0)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sleep")
 }
