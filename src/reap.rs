@@ -161,18 +161,27 @@ fn stat_ids(pid: i32) -> Option<StatIds> {
 /// SIGKILLs the daemon's children (re-parented descendants) that are still
 /// in process group or session `id`, except those `tracked` says are
 /// supervised processes. Returns the pids killed; the sweep reaps them.
-pub fn kill_strays(id: i32, tracked: impl Fn(i32) -> bool) -> Vec<i32> {
+pub fn kill_strays(id: i32, name: &str, tracked: impl Fn(i32) -> bool) -> Vec<i32> {
     let mut killed = Vec::new();
+    let marker = format!("{}={name}", crate::spawn::PROCESS_NAME_VAR);
     for pid in children() {
         if tracked(pid) {
             continue;
         }
-        if stat_ids(pid).is_some_and(|s| s.pgrp == id || s.session == id) {
+        let ours = stat_ids(pid).is_some_and(|s| s.pgrp == id || s.session == id)
+            || (!name.is_empty() && environ_has(pid, &marker));
+        if ours {
             unsafe { libc::kill(pid, libc::SIGKILL) };
             killed.push(pid);
         }
     }
     killed
+}
+
+/// Whether `pid`'s environment holds `entry` (`KEY=value`), as it was at exec.
+fn environ_has(pid: i32, entry: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == entry.as_bytes()))
 }
 
 /// Longest shutdown waits for killed descendants (one stuck in the kernel,

@@ -17,6 +17,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// The environment variable naming the process (`web:0`) in every child.
+pub const PROCESS_NAME_VAR: &str = "TASKMASTER_PROCESS_NAME";
+
 /// What a child gets as fds 0, 1 and 2.
 pub enum ChildIo {
     /// stdin /dev/null; stdout and stderr the write ends of the daemon's pipes.
@@ -28,7 +31,7 @@ pub enum ChildIo {
 
 /// Starts one process of `p`; its pid is also its process group. The error is
 /// the reason shown in `status`.
-pub fn spawn(p: &Program, io: ChildIo) -> Result<i32, String> {
+pub fn spawn(p: &Program, index: u32, io: ChildIo) -> Result<i32, String> {
     let program = resolve(p)?;
     let mut cmd = Command::new(&program);
     cmd.arg0(&p.argv[0]).args(&p.argv[1..]);
@@ -70,6 +73,11 @@ pub fn spawn(p: &Program, io: ChildIo) -> Result<i32, String> {
             .env("SHELL", &u.shell);
     }
     cmd.envs(p.env.iter().map(|(k, v)| (k, v)));
+    // Who it is: for the program itself, and inherited by whatever it starts,
+    // so descendants that leave its group and session are still known as its.
+    cmd.env(PROCESS_NAME_VAR, p.process_name(index))
+        .env("TASKMASTER_PROGRAM", &p.name)
+        .env("TASKMASTER_PROCESS_NUM", index.to_string());
     if setup.needed() {
         // Leaves std's posix_spawn path: only then is a pre_exec paid for.
         // SAFETY: `apply` only makes async-signal-safe system calls on data

@@ -83,3 +83,26 @@ fn stop_during_the_drain_stops_at_once() {
     });
     assert_eq!(d.state("tough:0"), "STOPPED");
 }
+
+/// A descendant that daemonized itself (fork, setsid, fork) left the group
+/// and the session, but still carries its process's name in its environment
+/// (`TASKMASTER_PROCESS_NAME`): it goes when that process stops.
+#[test]
+fn a_daemonized_descendant_goes_with_its_process_on_stop() {
+    let d = Daemon::start(
+        "  esc:\n    cmd: \"sh -c 'setsid sh -c \\\"sleep 4461 &\\\"; exec sleep 100'\"\n    starttime: 0\n",
+    );
+    d.wait_state("esc:0", "RUNNING", 5.0);
+    wait_until(5.0, "the escaped sleep", || {
+        running(&["sleep", "4461"]).len() == 1
+    });
+    let esc = running(&["sleep", "4461"])[0];
+    let env = std::fs::read(format!("/proc/{esc}/environ")).unwrap();
+    assert!(
+        env.split(|b| *b == 0)
+            .any(|e| e == b"TASKMASTER_PROCESS_NAME=esc:0"),
+        "the name is in its environment"
+    );
+    assert_eq!(d.cmd("stop esc"), "esc:0: stopped\nOK\n");
+    wait_until(5.0, "the escaped sleep to be gone", || !alive(esc));
+}

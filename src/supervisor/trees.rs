@@ -7,15 +7,18 @@ use log::{error, warn};
 
 impl Supervisor {
     /// A process is down: descendants re-parented to the daemon that are
-    /// still in its group (they outlived the stop) or its session (moved to
-    /// a group of their own, e.g. a shell's jobs on a terminal) go with it.
+    /// still in its group (they outlived the stop), its session (moved to a
+    /// group of their own, e.g. a shell's jobs on a terminal), or that carry
+    /// its name in their environment (daemonized with fork, setsid, fork) go
+    /// with it.
     pub(super) fn kill_strays(&self, slot: usize, pgid: i32) {
         // A live leader with that pid means the number was reused: its
         // group is someone else's now.
         if self.by_pid.contains_key(&pgid) {
             return;
         }
-        let killed = reap::kill_strays(pgid, |pid| self.by_pid.contains_key(&pid));
+        let name = self.get(slot).map(|p| p.name.clone()).unwrap_or_default();
+        let killed = reap::kill_strays(pgid, &name, |pid| self.by_pid.contains_key(&pid));
         if let (Some(p), false) = (self.get(slot), killed.is_empty()) {
             warn!(
                 "{}: killed {} descendant(s) left in its process group or session: pids {killed:?}",
