@@ -4,23 +4,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-/// Live processes whose command line is exactly `argv` (NUL-joined).
-fn running(argv: &[&str]) -> Vec<i32> {
-    let want = argv.join("\0") + "\0";
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want.as_bytes())
-            && alive(pid)
-        {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 #[test]
 fn orphans_do_not_pile_up_across_restarts_or_survive_shutdown() {
     let mut d = Daemon::start(

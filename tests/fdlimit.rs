@@ -7,33 +7,10 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// Starts the daemon on `d`'s config with RLIMIT_NOFILE = `limit` (soft and hard).
-fn launch_limited(d: &mut Daemon, limit: u64) {
-    let mut cmd = Command::new(DAEMON);
-    cmd.arg("-c")
-        .arg(&d.conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    unsafe {
-        cmd.pre_exec(move || {
-            let r = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    d.child = Some(cmd.spawn().expect("spawn taskmasterd"));
-}
-
 #[test]
 fn a_hard_limit_below_minfds_is_refused_with_the_numbers() {
     let mut d = Daemon::configure("  s:\n    cmd: sleep 100\n", "");
-    launch_limited(&mut d, 64);
+    launch_limited(&mut d, 64, 64);
     let status = d.wait_exit(10.0);
     assert_eq!(status.code(), Some(1));
     let log = d.log_text();
@@ -49,7 +26,7 @@ fn idle_clients_never_starve_spawns() {
         "  crash:\n    cmd: \"sh -c 'sleep 0.2; exit 3'\"\n    starttime: 0\n    autorestart: always\n",
         "minfds: 32\n",
     );
-    launch_limited(&mut d, 64);
+    launch_limited(&mut d, 64, 64);
     let sock = d.sock.clone();
     wait_until(10.0, "the socket", || UnixStream::connect(&sock).is_ok());
     let mut idle: Vec<UnixStream> = (0..200)
@@ -79,7 +56,7 @@ fn many_processes_with_output_files_all_run() {
         "  w:\n    cmd: sleep 100\n    numprocs: 300\n    workingdir: .\n    stdout: \"w.out\"\n    stderr: \"w.err\"\n    starttime: 0\n",
         "",
     );
-    launch_limited_soft(&mut d, 256, 4096);
+    launch_limited(&mut d, 256, 4096);
     let sock = d.sock.clone();
     wait_until(10.0, "the socket", || UnixStream::connect(&sock).is_ok());
     wait_until(30.0, "300 RUNNING", || {
@@ -91,7 +68,8 @@ fn many_processes_with_output_files_all_run() {
     });
 }
 
-fn launch_limited_soft(d: &mut Daemon, soft: u64, hard: u64) {
+/// Starts the daemon on `d`'s config with RLIMIT_NOFILE `soft`/`hard`.
+fn launch_limited(d: &mut Daemon, soft: u64, hard: u64) {
     let mut cmd = Command::new(DAEMON);
     cmd.arg("-c")
         .arg(&d.conf)

@@ -15,23 +15,6 @@ fn root_or_skip(test: &str) -> bool {
     root
 }
 
-/// Live processes whose command line is exactly `argv`.
-fn running(argv: &[&str]) -> Vec<i32> {
-    let want = argv.join("\0") + "\0";
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want.as_bytes())
-            && alive(pid)
-        {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 /// The daemon's children and how many of them are zombies.
 fn children(d: &Daemon) -> (Vec<i32>, usize) {
     let daemon = d.child.as_ref().expect("running").id();

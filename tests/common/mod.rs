@@ -288,3 +288,20 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// Live processes whose command line is exactly `argv`.
+pub fn running(argv: &[&str]) -> Vec<i32> {
+    let want = argv.join("\0") + "\0";
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want.as_bytes())
+            && alive(pid)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
