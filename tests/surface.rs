@@ -54,19 +54,25 @@ fn ask(c: &mut BufReader<TcpStream>, line: &str) -> Vec<String> {
     }
 }
 
-/// A daemon whose TCP listener wants the secret in a 0600 file.
-fn secret_daemon() -> (Daemon, u16) {
+/// A configured (not started) daemon whose TCP listener reads its secret
+/// from a file holding `text` with `mode`; the listen keys come first.
+fn with_secret_file(text: &str, mode: u32) -> Daemon {
     let d = Daemon::configure(PROGS, "");
     let secret = d.path("secret");
-    std::fs::write(&secret, "  correct-horse\n").unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let text = std::fs::read_to_string(&d.conf).unwrap();
+    std::fs::write(&secret, text).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+    let conf = std::fs::read_to_string(&d.conf).unwrap();
     let extra = format!(
         "listen: \"127.0.0.1:0\"\nlisten_secret_file: {}\n",
         secret.display()
     );
-    std::fs::write(&d.conf, format!("{extra}{text}")).unwrap();
-    let d = d.launch(&[]);
+    std::fs::write(&d.conf, format!("{extra}{conf}")).unwrap();
+    d
+}
+
+/// A daemon whose TCP listener wants the secret in a 0600 file.
+fn secret_daemon() -> (Daemon, u16) {
+    let d = with_secret_file("  correct-horse\n", 0o600).launch(&[]);
     let p = port(&d);
     (d, p)
 }
@@ -150,16 +156,7 @@ fn a_wrong_secret_is_refused_logged_and_closed() {
 
 #[test]
 fn a_group_readable_secret_file_is_refused_at_load() {
-    let d = Daemon::configure(PROGS, "");
-    let secret = d.path("secret");
-    std::fs::write(&secret, "s3cret\n").unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let text = std::fs::read_to_string(&d.conf).unwrap();
-    let extra = format!(
-        "listen: \"127.0.0.1:0\"\nlisten_secret_file: {}\n",
-        secret.display()
-    );
-    std::fs::write(&d.conf, format!("{extra}{text}")).unwrap();
+    let d = with_secret_file("s3cret\n", 0o640);
     let out = Command::new(DAEMON)
         .args(["--check", "-c"])
         .arg(&d.conf)
@@ -172,6 +169,8 @@ fn a_group_readable_secret_file_is_refused_at_load() {
         "{err}"
     );
     // And a listener with neither a secret nor listen_open.
+    let conf = std::fs::read_to_string(&d.conf).unwrap();
+    let text: String = conf.split_inclusive('\n').skip(2).collect();
     std::fs::write(&d.conf, format!("listen: \"127.0.0.1:0\"\n{text}")).unwrap();
     let out = Command::new(DAEMON)
         .args(["--check", "-c"])
