@@ -26,6 +26,11 @@ pub struct Waiter {
     since: u64,
     /// (slot, name, verdict)
     targets: Vec<(usize, String, Verdict)>,
+    /// Slot → index in `targets`: a transition is matched in O(1), so a
+    /// `start all` of many processes costs one look-up per change.
+    by_slot: std::collections::HashMap<usize, usize>,
+    /// Targets not decided yet.
+    pending: usize,
 }
 
 pub enum Outcome {
@@ -151,6 +156,8 @@ pub fn execute(sup: &mut Supervisor, client: usize, req: Request, now: Instant) 
         client,
         goal,
         since: sup.transition_seq,
+        by_slot: targets.iter().enumerate().map(|(i, t)| (t.0, i)).collect(),
+        pending: targets.iter().filter(|t| t.2.is_none()).count(),
         targets,
     };
     // Where each target stands now that the command ran.
@@ -182,6 +189,9 @@ impl Waiter {
                 Some((format!("{name}: failed: {}{why}", s.token()), true))
             }
         };
+        if line.is_some() {
+            self.pending -= 1;
+        }
     }
 
     /// Records what a state change means for this reply.
@@ -189,18 +199,19 @@ impl Waiter {
         if t.seq <= self.since {
             return;
         }
-        for i in 0..self.targets.len() {
-            if self.targets[i].0 == t.slot {
-                let message = sup
-                    .get(t.slot)
-                    .map_or("removed", |p| p.proc.message.as_str());
-                self.judge(i, t.to, message);
-            }
+        if let Some(&i) = self.by_slot.get(&t.slot) {
+            let message = sup
+                .get(t.slot)
+                .map_or("removed", |p| p.proc.message.as_str());
+            self.judge(i, t.to, message);
         }
     }
 
     /// The reply, once every target is decided.
     pub fn reply(&self) -> Option<String> {
+        if self.pending > 0 {
+            return None;
+        }
         let mut body = Vec::with_capacity(self.targets.len());
         let mut failed = 0;
         for (_, _, line) in &self.targets {
@@ -218,9 +229,13 @@ impl Waiter {
 
     /// Targets freed meanwhile (a reload removed them) are decided as such.
     pub fn forget_freed(&mut self, sup: &Supervisor) {
+        if self.pending == 0 {
+            return;
+        }
         for (slot, name, line) in &mut self.targets {
             if line.is_none() && sup.get(*slot).is_none() {
                 *line = Some((format!("{name}: failed: removed"), true));
+                self.pending -= 1;
             }
         }
     }

@@ -258,3 +258,17 @@ fn long_name_lists_on_a_big_config_stay_cheap() {
     );
     assert_eq!(read_reply(&mut r), "ERR unknown name: nosuch\n");
 }
+
+/// A deferred reply over many processes is answered whole, and at once.
+#[test]
+fn a_deferred_reply_over_many_processes_is_whole_and_quick() {
+    let d = Daemon::start_with(
+        "  many:\n    cmd: sleep 100\n    numprocs: 20000\n    autostart: false\n",
+        "minfds: 1024\n",
+        &[],
+    );
+    let t = Instant::now();
+    let reply = d.cmd("stop all");
+    assert!(reply.ends_with("OK\n") && reply.lines().count() == 20001);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}
