@@ -50,7 +50,7 @@ pub fn set_pidfile(path: Option<&Path>) {
 /// Refuses a pidfile that names a live taskmasterd other than us; a stale
 /// one (dead pid, another program, garbage) is fine: it gets replaced.
 pub fn check_pidfile(path: &Path) -> Result<(), String> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match read_pidfile(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(format!("pidfile {}: {e}", path.display())),
@@ -64,6 +64,22 @@ pub fn check_pidfile(path: &Path) -> Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// The start of the pidfile's text. Opened non-blocking (a FIFO put there
+/// would block the start forever otherwise) and only a regular file is read,
+/// at most a few bytes (a pid never needs more).
+fn read_pidfile(path: &Path) -> std::io::Result<String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut buf = Vec::new();
+    file.take(64).read_to_end(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// Whether `pid` is a live (non-zombie) process named taskmasterd.
@@ -97,10 +113,13 @@ pub fn launch() {
         0 => {
             // dup2 leaves the copy without CLOEXEC; the pipe stays open only
             // as fd 2, so pointing fd 2 elsewhere closes it.
+            // Every other fd the launching shell or service manager left open
+            // goes too: a daemon holding the write end of someone's pipe would
+            // keep that reader waiting forever (`$(taskmasterd -d)` never
+            // returning). Nothing of ours is open yet at this point.
             unsafe {
                 libc::dup2(fds[1], 2);
-                libc::close(fds[0]);
-                libc::close(fds[1]);
+                libc::close_range(3, u32::MAX, 0);
             }
             session().launched = true;
         }

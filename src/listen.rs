@@ -9,7 +9,7 @@ use mio::{Interest, Registry, Token};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub const UNIX_LISTENER: Token = Token(1);
@@ -62,19 +62,32 @@ pub fn bind_socket(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixLis
 }
 
 /// Gives the socket at `path` its group, then its mode (in that order: a
-/// wider mode never applies to the old group). lchown, and a check that the
-/// path is still a socket before the chmod: a symlink is never followed.
+/// wider mode never applies to the old group). The path is opened once with
+/// O_PATH | O_NOFOLLOW and both changes go through that fd, after checking it
+/// is a socket: a symlink or other file swapped in at `path` (its folder may
+/// be writable by others) is never followed and never changed, and there is
+/// no gap between the check and the change for a swap to slip into.
 fn set_access(path: &Path, mode: u32, group: Option<u32>) -> Result<(), String> {
     let shown = path.display();
-    if let Some(gid) = group {
-        std::os::unix::fs::lchown(path, None, Some(gid))
-            .map_err(|e| format!("cannot give {shown} to group {gid}: {e}"))?;
-    }
-    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot stat {shown}: {e}"))?;
+    let node = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| format!("cannot open {shown}: {e}"))?;
+    let meta = node
+        .metadata()
+        .map_err(|e| format!("cannot stat {shown}: {e}"))?;
     if !meta.file_type().is_socket() {
         return Err(format!("{shown} is no longer our socket"));
     }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    // chown/chmod refuse an O_PATH fd; its /proc/self/fd link names the very
+    // inode it holds (following it is not following a path).
+    let fd_path = format!("/proc/self/fd/{}", node.as_raw_fd());
+    if let Some(gid) = group {
+        std::os::unix::fs::chown(&fd_path, None, Some(gid))
+            .map_err(|e| format!("cannot give {shown} to group {gid}: {e}"))?;
+    }
+    std::fs::set_permissions(&fd_path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| format!("cannot chmod {shown}: {e}"))
 }
 

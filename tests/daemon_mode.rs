@@ -224,3 +224,74 @@ fn an_unreachable_notify_socket_is_logged_once_and_harmless() {
     assert!(d.wait_exit(10.0).success());
     assert_eq!(d.log_text().matches("NOTIFY_SOCKET").count(), 1);
 }
+
+#[test]
+fn a_fifo_at_the_pidfile_path_is_refused_not_waited_on() {
+    let d = Daemon::configure("  a:\n    cmd: sleep 100\n", "");
+    let fifo = d.path("d.pid");
+    let c = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("path");
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // Opening a FIFO for reading blocks until a writer comes: the launcher
+    // must not (launch() fails the test after its deadline if it does).
+    let (status, err) = launch(&[
+        "-c",
+        d.conf.to_str().expect("utf-8"),
+        "-d",
+        "--pidfile",
+        fifo.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
+#[test]
+fn the_detached_daemon_keeps_no_inherited_fd() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let d = Daemon::configure("  a:\n    cmd: sleep 100\n", "");
+    let pidfile = d.path("d.pid");
+    let mut fds = [0; 2];
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let wfd = w.as_raw_fd();
+    let mut cmd = Command::new(DAEMON);
+    cmd.arg("-c")
+        .arg(&d.conf)
+        .arg("-d")
+        .arg("--pidfile")
+        .arg(&pidfile)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // Only this launcher inherits the write end (as fd 9, without CLOEXEC),
+    // as a shell's `$(…)` or a service manager's pipe would be inherited.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(wfd, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let mut child = cmd.spawn().expect("spawn taskmasterd");
+    let mut status = None;
+    wait_until(20.0, "the launcher to exit", || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    let _guard = Detached(pid_in(&pidfile));
+    drop(w);
+    // Every writer gone (the launcher exited, the daemon closed its copy):
+    // the reader sees end of file, within a deadline.
+    let mut reader = std::fs::File::from(r);
+    unsafe { libc::fcntl(reader.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut eof = false;
+    wait_until(10.0, "end of file on the inherited pipe", || {
+        let mut buf = [0u8; 16];
+        eof = matches!(reader.read(&mut buf), Ok(0));
+        eof
+    });
+    assert!(eof);
+    assert_eq!(d.cmd("shutdown"), "OK\n");
+}

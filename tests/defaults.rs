@@ -165,3 +165,24 @@ fn read_stderr(child: &mut Child) -> String {
     }
     s
 }
+
+#[test]
+fn a_home_that_does_not_exist_sends_the_default_log_to_the_private_folder() {
+    let Some((t, uid, gid)) = nobody_dir() else {
+        return;
+    };
+    let d = t.path();
+    let missing = d.join("no-such-home");
+    let mut cmd = daemon_as_nobody(d, uid, gid, false);
+    cmd.env("HOME", &missing);
+    let _running = Running(cmd.spawn().unwrap());
+    let log = PathBuf::from(format!("/tmp/taskmaster-{uid}/taskmasterd.log"));
+    let sock = d.join("run/taskmaster.sock");
+    wait_until(10.0, "the default socket", || sock.exists());
+    wait_until(10.0, "the default log in the private folder", || log.exists());
+    assert_eq!(mode(log.parent().unwrap()), 0o700);
+    assert_eq!(std::fs::symlink_metadata(&log).unwrap().uid(), uid);
+    assert!(!missing.exists(), "a missing HOME was created");
+    drop(_running);
+    let _ = std::fs::remove_file(&log);
+}

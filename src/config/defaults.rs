@@ -35,14 +35,17 @@ pub fn default_socket() -> PathBuf {
 }
 
 /// The default event log: as root `/var/log/taskmaster/taskmasterd.log`, else
-/// under `$XDG_STATE_HOME/taskmaster/`, else `~/.local/state/taskmaster/`,
-/// else in the private folder `/tmp/taskmaster-$UID/`.
+/// under `$XDG_STATE_HOME/taskmaster/`, else `~/.local/state/taskmaster/`
+/// (if that home folder exists), else in the private folder
+/// `/tmp/taskmaster-$UID/`.
 pub fn default_logfile() -> PathBuf {
     let dir = if geteuid().is_root() {
         PathBuf::from(ROOT_LOG)
     } else if let Some(state) = env_dir("XDG_STATE_HOME") {
         state.join("taskmaster")
-    } else if let Some(home) = env_dir("HOME") {
+    } else if let Some(home) = env_dir("HOME").filter(|h| h.is_dir()) {
+        // A HOME that does not exist (`nobody`'s /nonexistent, a service
+        // account) is no place to create a tree in: the private folder is.
         home.join(".local/state/taskmaster")
     } else {
         private_tmp()
