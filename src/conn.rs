@@ -231,6 +231,11 @@ impl Conn {
         self.discard_input();
     }
 
+    /// A TCP connection (the unix socket's are not).
+    pub fn is_tcp(&self) -> bool {
+        self.telnet.is_some()
+    }
+
     /// Queues `text` (CRLF line ends for telnet) and tries to send it at once.
     pub fn send(&mut self, text: &str) {
         self.queue(text);

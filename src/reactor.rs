@@ -80,6 +80,8 @@ pub struct Reactor {
     faults: Option<std::os::fd::OwnedFd>,
     /// The live process groups, in `SOCKET.state` for crash recovery.
     recorder: crate::recovery::Recorder,
+    /// TCP `auth` attempts: compared and logged within bounds.
+    pub(crate) auth_limit: crate::authlimit::AuthLimit,
 }
 
 impl Reactor {
@@ -126,6 +128,7 @@ impl Reactor {
             max_clients: crate::serve::max_clients(config_procs),
             faults,
             recorder: Default::default(),
+            auth_limit: Default::default(),
             poll,
         })
     }
@@ -399,6 +402,14 @@ impl Reactor {
                     ));
                     t.keep(&mut new, &self.sup.config);
                 }
+            }
+        }
+        if new.listen_secret.is_some() && new.listen_secret != self.sup.config.listen_secret {
+            let n = self.revoke_tcp_auth();
+            if n > 0 {
+                info!(
+                    "reload: listen secret changed: {n} TCP connection(s) must authenticate again"
+                );
             }
         }
         eventlog::set_limits(new.logfile_maxbytes, new.logfile_backups);

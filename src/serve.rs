@@ -110,12 +110,17 @@ impl Reactor {
                     && c.follow.is_none()
                     && c.attached.is_none()
                     && c.conn.idle();
+                // A TCP peer that has not authenticated is idle by definition
+                // (it can do nothing else) and the first of those to go.
+                let locked = !c.conn.authed && self.sup.config.listen_secret.is_some();
                 let rank = if c.conn.hup {
                     0
-                } else if stuck {
+                } else if locked {
                     1
-                } else if idle {
+                } else if stuck {
                     2
+                } else if idle {
+                    3
                 } else {
                     return None;
                 };
@@ -139,6 +144,20 @@ impl Reactor {
             self.shed += 1;
         }
         true
+    }
+
+    /// The listener's secret changed: every TCP connection authenticated
+    /// with the old one (or with none) must authenticate again; the unix
+    /// socket's clients are not concerned. How many lost their standing.
+    pub(crate) fn revoke_tcp_auth(&mut self) -> usize {
+        let mut n = 0;
+        for c in self.clients.values_mut() {
+            if c.conn.is_tcp() && c.conn.authed {
+                c.conn.authed = false;
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Removes client `id` and everything that refers to it: its follow, its
@@ -274,12 +293,27 @@ impl Reactor {
             // Before the request is logged: the secret must never be.
             return match &self.sup.config.listen_secret {
                 Some(secret) if !c.conn.authed => {
-                    if secret.matches(guess) {
+                    let admitted = self.auth_limit.admit(now);
+                    if admitted && secret.matches(guess) {
                         c.conn.authed = true;
                         info!("client {id} ({}): authenticated", c.conn.peer);
                         c.conn.queue(&protocol::reply(&[], Ok(())));
                     } else {
-                        warn!("client {id} ({}): authentication failed", c.conn.peer);
+                        if let Some(unlogged) = self.auth_limit.failure(now) {
+                            let why = if admitted {
+                                ""
+                            } else {
+                                " (too many attempts: not checked)"
+                            };
+                            let more = match unlogged {
+                                0 => String::new(),
+                                n => format!("; {n} more failures not logged before this one"),
+                            };
+                            warn!(
+                                "client {id} ({}): authentication failed{why}{more}",
+                                c.conn.peer
+                            );
+                        }
                         c.conn
                             .queue(&protocol::reply(&[], Err("authentication failed".into())));
                         c.conn.close_after_flush();

@@ -179,7 +179,9 @@ fn a_home_that_does_not_exist_sends_the_default_log_to_the_private_folder() {
     let log = PathBuf::from(format!("/tmp/taskmaster-{uid}/taskmasterd.log"));
     let sock = d.join("run/taskmaster.sock");
     wait_until(10.0, "the default socket", || sock.exists());
-    wait_until(10.0, "the default log in the private folder", || log.exists());
+    wait_until(10.0, "the default log in the private folder", || {
+        log.exists()
+    });
     assert_eq!(mode(log.parent().unwrap()), 0o700);
     assert_eq!(std::fs::symlink_metadata(&log).unwrap().uid(), uid);
     assert!(!missing.exists(), "a missing HOME was created");

@@ -204,3 +204,56 @@ fn client_text_cannot_forge_log_lines() {
     assert!(!log.contains('\r') && !log.contains('\x1b'), "{log:?}");
     assert!(log.contains("forged \\x1b[2K"), "{log}");
 }
+
+/// One connection, one `auth` attempt: whether it was accepted.
+fn try_auth(port: u16, secret: &str) -> bool {
+    let mut c = tcp(port);
+    ask(&mut c, &format!("auth {secret}")) == ["OK"]
+}
+
+#[test]
+fn a_guessing_flood_is_throttled_and_barely_logged() {
+    let (d, port) = secret_daemon();
+    // 40 wrong guesses then the right secret, as fast as we can: more than
+    // the 20 comparisons a second allowed, so the right one is refused
+    // unchecked. (A loaded machine may spread a burst over two windows: a
+    // few bursts, one refusal is the proof.)
+    let mut throttled = false;
+    for _ in 0..5 {
+        for _ in 0..40 {
+            assert!(!try_auth(port, "wrong"));
+        }
+        if !try_auth(port, "correct-horse") {
+            throttled = true;
+            break;
+        }
+    }
+    assert!(throttled, "the right secret was always checked");
+    // The throttle lifts: within a few seconds the secret works again.
+    wait_until(10.0, "auth to be checked again", || {
+        try_auth(port, "correct-horse")
+    });
+    // Hundreds of failures, a handful of log lines.
+    let failures = d.log_text().matches("authentication failed").count();
+    assert!(
+        (1..=5).contains(&failures),
+        "{failures} failure lines logged"
+    );
+}
+
+#[test]
+fn a_new_secret_on_reload_asks_tcp_clients_to_authenticate_again() {
+    let (d, port) = secret_daemon();
+    d.wait_state("a:0", "RUNNING", 5.0);
+    let mut c = tcp(port);
+    assert_eq!(ask(&mut c, "auth correct-horse"), ["OK"]);
+    assert!(ask(&mut c, "status a")[0].starts_with("a:0"));
+    std::fs::write(d.path("secret"), "battery-staple\n").unwrap();
+    assert!(d.cmd("reload").ends_with("OK\n"));
+    assert_eq!(ask(&mut c, "status a"), ["ERR authentication required"]);
+    assert_eq!(ask(&mut c, "auth battery-staple"), ["OK"]);
+    assert!(ask(&mut c, "status a")[0].starts_with("a:0"));
+    // An unchanged secret on reload keeps authenticated clients as they are.
+    assert!(d.cmd("reload").ends_with("OK\n"));
+    assert!(ask(&mut c, "status a")[0].starts_with("a:0"));
+}
