@@ -215,6 +215,61 @@ fn survivors(pgid: i32, e: &Entry) -> Vec<i32> {
     out
 }
 
+/// Descendants that left their recorded group (setsid or setpgid, then
+/// re-parented to init when the daemon died): found by the environment every
+/// child of ours carries, `TASKMASTER_SOCKET` naming *this* socket (so another
+/// daemon's processes of the same name are never touched) and
+/// `TASKMASTER_PROCESS_NAME` one of the recorded processes, started no earlier
+/// than that process. Returned as groups (pgid, entry), none already in `known`.
+fn escaped(recorded: &[(i32, Entry)], socket: &Path, known: &[(i32, Entry)]) -> Vec<(i32, Entry)> {
+    if recorded.is_empty() {
+        return Vec::new();
+    }
+    let by_name: BTreeMap<&str, &Entry> =
+        recorded.iter().map(|(_, e)| (e.name.as_str(), e)).collect();
+    let mut marker = format!("{}=", crate::spawn::SOCKET_VAR).into_bytes();
+    marker.extend_from_slice(socket.as_os_str().as_encoded_bytes());
+    let name_key = format!("{}=", crate::spawn::PROCESS_NAME_VAR);
+    let me = std::process::id() as i32;
+    let mut groups: BTreeMap<i32, Entry> = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for pid in dir
+        .flatten()
+        .filter_map(|d| d.file_name().to_str()?.parse::<i32>().ok())
+    {
+        if pid == me {
+            continue;
+        }
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let mut vars = env.split(|b| *b == 0);
+        if !vars.clone().any(|v| v == marker.as_slice()) {
+            continue;
+        }
+        let Some(e) = vars
+            .find_map(|v| v.strip_prefix(name_key.as_bytes()))
+            .and_then(|n| by_name.get(std::str::from_utf8(n).ok()?))
+        else {
+            continue;
+        };
+        let Some(st) = proc_stat(pid).filter(|s| !s.zombie && s.start >= e.start) else {
+            continue;
+        };
+        if known.iter().any(|(g, _)| *g == st.pgrp) || recorded.iter().any(|(g, _)| *g == st.pgrp) {
+            continue;
+        }
+        let entry = groups.entry(st.pgrp).or_insert_with(|| Entry {
+            start: st.start,
+            ..(*e).clone()
+        });
+        entry.start = entry.start.min(st.start);
+    }
+    groups.into_iter().collect()
+}
+
 fn signal(pgid: i32, members: &[i32], sig: i32) {
     unsafe {
         libc::kill(-pgid, sig);
@@ -285,6 +340,17 @@ pub fn recover(socket: &Path) {
         }
         warn!(
             "crash recovery: {}: process group {pgid} ({} processes) survived the previous daemon; sending {}",
+            e.name,
+            members.len(),
+            crate::signals::name(e.signal)
+        );
+        signal(pgid, &members, e.signal);
+        found.push((pgid, e));
+    }
+    for (pgid, e) in escaped(&parse(&text), socket, &found) {
+        let members = survivors(pgid, &e);
+        warn!(
+            "crash recovery: {}: process group {pgid} ({} processes) left its process's group and survived the previous daemon; sending {}",
             e.name,
             members.len(),
             crate::signals::name(e.signal)

@@ -20,6 +20,12 @@ use std::process::{Command, Stdio};
 /// The environment variable naming the process (`web:0`) in every child.
 pub const PROCESS_NAME_VAR: &str = "TASKMASTER_PROCESS_NAME";
 
+/// The environment variable naming the daemon's control socket in every
+/// child (so a child can use taskmasterctl, and crash recovery can tell this
+/// daemon's descendants from another daemon's). The daemon sets it in its own
+/// environment whenever its socket is bound, so every child inherits it.
+pub const SOCKET_VAR: &str = "TASKMASTER_SOCKET";
+
 /// What a child gets as fds 0, 1 and 2.
 pub enum ChildIo {
     /// stdin /dev/null; stdout and stderr the write ends of the daemon's pipes.

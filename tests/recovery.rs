@@ -163,3 +163,46 @@ fn unrelated_sleep() -> std::process::Child {
         .spawn()
         .expect("sleep")
 }
+
+#[test]
+fn descendants_that_left_their_group_are_ended_too_and_only_ours() {
+    let (x, y) = (unique_sleep(), unique_sleep());
+    // `setsid sleep X` runs in a session (and group) of its own: the group
+    // recorded for s:0 does not hold it, only its environment says whose it is.
+    let prog = format!(
+        "  s:\n    cmd: \"sh -c 'setsid sleep {x} & exec sleep {y}'\"\n    starttime: 0.1\n    stoptime: 2\n"
+    );
+    let mut d = Daemon::start(&prog);
+    // Another daemon, another socket, the same program name: not ours.
+    let other = Daemon::start(&prog);
+    d.wait_state("s:0", "RUNNING", 5.0);
+    other.wait_state("s:0", "RUNNING", 5.0);
+    wait_until(5.0, "both escaped sleeps", || count_sleeps(&x).len() == 2);
+    let before = count_sleeps(&x);
+    let state = std::path::PathBuf::from(format!("{}.state", d.sock.display()));
+    wait_until(5.0, "the state file", || state.exists());
+    d.signal(libc::SIGKILL);
+    d.wait_exit(5.0);
+    d.relaunch(&[]);
+    d.wait_state("s:0", "RUNNING", 5.0);
+    d.wait_log("ended 2 process groups", 10.0);
+    assert!(
+        d.log_text().contains("left its process's group"),
+        "{}",
+        d.log_text()
+    );
+    let theirs = format!("TASKMASTER_SOCKET={}", other.sock.display());
+    let of_other = |pid: &i32| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == theirs.as_bytes()))
+    };
+    let (kept, ended): (Vec<i32>, Vec<i32>) = before.iter().partition(|p| of_other(p));
+    assert_eq!((kept.len(), ended.len()), (1, 1), "{before:?}");
+    assert!(!alive(ended[0]), "our escaped sleep survived recovery");
+    assert!(
+        alive(kept[0]),
+        "the other daemon's escaped sleep was killed"
+    );
+    assert_eq!(other.cmd("status s").lines().count(), 2);
+    assert!(other.cmd("status s").contains("RUNNING"));
+}
