@@ -80,6 +80,8 @@ pub struct Reactor {
     faults: Option<std::os::fd::OwnedFd>,
     /// The live process groups, in `SOCKET.state` for crash recovery.
     recorder: crate::recovery::Recorder,
+    /// The daemon's exit status once shut down (1 after `exit_on_fatal`).
+    exit_code: i32,
 }
 
 impl Reactor {
@@ -126,6 +128,7 @@ impl Reactor {
             max_clients: crate::serve::max_clients(config_procs),
             faults,
             recorder: Default::default(),
+            exit_code: 0,
             poll,
         })
     }
@@ -160,6 +163,12 @@ impl Reactor {
         let mut events = Events::with_capacity(1024);
         loop {
             self.after_batch();
+            if let Some(name) = self.sup.fatal_exit.take() {
+                if self.shutdown.is_none() {
+                    self.exit_code = 1;
+                    self.begin_shutdown(&format!("exit_on_fatal: {name} is FATAL"), Instant::now());
+                }
+            }
             if self.shutdown.is_some() && self.sup.all_down() {
                 return self.finish_shutdown();
             }
@@ -349,7 +358,7 @@ impl Reactor {
             }
         }
         info!("taskmasterd stopped");
-        0
+        self.exit_code
     }
 
     /// SIGHUP and `reload`: validate the whole file, then change only what changed.
