@@ -133,7 +133,7 @@ impl Supervisor {
     }
 
     /// The processes a start of `slots` pulls along: stopped dependencies,
-    /// transitively, not already in `slots`.
+    /// transitively, not already in `slots`; in spawn order.
     pub fn with_dependencies(&self, slots: &[usize]) -> Vec<usize> {
         let mut have: HashSet<usize> = slots.iter().copied().collect();
         let mut seen: HashSet<&str> = HashSet::new();
@@ -161,6 +161,7 @@ impl Supervisor {
                 }
             }
         }
+        self.spawn_order(&mut out);
         out
     }
 
