@@ -87,8 +87,11 @@ fn unknown_names_and_cycles_are_named() {
     assert!(check(&progs(&[("a", &["b"]), ("b", &[]), ("c", &["a", "b"])])).is_empty());
 }
 
+/// (name, depends_on, priority), owned.
+type Spec = (String, Vec<(String, Condition)>, u32);
+
 fn graph(spec: &[(&str, &[&str], u32)]) -> Graph {
-    let owned: Vec<(String, Vec<(String, Condition)>, u32)> = spec
+    let owned: Vec<Spec> = spec
         .iter()
         .map(|(n, d, p)| {
             let deps = d.iter().map(|s| (s.to_string(), Condition::Ready));

@@ -310,3 +310,16 @@ fn check_survives_a_huge_cycle() {
     );
     assert!(err.contains(&format!("p{} -> p0\n", N - 1)));
 }
+
+#[test]
+fn shipped_chain_example_is_valid() {
+    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/chain.yaml");
+    let c = taskmaster::config::load(std::path::Path::new(conf)).unwrap();
+    let api = c.programs.iter().find(|p| p.name == "api").unwrap();
+    assert_eq!(api.depends_on.len(), 2);
+    let out = Command::new(DAEMON)
+        .args(["--check", "-c", conf])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -497,10 +497,15 @@ impl Supervisor {
 
 fn log_transition(p: &Process, before: State) {
     let msg = &p.proc.message;
+    // A wait whose reason changed stays NOT_STARTED: no arrow.
+    let arrow = if before == p.proc.state {
+        String::new()
+    } else {
+        format!("{} -> ", before.token())
+    };
     let line = format!(
-        "{}: {} -> {}{}",
+        "{}: {arrow}{}{}",
         p.name,
-        before.token(),
         p.proc.state.token(),
         if msg.is_empty() {
             String::new()
