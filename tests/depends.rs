@@ -323,3 +323,31 @@ fn shipped_chain_example_is_valid() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// Many processes on both sides: each dependency transition is one count
+/// update, and the dependents are released together once the last is RUNNING.
+#[test]
+fn a_wide_dependency_releases_every_dependent_once_all_are_running() {
+    let d = Daemon::start(
+        "  db:\n    cmd: sleep 1000\n    numprocs: 200\n    starttime: 0.5\n  api:\n    cmd: sleep 1000\n    \
+         numprocs: 200\n    starttime: 0\n    depends_on: [db]\n",
+    );
+    wait_until(60.0, "every process RUNNING", || {
+        d.status().iter().all(|p| p["state"] == "RUNNING")
+    });
+    let log = d.log_text();
+    let last_db = (0..200)
+        .map(|i| log.find(&format!("db:{i}: STARTING -> RUNNING")).unwrap())
+        .max()
+        .unwrap();
+    let first_api = (0..200)
+        .map(|i| log.find(&format!("api:{i}: spawned pid")).unwrap())
+        .min()
+        .unwrap();
+    assert!(
+        last_db < first_api,
+        "an api process spawned before every db was RUNNING"
+    );
+    let reply = d.cmd("stop all");
+    assert_eq!(reply.matches(": stopped\n").count(), 400, "{reply}");
+}

@@ -189,13 +189,14 @@ impl Supervisor {
     /// whole by this command gets its stop signal once its dependents stopped
     /// by it too are stopped. Unrelated programs stop at once.
     pub fn stop_ordered(&mut self, slots: &[usize]) {
+        // Retired slots (shutdown names every slot) count too, hence `<=` below.
         let mut named: HashMap<&str, usize> = HashMap::new();
         for p in slots.iter().filter_map(|s| self.get(*s)) {
             *named.entry(p.cfg.name.as_str()).or_default() += 1;
         }
         let whole: HashSet<&str> = named
             .iter()
-            .filter(|(p, n)| self.by_program.get(**p).is_some_and(|v| v.len() == **n))
+            .filter(|(p, n)| self.by_program.get(**p).is_some_and(|v| v.len() <= **n))
             .map(|(p, _)| *p)
             .collect();
         let mut hold = Vec::new();
