@@ -6,7 +6,7 @@
 use crate::commands;
 use crate::protocol::{self, Request};
 use crate::state::{Event, State};
-use crate::supervisor::{Supervisor, Transition};
+use crate::supervisor::{Intent, Supervisor, Transition};
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -134,8 +134,14 @@ pub fn execute(sup: &mut Supervisor, client: usize, req: Request, now: Instant) 
         Err(e) => return Outcome::Reply(protocol::reply(&[], Err(e))),
     };
     let restart = events.len() > 1;
-    let mut targets = Vec::with_capacity(slots.len());
-    for slot in slots {
+    // A start pulls along the stopped dependencies, each with its own line.
+    let pulled = match goal {
+        Goal::Start => sup.with_dependencies(&slots),
+        Goal::Stop => Vec::new(),
+    };
+    let mut feed = Vec::with_capacity(slots.len() + pulled.len());
+    let mut targets = Vec::with_capacity(slots.len() + pulled.len());
+    for slot in pulled.iter().chain(&slots).copied() {
         let before = sup.state(slot);
         let noop = match goal {
             Goal::Start if !restart && matches!(before, State::Running) => Some("already running"),
@@ -145,11 +151,23 @@ pub fn execute(sup: &mut Supervisor, client: usize, req: Request, now: Instant) 
         let name = sup.get(slot).map(|p| p.name.clone()).unwrap_or_default();
         let fixed = noop.map(|n| (format!("{name}: {n}"), false));
         if fixed.is_none() {
-            for ev in events {
-                sup.feed(slot, ev.clone());
-            }
+            feed.push(slot);
         }
         targets.push((slot, name, fixed));
+    }
+    match goal {
+        // Dependents stop before their dependencies (every named slot counts
+        // towards "the whole program", stopped ones included).
+        Goal::Stop => sup.stop_ordered(&slots),
+        Goal::Start => {
+            sup.spawn_order(&mut feed);
+            for slot in feed {
+                let named = !pulled.contains(&slot);
+                for ev in events.iter().filter(|e| named || **e == Event::Start) {
+                    sup.feed(slot, ev.clone());
+                }
+            }
+        }
     }
     sup.run(now);
     let mut w = Waiter {
@@ -164,23 +182,28 @@ pub fn execute(sup: &mut Supervisor, client: usize, req: Request, now: Instant) 
     for i in 0..w.targets.len() {
         let slot = w.targets[i].0;
         if let Some(p) = sup.get(slot) {
-            w.judge(i, p.proc.state, &p.proc.message);
+            w.judge(i, p.proc.state, &p.proc.message, sup.intent(slot));
         }
     }
     Outcome::Wait(w)
 }
 
 impl Waiter {
-    fn judge(&mut self, i: usize, state: State, message: &str) {
+    fn judge(&mut self, i: usize, state: State, message: &str, intent: Option<Intent>) {
         let (_, name, line) = &mut self.targets[i];
         if line.is_some() {
             return;
         }
-        *line = match (self.goal, state) {
-            (_, State::Starting | State::Stopping) => None,
-            (Goal::Start, State::Running) => Some((format!("{name}: started"), false)),
-            (Goal::Stop, State::Stopped) => Some((format!("{name}: stopped"), false)),
-            (_, s) => {
+        *line = match (self.goal, state, intent) {
+            // Held back by the dependency gate: not there yet, but on its way.
+            (Goal::Start, _, Some(Intent::Waiting)) | (Goal::Stop, _, Some(Intent::Held)) => None,
+            (Goal::Start, _, Some(Intent::Blocked)) => {
+                Some((format!("{name}: failed: {message}"), true))
+            }
+            (_, State::Starting | State::Stopping, _) => None,
+            (Goal::Start, State::Running, _) => Some((format!("{name}: started"), false)),
+            (Goal::Stop, State::Stopped, _) => Some((format!("{name}: stopped"), false)),
+            (_, s, _) => {
                 let why = if message.is_empty() {
                     String::new()
                 } else {
@@ -203,7 +226,7 @@ impl Waiter {
             let message = sup
                 .get(t.slot)
                 .map_or("removed", |p| p.proc.message.as_str());
-            self.judge(i, t.to, message);
+            self.judge(i, t.to, message, sup.intent(t.slot));
         }
     }
 

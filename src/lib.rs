@@ -8,6 +8,7 @@ pub mod config;
 pub mod conn;
 pub mod control;
 pub mod daemonize;
+pub mod deps;
 pub mod eventlog;
 pub mod fdlimit;
 pub mod follow;

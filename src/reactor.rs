@@ -82,6 +82,8 @@ pub struct Reactor {
     recorder: crate::recovery::Recorder,
     /// TCP `auth` attempts: compared and logged within bounds.
     pub(crate) auth_limit: crate::authlimit::AuthLimit,
+    /// The daemon's exit status once shut down (1 after `exit_on_fatal`).
+    exit_code: i32,
 }
 
 impl Reactor {
@@ -129,6 +131,7 @@ impl Reactor {
             faults,
             recorder: Default::default(),
             auth_limit: Default::default(),
+            exit_code: 0,
             poll,
         })
     }
@@ -164,6 +167,12 @@ impl Reactor {
         let mut events = Events::with_capacity(1024);
         loop {
             self.after_batch();
+            if let Some(name) = self.sup.fatal_exit.take() {
+                if self.shutdown.is_none() {
+                    self.exit_code = 1;
+                    self.begin_shutdown(&format!("exit_on_fatal: {name} is FATAL"), Instant::now());
+                }
+            }
             if self.shutdown.is_some() && self.sup.all_down() {
                 return self.finish_shutdown();
             }
@@ -353,7 +362,7 @@ impl Reactor {
             }
         }
         info!("taskmasterd stopped");
-        0
+        self.exit_code
     }
 
     /// Children inherit the daemon's environment: `TASKMASTER_SOCKET` in it

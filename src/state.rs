@@ -96,6 +96,9 @@ pub enum Event {
     /// A reload changed what the process *is* (cmd, env…); `autostart` is the
     /// new setting. The operator's intent wins: stopped stays stopped.
     Reconfigured { autostart: bool },
+    /// A start that must wait for dependencies (the supervisor's gate decides,
+    /// and says why): NOT_STARTED with that reason, any pending retry cancelled.
+    Wait(String),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -338,6 +341,14 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
         // Stopped, stopping, never started, or given up with autostart off:
         // the new settings apply at the next start the operator asks for.
         (_, Event::Reconfigured { .. }) => vec![],
+
+        // Alive ones are not held back: only a start from rest waits.
+        (Starting | Running | Stopping, Event::Wait(_)) => vec![],
+        (_, Event::Wait(why)) => {
+            n.state = NotStarted;
+            n.message = why.clone();
+            vec![Disarm]
+        }
     };
     (n, acts)
 }

@@ -109,6 +109,12 @@ const ALLOWED: &[(State, State)] = &[
     (Stopped, Starting),
     (Fatal, Starting),
     (Fatal, Stopped),
+    // A start waiting for its dependencies (`Wait`).
+    (Backoff, NotStarted),
+    (Stopped, NotStarted),
+    (ExitedExpectedly, NotStarted),
+    (ExitedUnexpectedly, NotStarted),
+    (Fatal, NotStarted),
 ];
 
 #[test]
@@ -126,6 +132,7 @@ fn only_allowed_transitions_over_many_variants() {
     let mut extra = events().to_vec();
     extra.push(Event::Reconfigured { autostart: false });
     extra.extend([exit(1, 0), exit(0, 0), exit(1, 30)]);
+    extra.push(Event::Wait("waiting for db (ready)".into()));
     extra.push(Event::Exited {
         exit: Exit::Signal(libc::SIGKILL),
         uptime: Duration::from_secs(3),
@@ -151,6 +158,22 @@ fn only_allowed_transitions_over_many_variants() {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A start held back by the gate: from rest to NOT_STARTED with the reason,
+/// any retry or restart deadline cancelled; alive processes are untouched.
+#[test]
+fn wait_holds_only_a_process_at_rest() {
+    let ev = Event::Wait("waiting for db (ready)".into());
+    for s in State::ALL {
+        let (n, acts) = step(&at(s), &ev, &cfg());
+        if s.is_alive() {
+            assert_eq!((n.state, acts), (s, vec![]), "{s:?}");
+        } else {
+            assert_eq!((n.state, acts), (NotStarted, vec![Disarm]), "{s:?}");
+            assert_eq!(n.message, "waiting for db (ready)");
         }
     }
 }

@@ -14,11 +14,11 @@ pub use identity::{Rlimit, RunAs, RLIMIT_NAMES};
 
 const TOP_KEYS: &str = "socket, socket_mode, socket_group, listen, listen_secret_file, \
      listen_open, logfile, logfile_maxbytes, logfile_backups, minfds, fatal_state_report_address, \
-     daemonize, pidfile, programs";
+     daemonize, pidfile, exit_on_fatal, programs";
 const PROGRAM_KEYS: &str = "cmd, numprocs, umask, workingdir, autostart, autorestart, exitcodes, \
      startretries, starttime, stopsignal, stoptime, stdout, stderr, redirect_stderr, \
      stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, attach, env, \
-     fatal_state_report_address, user, group, rlimits";
+     fatal_state_report_address, user, group, rlimits, depends_on, priority";
 /// Longest starttime/stoptime accepted (one year), so a typo cannot overflow a timer.
 const MAX_SECONDS: f64 = 365.0 * 86400.0;
 const MAX_NUMPROCS: u64 = 65536;
@@ -113,6 +113,7 @@ impl Ctx<'_> {
             minfds: None,
             daemonize: false,
             pidfile: None,
+            exit_on_fatal: false,
             programs: Vec::new(),
         };
         let mut global_report = None;
@@ -135,6 +136,7 @@ impl Ctx<'_> {
                 "minfds" => config.minfds = self.uint(&p, v, 0, MAX_MINFDS),
                 "daemonize" => config.daemonize = self.boolean(&p, v).unwrap_or(false),
                 "pidfile" => config.pidfile = self.path(&p, v),
+                "exit_on_fatal" => config.exit_on_fatal = self.boolean(&p, v).unwrap_or(false),
                 "fatal_state_report_address" => global_report = self.address(&p, v),
                 "programs" => programs = Some(v),
                 _ => self.err(&p, format!("unknown key, expected one of {TOP_KEYS}")),
@@ -160,6 +162,7 @@ impl Ctx<'_> {
         }
         config.programs.sort_by(|a, b| a.name.cmp(&b.name));
         self.check_listen(&config);
+        self.check_graph(&config);
         Some(config)
     }
 
@@ -232,6 +235,8 @@ impl Ctx<'_> {
                 "user" => p.user = self.user(&path, v),
                 "group" => p.group = self.group(&path, v),
                 "rlimits" => p.rlimits = self.rlimits(&path, v),
+                "depends_on" => p.depends_on = self.depends_on(&path, v),
+                "priority" => p.priority = self.priority(&path, v),
                 _ => self.err(
                     &path,
                     format!("unknown key, expected one of {PROGRAM_KEYS}"),
@@ -478,6 +483,9 @@ fn show(v: &Value) -> String {
 
 #[path = "surface.rs"]
 mod surface;
+
+#[path = "graph.rs"]
+mod graph;
 
 #[cfg(test)]
 #[path = "tests.rs"]

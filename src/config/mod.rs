@@ -72,6 +72,10 @@ pub struct Program {
     pub stderr_backups: u32,
     /// Runs on a pseudo terminal owned by the daemon, for `attach NAME`.
     pub attach: bool,
+    /// Programs whose processes must meet a condition before these start.
+    pub depends_on: Vec<(String, crate::deps::Condition)>,
+    /// Among programs not ordered by `depends_on`, lower spawns first.
+    pub priority: u32,
 }
 
 impl Program {
@@ -104,6 +108,8 @@ impl Program {
             stderr_maxbytes: 0,
             stderr_backups: DEFAULT_BACKUPS,
             attach: false,
+            depends_on: Vec::new(),
+            priority: crate::deps::DEFAULT_PRIORITY,
         }
     }
 
@@ -143,6 +149,8 @@ pub struct Config {
     pub daemonize: bool,
     /// Where the daemon writes its pid once serving (`--pidfile` overrides).
     pub pidfile: Option<PathBuf>,
+    /// Any FATAL shuts the daemon down, exit status 1 (containers).
+    pub exit_on_fatal: bool,
     /// Programs sorted by name.
     pub programs: Vec<Program>,
 }

@@ -38,6 +38,7 @@ impl Supervisor {
 
     /// Applies a reload plan.
     pub fn apply(&mut self, new: Config, plan: &Plan, now: Instant) {
+        let mut start = Vec::new();
         for (name, change) in &plan.programs {
             let slots = self.slots_of(name);
             let Some(program) = new.programs.iter().find(|p| p.name == *name) else {
@@ -82,13 +83,15 @@ impl Supervisor {
             }
             let added: Vec<usize> = (have..cfg.numprocs).map(|i| self.add(&cfg, i)).collect();
             if cfg.autostart {
-                for slot in added {
-                    self.feed(slot, Event::Start);
-                }
+                start.extend(added);
             }
         }
         self.config = new;
         self.reorder();
+        // Added processes start through the new graph: an added dependency
+        // is pulled along and waited for.
+        self.rebuild_gate();
+        self.start_ordered(&start);
         self.run(now);
     }
 

@@ -7,10 +7,12 @@
 //! nothing recurses and the order of events is the order of the queue.
 
 mod apply;
+mod gate;
 mod names;
 mod output;
 mod trees;
 
+pub use gate::Intent;
 pub use output::{OutLine, OUT_TOKEN};
 
 use crate::config::{Config, Program};
@@ -99,6 +101,10 @@ pub struct Supervisor {
     pub attached: std::collections::HashSet<usize>,
     /// Raw terminal output of attached slots, for the reactor to deliver.
     pub raw: Vec<(usize, Vec<u8>)>,
+    /// Dependency gating: starts that wait, stops held for dependents.
+    gate: gate::Gate,
+    /// `exit_on_fatal`: the process that went FATAL, for the reactor.
+    pub fatal_exit: Option<String>,
 }
 
 impl Supervisor {
@@ -125,6 +131,8 @@ impl Supervisor {
             out_ready: VecDeque::new(),
             attached: std::collections::HashSet::new(),
             raw: Vec::new(),
+            gate: Default::default(),
+            fatal_exit: None,
         };
         let programs: Vec<Rc<Program>> = sup.config.programs.iter().cloned().map(Rc::new).collect();
         for cfg in &programs {
@@ -133,6 +141,7 @@ impl Supervisor {
             }
         }
         sup.reorder();
+        sup.rebuild_gate();
         sup
     }
 
@@ -199,13 +208,13 @@ impl Supervisor {
         self.procs.get_mut(slot).and_then(Option::as_mut)
     }
 
-    /// Starts every `autostart` process.
+    /// Starts every `autostart` process and the dependencies they pull
+    /// along, in spawn order (dependencies, then priority).
     pub fn boot(&mut self, now: Instant) {
-        for slot in self.order.clone() {
-            if self.get(slot).is_some_and(|p| p.cfg.autostart) {
-                self.feed(slot, Event::Start);
-            }
-        }
+        let auto: Vec<usize> = (self.order.iter().copied())
+            .filter(|s| self.get(*s).is_some_and(|p| p.cfg.autostart))
+            .collect();
+        self.start_ordered(&auto);
         self.run(now);
     }
 
@@ -214,17 +223,26 @@ impl Supervisor {
         self.queue.push_back((slot, ev));
     }
 
-    /// Steps every queued event, performing the actions, until the queue is empty.
+    /// Steps every queued event, performing the actions, until the queue is
+    /// empty and the gate has nothing more to release.
     pub fn run(&mut self, now: Instant) {
-        while let Some((slot, ev)) = self.queue.pop_front() {
-            self.step(slot, &ev, now);
+        loop {
+            while let Some((slot, ev)) = self.queue.pop_front() {
+                self.step(slot, &ev, now);
+            }
+            if !self.settle_gate() {
+                break;
+            }
         }
     }
 
     fn step(&mut self, slot: usize, ev: &Event, now: Instant) {
+        let gated = self.gate_event(slot, ev);
+        let ev = gated.as_ref().unwrap_or(ev);
         let Some(p) = self.get_mut(slot) else {
             return;
         };
+        let message_before = matches!(ev, Event::Wait(_)).then(|| p.proc.message.clone());
         let (next, actions) = state::step(&p.proc, ev, &p.cfg);
         if matches!(ev, Event::Reconfigured { .. }) {
             if let Some(cfg) = p.next_cfg.take() {
@@ -235,11 +253,20 @@ impl Supervisor {
         let was_draining = p.proc.drain.is_some();
         p.proc = next;
         let to = p.proc.state;
-        if before != to {
+        // A wait whose reason changed is news for a deferred `start` too.
+        let news = message_before.is_some_and(|m| m != p.proc.message);
+        let counted = (before != to && !p.retired).then(|| (p.cfg.name.clone(), p.name.clone()));
+        if before != to || news {
             log_transition(p, before);
             self.transition_seq += 1;
             let seq = self.transition_seq;
             self.transitions.push(Transition { slot, to, seq });
+        }
+        if let Some((program, name)) = counted {
+            if to == State::Fatal && self.config.exit_on_fatal {
+                self.fatal_exit.get_or_insert(name);
+            }
+            self.gate_count(&program, before, to);
         }
         for action in actions {
             self.perform(slot, action, now);
@@ -452,10 +479,17 @@ impl Supervisor {
         self.get(slot).map_or(State::Stopped, |p| p.proc.state)
     }
 
-    /// Feeds `ev` to every process (shutdown's stop, the second signal's kill).
+    /// Feeds `ev` to every process (shutdown's stop, dependents first; the
+    /// second signal's kill, held stops included).
     pub fn feed_all(&mut self, ev: &Event, now: Instant) {
-        for slot in self.order.clone() {
-            self.feed(slot, ev.clone());
+        match ev {
+            Event::Stop => self.stop_ordered(&self.order.clone()),
+            _ => {
+                self.release_held();
+                for slot in self.order.clone() {
+                    self.feed(slot, ev.clone());
+                }
+            }
         }
         self.run(now);
     }
@@ -463,10 +497,15 @@ impl Supervisor {
 
 fn log_transition(p: &Process, before: State) {
     let msg = &p.proc.message;
+    // A wait whose reason changed stays NOT_STARTED: no arrow.
+    let arrow = if before == p.proc.state {
+        String::new()
+    } else {
+        format!("{} -> ", before.token())
+    };
     let line = format!(
-        "{}: {} -> {}{}",
+        "{}: {arrow}{}{}",
         p.name,
-        before.token(),
         p.proc.state.token(),
         if msg.is_empty() {
             String::new()
