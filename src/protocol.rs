@@ -51,6 +51,8 @@ pub enum Request {
     Pid(Vec<String>),
     /// Reopens every log and output file (as SIGUSR2).
     Reopen,
+    /// The Prometheus text exposition, as body lines.
+    Metrics,
     /// `auth SECRET`: the first command on a TCP connection when
     /// `listen_secret_file` is set. Handled by the connection, never logged.
     Auth(String),
@@ -174,6 +176,17 @@ pub const COMMANDS: &[Command] = &[
         detail: &[
             "Changes only what changed: one line per change. An invalid file",
             "changes nothing and every error is listed. --dry-run only lists.",
+        ],
+        takes_names: false,
+    },
+    Command {
+        name: "metrics",
+        args: "",
+        summary: "Prometheus metrics of every process and the daemon",
+        detail: &[
+            "The Prometheus text format 0.0.4: state, restarts, start time, memory",
+            "and CPU (of the whole process group) per process; daemon figures and",
+            "event counters. metrics_listen serves the same as HTTP GET /metrics.",
         ],
         takes_names: false,
     },
@@ -332,6 +345,7 @@ pub fn parse(line: &str) -> Result<Option<Request>, String> {
             None => Request::Pid(args.clone()),
         },
         "reopen" => none(Request::Reopen)?,
+        "metrics" => none(Request::Metrics)?,
         "auth" => match args.as_slice() {
             [secret] => Request::Auth(secret.clone()),
             _ => return Err("usage: auth SECRET".into()),
@@ -388,6 +402,8 @@ pub struct ProcessView {
     pub last_exit: Option<Exit>,
     pub restarts: u32,
     pub message: String,
+    /// Memory and CPU of its process group (`status --json` only).
+    pub usage: Option<crate::procscan::Usage>,
 }
 
 impl ProcessView {
@@ -443,6 +459,8 @@ struct StatusItem<'a> {
     signal: Option<String>,
     restarts: u32,
     message: String,
+    rss_kb: Option<u64>,
+    cpu_s: Option<f64>,
 }
 
 /// The one-line JSON array of `status --json`.
@@ -477,6 +495,8 @@ pub fn status_json_item(p: &ProcessView) -> String {
         signal,
         restarts: p.restarts,
         message: p.detail(),
+        rss_kb: p.usage.map(|u| u.rss_kb()),
+        cpu_s: p.usage.map(|u| u.cpu_seconds()),
     };
     serde_json::to_string(&item).expect(ENCODES)
 }

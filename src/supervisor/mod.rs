@@ -46,11 +46,14 @@ pub struct Process {
     /// The group to signal; kept after the leader exits until the group is done.
     pub pgid: Option<i32>,
     pidfd: Option<OwnedFd>,
-    spawned_at: Option<Instant>,
+    pub spawned_at: Option<Instant>,
     /// stdout and stderr: pipes, files and the in-memory tails.
     pub out: [crate::output::Stream; 2],
     /// Removed by a reload: stopping, then gone.
     pub retired: bool,
+    /// Automatic restarts since the daemon started (`proc.restarts` is reset
+    /// by a user start; this, a Prometheus counter, never is).
+    pub restarts_total: u64,
 }
 
 /// A change of state, for deferred replies to judge each process when it gets there.
@@ -97,6 +100,8 @@ pub struct Supervisor {
     out_ready: VecDeque<(usize, Which)>,
     /// Slots with an attached client: their terminal output is also kept raw.
     pub attached: std::collections::HashSet<usize>,
+    /// Events counted for `metrics`.
+    pub counters: crate::metrics::Counters,
     /// Raw terminal output of attached slots, for the reactor to deliver.
     pub raw: Vec<(usize, Vec<u8>)>,
 }
@@ -125,6 +130,7 @@ impl Supervisor {
             out_ready: VecDeque::new(),
             attached: std::collections::HashSet::new(),
             raw: Vec::new(),
+            counters: Default::default(),
         };
         let programs: Vec<Rc<Program>> = sup.config.programs.iter().cloned().map(Rc::new).collect();
         for cfg in &programs {
@@ -153,6 +159,7 @@ impl Supervisor {
             spawned_at: None,
             out: Default::default(),
             retired: false,
+            restarts_total: 0,
         };
         match self.free.pop() {
             Some(slot) => {
@@ -233,10 +240,13 @@ impl Supervisor {
         }
         let before = p.proc.state;
         let was_draining = p.proc.drain.is_some();
+        let restarted = next.restarts.saturating_sub(p.proc.restarts);
+        p.restarts_total += u64::from(restarted);
         p.proc = next;
         let to = p.proc.state;
         if before != to {
             log_transition(p, before);
+            self.counters.entered(to);
             self.transition_seq += 1;
             let seq = self.transition_seq;
             self.transitions.push(Transition { slot, to, seq });
