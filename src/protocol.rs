@@ -183,11 +183,7 @@ pub const COMMANDS: &[Command] = &[
         name: "metrics",
         args: "",
         summary: "Prometheus metrics of every process and the daemon",
-        detail: &[
-            "The Prometheus text format 0.0.4: state, restarts, start time, memory",
-            "and CPU (of the whole process group) per process; daemon figures and",
-            "event counters. metrics_listen serves the same as HTTP GET /metrics.",
-        ],
+        detail: &["Text format 0.0.4; metrics_listen serves it as HTTP GET /metrics."],
         takes_names: false,
     },
     Command {
