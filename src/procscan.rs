@@ -6,10 +6,12 @@
 //! every process on the host once and adds each to its group's sum, whatever
 //! the number of supervised groups. The scan is cut into batches (`step`): a
 //! host with 100 000 processes costs the loop a bounded slice per turn, and
-//! other clients are served in between.
+//! other clients are served in between. The pid list is read at once (a few
+//! getdents calls, 4 bytes a process) so that no directory fd stays open
+//! between turns: hundreds of clients scanning never eat the fd budget that
+//! spawns need.
 
 use std::collections::HashMap;
-use std::fs::ReadDir;
 use std::io::Read;
 
 /// /proc entries read per `step` by default (each is an open, a read, a close).
@@ -36,7 +38,8 @@ impl Usage {
 
 /// A /proc scan in progress, for a fixed set of process groups.
 pub struct Scan {
-    dir: Option<ReadDir>,
+    /// The pids still to read, taken from the end.
+    pids: Vec<u32>,
     /// Each wanted group's sum; `None` until a member is seen.
     groups: HashMap<i32, Option<Usage>>,
     page: u64,
@@ -47,40 +50,28 @@ impl Scan {
     /// will be.
     pub fn new(pgids: impl IntoIterator<Item = i32>) -> Scan {
         let groups: HashMap<i32, Option<Usage>> = pgids.into_iter().map(|g| (g, None)).collect();
-        let dir = if groups.is_empty() {
-            None
+        let pids = if groups.is_empty() {
+            Vec::new()
         } else {
-            // No /proc (a chroot, a container without it): every figure is null.
-            std::fs::read_dir("/proc")
-                .inspect_err(|e| log::debug!("cannot read /proc: {e}"))
-                .ok()
+            pids()
         };
         Scan {
-            dir,
+            pids,
             groups,
             page: page_size(),
         }
     }
 
     pub fn done(&self) -> bool {
-        self.dir.is_none()
+        self.pids.is_empty()
     }
 
     /// Reads up to `batch` more /proc entries; true once the scan is complete.
     pub fn step(&mut self, batch: usize) -> bool {
-        let Some(dir) = &mut self.dir else {
-            return true;
-        };
         let mut buf = [0u8; 1024];
         for _ in 0..batch {
-            let Some(entry) = dir.next() else {
-                self.dir = None;
-                return true;
-            };
-            let Ok(entry) = entry else { continue };
-            let name = entry.file_name();
-            let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
+            let Some(pid) = self.pids.pop() else {
+                break;
             };
             let Some(stat) = read_stat(pid, &mut buf) else {
                 continue;
@@ -91,7 +82,11 @@ impl Scan {
                 u.cpu_ticks += stat.ticks;
             }
         }
-        false
+        if self.pids.is_empty() {
+            // A finished scan keeps its sums, not the list's allocation.
+            self.pids = Vec::new();
+        }
+        self.pids.is_empty()
     }
 
     /// Runs the scan to its end (tests, and small replies).
@@ -102,6 +97,20 @@ impl Scan {
     /// The usage of group `pgid`, if it was asked for and a member was seen.
     pub fn get(&self, pgid: i32) -> Option<Usage> {
         self.groups.get(&pgid).copied().flatten()
+    }
+}
+
+/// Every pid in /proc now. No /proc (a chroot, a container without it): none,
+/// and every figure is null.
+fn pids() -> Vec<u32> {
+    match std::fs::read_dir("/proc") {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(e) => {
+            log::debug!("cannot read /proc: {e}");
+            Vec::new()
+        }
     }
 }
 
