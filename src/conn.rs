@@ -138,6 +138,16 @@ impl Conn {
         let _ = reg.deregister(self.stream.source());
     }
 
+    /// No telnet filtering, no CRLF translation: an HTTP connection.
+    pub fn plain(&mut self) {
+        self.telnet = None;
+    }
+
+    /// Input bytes received and not yet taken as lines.
+    pub fn buffered(&self) -> usize {
+        self.input.len() - self.start
+    }
+
     /// Reads one chunk. Call only when `next_line` found nothing.
     pub fn fill(&mut self) -> Filled {
         if self.start > 0 {

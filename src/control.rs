@@ -1,9 +1,12 @@
 //! Executes protocol requests against the supervisor. `start`, `stop` and
 //! `restart` return a `Waiter`: the reply is due once every target got there,
 //! and each target is judged when *it* gets there, not when the reply is sent.
-//! `status` returns a `StatusStream`, written out as the client reads it.
+//! `status` returns a `StatusStream` and `metrics` a `MetricsStream`, written
+//! out as the client reads them.
 
 use crate::commands;
+use crate::metrics::MetricsStream;
+use crate::procscan::{self, Scan};
 use crate::protocol::{self, Request};
 use crate::state::{Event, State};
 use crate::supervisor::{Intent, Supervisor, Transition};
@@ -36,6 +39,7 @@ pub struct Waiter {
 pub enum Outcome {
     Reply(String),
     Status(StatusStream),
+    Metrics(MetricsStream),
     Wait(Waiter),
     Shutdown,
     Reload {
@@ -81,6 +85,7 @@ pub fn read_only(req: &Request) -> bool {
             | Request::Reload { dry_run: true }
             | Request::Tail { .. }
             | Request::Pid(_)
+            | Request::Metrics
     )
 }
 
@@ -99,6 +104,7 @@ pub fn execute(sup: &mut Supervisor, client: usize, req: Request, now: Instant) 
             })
         }
         Request::Quit => return Outcome::Quit,
+        Request::Metrics => return Outcome::Metrics(MetricsStream::new(sup, false)),
         // Checked by the connection where a secret is needed (serve.rs).
         Request::Auth(_) => return Outcome::Reply(protocol::reply(&[], Ok(()))),
         Request::Tail {
@@ -272,11 +278,21 @@ enum Slots {
     List(Vec<u32>, usize),
 }
 
+/// A reply written out in pieces as the client reads it.
+pub trait Streamed {
+    /// Appends about `budget` bytes of the reply to `out`; true once the
+    /// whole reply (its final line included) has been appended. May append
+    /// nothing while it does other bounded work (a /proc scan batch).
+    fn fill(&mut self, sup: &Supervisor, now: Instant, out: &mut String, budget: usize) -> bool;
+}
+
 /// A `status` reply written out in pieces as the client reads: a reply for
 /// 65 536 processes costs the daemon one output buffer, not 5 MiB per client.
 pub struct StatusStream {
     slots: Slots,
     json: bool,
+    /// `--json` only: memory and CPU from /proc (the human form never scans).
+    scan: Option<Scan>,
     width: usize,
     /// Objects written so far (for the JSON commas).
     written: usize,
@@ -296,6 +312,7 @@ impl StatusStream {
         let mut s = StatusStream {
             slots,
             json,
+            scan: None,
             width: 0,
             written: 0,
             opened: false,
@@ -307,6 +324,14 @@ impl StatusStream {
                 .map(|p| p.name.len())
                 .max()
                 .unwrap_or(0);
+        } else {
+            let groups: Vec<i32> = s
+                .remaining(sup)
+                .filter_map(|slot| sup.get(slot))
+                .filter(|p| p.pid.is_some())
+                .filter_map(|p| p.pgid)
+                .collect();
+            s.scan = Some(Scan::new(groups));
         }
         Ok(s)
     }
@@ -332,16 +357,15 @@ impl StatusStream {
             }
         }
     }
+}
 
-    /// Appends about `budget` bytes of the reply to `out`; true once the whole
-    /// reply (its final `OK` included) has been appended.
-    pub fn fill(
-        &mut self,
-        sup: &Supervisor,
-        now: Instant,
-        out: &mut String,
-        budget: usize,
-    ) -> bool {
+impl Streamed for StatusStream {
+    fn fill(&mut self, sup: &Supervisor, now: Instant, out: &mut String, budget: usize) -> bool {
+        if let Some(scan) = &mut self.scan {
+            if !scan.done() && !scan.step(procscan::BATCH) {
+                return false;
+            }
+        }
         let start = out.len();
         if self.json && !self.opened {
             self.opened = true;
@@ -353,9 +377,12 @@ impl StatusStream {
                 return true;
             };
             // A process removed since the reply began is skipped.
-            let Some(view) = sup.view(slot, now) else {
+            let Some(mut view) = sup.view(slot, now) else {
                 continue;
             };
+            if let (Some(scan), Some(p)) = (&self.scan, sup.get(slot)) {
+                view.usage = p.pid.and(p.pgid).and_then(|g| scan.get(g));
+            }
             if self.json {
                 if self.written > 0 {
                     out.push(',');

@@ -1,5 +1,6 @@
 //! The control listeners: the unix socket (always) and the loopback TCP
-//! listener (when `listen` is set), with their rebinding on reload.
+//! listener (when `listen` is set), with their rebinding on reload; and the
+//! loopback HTTP listener of `metrics_listen`.
 
 use crate::config::Config;
 use crate::conn::Stream;
@@ -14,11 +15,14 @@ use std::path::{Path, PathBuf};
 
 pub const UNIX_LISTENER: Token = Token(1);
 pub const TCP_LISTENER: Token = Token(2);
+/// `metrics_listen` (Token(3) is the reactor's fault pipe).
+pub const METRICS_LISTENER: Token = Token(4);
 
 pub struct Listeners {
     unix: UnixListener,
     pub socket_path: PathBuf,
     tcp: Option<TcpListener>,
+    metrics: Option<TcpListener>,
 }
 
 /// The socket's mode when the config does not widen it.
@@ -106,14 +110,32 @@ fn warn_open(c: &Config) {
 }
 
 fn bind_tcp(addr: Option<SocketAddr>, reg: &Registry) -> Result<Option<TcpListener>, String> {
+    bind_as(addr, reg, TCP_LISTENER, "TCP control listener")
+}
+
+fn bind_metrics(addr: Option<SocketAddr>, reg: &Registry) -> Result<Option<TcpListener>, String> {
+    bind_as(
+        addr,
+        reg,
+        METRICS_LISTENER,
+        "metrics listener (GET /metrics)",
+    )
+}
+
+fn bind_as(
+    addr: Option<SocketAddr>,
+    reg: &Registry,
+    token: Token,
+    what: &str,
+) -> Result<Option<TcpListener>, String> {
     let Some(a) = addr else { return Ok(None) };
     let mut l = TcpListener::bind(a).map_err(|e| format!("cannot listen on {a}: {e}"))?;
     // The real port matters when the config asks for port 0.
     let bound = l
         .local_addr()
         .map_or_else(|_| a.to_string(), |b| b.to_string());
-    info!("TCP control listener on {bound}");
-    reg.register(&mut l, TCP_LISTENER, Interest::READABLE)
+    info!("{what} on {bound}");
+    reg.register(&mut l, token, Interest::READABLE)
         .map_err(|e| e.to_string())?;
     Ok(Some(l))
 }
@@ -128,17 +150,29 @@ impl Listeners {
         let tcp = bind_tcp(config.listen, reg).inspect_err(|_| {
             let _ = std::fs::remove_file(socket);
         })?;
+        let metrics = bind_metrics(config.metrics_listen, reg).inspect_err(|_| {
+            let _ = std::fs::remove_file(socket);
+        })?;
         warn_open(config);
         Ok(Listeners {
             unix,
             socket_path: socket.to_path_buf(),
             tcp,
+            metrics,
         })
     }
 
     /// Accepts one pending connection from the listener behind `token`, with
     /// who is on the other end (for the log): `uid N` or the TCP address.
     pub fn accept(&self, token: Token) -> io::Result<(Stream, String)> {
+        if token == METRICS_LISTENER {
+            return match &self.metrics {
+                Some(l) => l
+                    .accept()
+                    .map(|(s, addr)| (Stream::Tcp(s), addr.to_string())),
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            };
+        }
         match (token, &self.tcp) {
             (TCP_LISTENER, Some(l)) => l
                 .accept()
@@ -185,6 +219,26 @@ impl Listeners {
             Err(e) => {
                 if let Some(old) = &mut self.tcp {
                     let _ = reg.register(old, TCP_LISTENER, Interest::READABLE);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Switches the metrics listener to `metrics_listen` (or off); the old
+    /// one stays on failure. Its connections are not affected.
+    pub fn rebind_metrics(&mut self, new: &Config, reg: &Registry) -> Result<(), String> {
+        if let Some(old) = &mut self.metrics {
+            let _ = reg.deregister(old);
+        }
+        match bind_metrics(new.metrics_listen, reg) {
+            Ok(l) => {
+                self.metrics = l;
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(old) = &mut self.metrics {
+                    let _ = reg.register(old, METRICS_LISTENER, Interest::READABLE);
                 }
                 Err(e)
             }

@@ -51,6 +51,8 @@ pub enum Request {
     Pid(Vec<String>),
     /// Reopens every log and output file (as SIGUSR2).
     Reopen,
+    /// The Prometheus text exposition, as body lines.
+    Metrics,
     /// `auth SECRET`: the first command on a TCP connection when
     /// `listen_secret_file` is set. Handled by the connection, never logged.
     Auth(String),
@@ -175,6 +177,13 @@ pub const COMMANDS: &[Command] = &[
             "Changes only what changed: one line per change. An invalid file",
             "changes nothing and every error is listed. --dry-run only lists.",
         ],
+        takes_names: false,
+    },
+    Command {
+        name: "metrics",
+        args: "",
+        summary: "Prometheus metrics of every process and the daemon",
+        detail: &["Text format 0.0.4; metrics_listen serves it as HTTP GET /metrics."],
         takes_names: false,
     },
     Command {
@@ -332,6 +341,7 @@ pub fn parse(line: &str) -> Result<Option<Request>, String> {
             None => Request::Pid(args.clone()),
         },
         "reopen" => none(Request::Reopen)?,
+        "metrics" => none(Request::Metrics)?,
         "auth" => match args.as_slice() {
             [secret] => Request::Auth(secret.clone()),
             _ => return Err("usage: auth SECRET".into()),
@@ -388,6 +398,8 @@ pub struct ProcessView {
     pub last_exit: Option<Exit>,
     pub restarts: u32,
     pub message: String,
+    /// Memory and CPU of its process group (`status --json` only).
+    pub usage: Option<crate::procscan::Usage>,
 }
 
 impl ProcessView {
@@ -443,6 +455,8 @@ struct StatusItem<'a> {
     signal: Option<String>,
     restarts: u32,
     message: String,
+    rss_kb: Option<u64>,
+    cpu_s: Option<f64>,
 }
 
 /// The one-line JSON array of `status --json`.
@@ -477,6 +491,8 @@ pub fn status_json_item(p: &ProcessView) -> String {
         signal,
         restarts: p.restarts,
         message: p.detail(),
+        rss_kb: p.usage.map(|u| u.rss_kb()),
+        cpu_s: p.usage.map(|u| u.cpu_seconds()),
     };
     serde_json::to_string(&item).expect(ENCODES)
 }

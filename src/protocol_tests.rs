@@ -195,6 +195,8 @@ fn parses_attach_signal_pid_reopen() {
         Ok(Some(Request::Pid(vec!["web".into(), "db:0".into()])))
     );
     assert_eq!(parse("reopen"), Ok(Some(Request::Reopen)));
+    assert_eq!(parse("metrics"), Ok(Some(Request::Metrics)));
+    assert!(parse("metrics web").is_err());
 }
 
 #[test]
@@ -288,6 +290,7 @@ fn view(name: &str, state: State) -> ProcessView {
         last_exit: None,
         restarts: 0,
         message: String::new(),
+        usage: None,
     }
 }
 
@@ -321,6 +324,11 @@ fn status_json_shape() {
     a.pid = Some(42);
     a.uptime = Some(Duration::from_millis(65_900));
     a.restarts = 2;
+    let ticks = crate::procscan::clock_ticks() * 3 / 2;
+    a.usage = Some(crate::procscan::Usage {
+        rss_bytes: 2048 * 1024 + 1000,
+        cpu_ticks: ticks,
+    });
     let mut b = view("db:0", State::Stopped);
     b.last_exit = Some(Exit::Signal(15));
     let mut c = view("q:0", State::Fatal);
@@ -328,9 +336,9 @@ fn status_json_shape() {
     c.message = "say \"hi\"\n\\".into();
     assert_eq!(
         status_json(&[a, b, c]),
-        "[{\"name\":\"web:1\",\"program\":\"web\",\"index\":1,\"state\":\"RUNNING\",\"pid\":42,\"uptime_s\":65,\"exit_code\":null,\"signal\":null,\"restarts\":2,\"message\":\"pid 42, uptime 0:01:05\"},\
-{\"name\":\"db:0\",\"program\":\"db\",\"index\":0,\"state\":\"STOPPED\",\"pid\":null,\"uptime_s\":null,\"exit_code\":null,\"signal\":\"SIGTERM\",\"restarts\":0,\"message\":\"killed by SIGTERM\"},\
-{\"name\":\"q:0\",\"program\":\"q\",\"index\":0,\"state\":\"FATAL\",\"pid\":null,\"uptime_s\":null,\"exit_code\":3,\"signal\":null,\"restarts\":0,\"message\":\"say \\\"hi\\\"\\n\\\\\"}]"
+        "[{\"name\":\"web:1\",\"program\":\"web\",\"index\":1,\"state\":\"RUNNING\",\"pid\":42,\"uptime_s\":65,\"exit_code\":null,\"signal\":null,\"restarts\":2,\"message\":\"pid 42, uptime 0:01:05\",\"rss_kb\":2048,\"cpu_s\":1.5},\
+{\"name\":\"db:0\",\"program\":\"db\",\"index\":0,\"state\":\"STOPPED\",\"pid\":null,\"uptime_s\":null,\"exit_code\":null,\"signal\":\"SIGTERM\",\"restarts\":0,\"message\":\"killed by SIGTERM\",\"rss_kb\":null,\"cpu_s\":null},\
+{\"name\":\"q:0\",\"program\":\"q\",\"index\":0,\"state\":\"FATAL\",\"pid\":null,\"uptime_s\":null,\"exit_code\":3,\"signal\":null,\"restarts\":0,\"message\":\"say \\\"hi\\\"\\n\\\\\",\"rss_kb\":null,\"cpu_s\":null}]"
     );
     assert_eq!(status_json(&[]), "[]");
     assert_eq!(json_str("\u{1}é"), "\"\\u0001é\"");

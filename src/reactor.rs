@@ -10,9 +10,9 @@
 
 use crate::config::Config;
 use crate::conn::Conn;
-use crate::control::{StatusStream, Waiter};
+use crate::control::{Streamed, Waiter};
 use crate::lifecycle::{self, SignalPlan};
-use crate::listen::{Listeners, TCP_LISTENER, UNIX_LISTENER};
+use crate::listen::{Listeners, METRICS_LISTENER, TCP_LISTENER, UNIX_LISTENER};
 use crate::output::Which;
 use crate::protocol;
 use crate::reload::{self, Top};
@@ -34,10 +34,13 @@ const FAULTS: Token = Token(3);
 pub(crate) const CLIENT_TOKEN: usize = 2 << 32;
 const REPORT_TOKEN: usize = 3 << 32;
 
-/// A control connection and the `status` reply it is being streamed, if any.
+/// A control connection and the `status` or `metrics` reply it is being
+/// streamed, if any.
 pub(crate) struct Client {
     pub conn: Conn,
-    pub stream: Option<StatusStream>,
+    pub stream: Option<Box<dyn Streamed>>,
+    /// A `metrics_listen` connection: HTTP, not the line protocol.
+    pub http: Option<crate::http_serve::Http>,
     /// The process stream this client follows (`tail -f`).
     pub follow: Option<(usize, Which)>,
     /// The process whose terminal this client is attached to.
@@ -202,7 +205,7 @@ impl Reactor {
                 match event.token() {
                     SIGNALS => self.on_signals(now),
                     FAULTS => self.on_faults(),
-                    t @ (UNIX_LISTENER | TCP_LISTENER) => {
+                    t @ (UNIX_LISTENER | TCP_LISTENER | METRICS_LISTENER) => {
                         again.retain(|a| *a != t);
                         self.accept(t, now)
                     }
@@ -271,6 +274,7 @@ impl Reactor {
                     let timers = &mut self.sup.timers;
                     self.reports.on_deadline(id, self.poll.registry(), timers)
                 }
+                Deadline::Client(id) => self.http_timeout(id),
             }
         }
     }
@@ -410,6 +414,7 @@ impl Reactor {
                     .rebind_socket(&new, self.poll.registry())
                     .inspect(|()| self.export_socket()),
                 Top::Listen => self.listeners.rebind_listen(&new, self.poll.registry()),
+                Top::Metrics => self.listeners.rebind_metrics(&new, self.poll.registry()),
             };
             match done {
                 Ok(()) => lines.push(t.line(&new)),

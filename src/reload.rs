@@ -139,6 +139,7 @@ pub enum Top {
     Logfile,
     Socket,
     Listen,
+    Metrics,
 }
 
 /// The top-level changes from `old` to `new`, in the order they are applied.
@@ -155,6 +156,9 @@ pub fn top(old: &Config, new: &Config) -> Vec<Top> {
     if old.listen != new.listen {
         v.push(Top::Listen);
     }
+    if old.metrics_listen != new.metrics_listen {
+        v.push(Top::Metrics);
+    }
     v
 }
 
@@ -164,6 +168,7 @@ impl Top {
             Top::Logfile => "logfile",
             Top::Socket => "socket",
             Top::Listen => "listen",
+            Top::Metrics => "metrics_listen",
         }
     }
 
@@ -174,6 +179,7 @@ impl Top {
             Top::Listen => c
                 .listen
                 .map_or_else(|| "off".to_string(), |a| a.to_string()),
+            Top::Metrics => crate::listen::show_listen(c.metrics_listen),
         }
     }
 
@@ -181,7 +187,7 @@ impl Top {
     pub fn line(self, new: &Config) -> String {
         let verb = match self {
             Top::Logfile => "reopened",
-            Top::Socket | Top::Listen => "rebound",
+            Top::Socket | Top::Listen | Top::Metrics => "rebound",
         };
         format!("{verb} {} {}", self.key(), self.value(new))
     }
@@ -192,6 +198,7 @@ impl Top {
             Top::Logfile => new.logfile = old.logfile.clone(),
             Top::Socket => new.socket = old.socket.clone(),
             Top::Listen => new.listen = old.listen,
+            Top::Metrics => new.metrics_listen = old.metrics_listen,
         }
     }
 }

@@ -6,6 +6,7 @@
 use crate::conn::{Conn, Filled, Line, Stream, CHUNK};
 use crate::control::{self, Outcome};
 use crate::lifecycle;
+use crate::listen::METRICS_LISTENER;
 use crate::protocol::{self, Request};
 use crate::reactor::{Client, Reactor, CLIENT_TOKEN};
 use log::{debug, info, warn};
@@ -51,7 +52,7 @@ impl Reactor {
                         // newcomer, rather than leave it hanging.
                         refuse(stream, &peer, "too many clients");
                     } else {
-                        self.admit(stream, peer, now);
+                        self.admit(stream, peer, token == METRICS_LISTENER, now);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -69,10 +70,17 @@ impl Reactor {
         }
     }
 
-    fn admit(&mut self, stream: Stream, peer: String, now: Instant) {
+    fn admit(&mut self, stream: Stream, peer: String, http: bool, now: Instant) {
         let id = self.next_id;
         self.next_id += 1;
         let mut conn = Conn::new(stream, peer, now);
+        if http {
+            conn.plain();
+            self.sup.timers.arm(
+                crate::timers::Deadline::Client(id),
+                now + crate::http_serve::REQUEST_TIME,
+            );
+        }
         match conn.register(self.registry(), Token(CLIENT_TOKEN + id)) {
             Ok(()) => {
                 debug!("client {id} connected ({})", conn.peer);
@@ -81,6 +89,7 @@ impl Reactor {
                     Client {
                         conn,
                         stream: None,
+                        http: http.then(Default::default),
                         follow: None,
                         attached: None,
                     },
@@ -130,7 +139,7 @@ impl Reactor {
             .map(|(_, id)| id);
         let Some(id) = victim else { return false };
         if let Some(c) = self.clients.get_mut(&id) {
-            if c.conn.pending_output() == 0 {
+            if c.conn.pending_output() == 0 && c.http.is_none() {
                 c.conn
                     .send("ERR idle connection closed to admit another client\n");
             }
@@ -167,6 +176,9 @@ impl Reactor {
             return;
         };
         c.conn.deregister(self.registry());
+        if c.http.is_some() {
+            self.sup.timers.cancel(crate::timers::Deadline::Client(id));
+        }
         if let Some(key) = c.follow {
             self.unfollow(id, key);
         }
@@ -198,6 +210,9 @@ impl Reactor {
     /// Serves client `id` for one turn: flush, stream, then requests, until it
     /// blocks, waits, or spends its budget (then it goes on the ready list).
     pub(crate) fn serve(&mut self, id: usize, now: Instant) {
+        if self.clients.get(&id).is_some_and(|c| c.http.is_some()) {
+            return self.serve_http(id, now);
+        }
         let (mut lines, mut bytes) = (LINES_PER_TURN, BYTES_PER_TURN);
         loop {
             let Some(c) = self.clients.get_mut(&id) else {
@@ -246,6 +261,9 @@ impl Reactor {
                 if done {
                     c.stream = None;
                     c.conn.last_active = now;
+                } else if out.is_empty() {
+                    // A /proc scan batch was this turn's work.
+                    return self.wake(id);
                 }
                 continue;
             }
@@ -349,7 +367,8 @@ impl Reactor {
         }
         match control::execute(&mut self.sup, id, req, now) {
             Outcome::Reply(text) => c.conn.queue(&text),
-            Outcome::Status(s) => c.stream = Some(s),
+            Outcome::Status(s) => c.stream = Some(Box::new(s)),
+            Outcome::Metrics(m) => c.stream = Some(Box::new(m)),
             Outcome::Wait(w) => match w.reply() {
                 Some(text) => c.conn.queue(&text),
                 None => {

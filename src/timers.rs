@@ -19,6 +19,8 @@ pub enum Deadline {
     Proc(usize),
     /// The current phase (connect, response) of an in-flight report.
     Report(usize),
+    /// The time left to an HTTP client (`metrics_listen`), by client id.
+    Client(usize),
 }
 
 pub struct Timers<K: Ord + Hash + Copy = Deadline> {

@@ -42,3 +42,34 @@ fn a_cancelled_deadline_costs_no_wakeup() {
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(wakeups(pid), before, "the daemon woke up while idle");
 }
+
+/// A `metrics` request, a `status --json` and an HTTP scrape read /proc when
+/// asked and leave nothing behind: no sampling, no timer of the HTTP client.
+#[test]
+fn scrapes_leave_no_wakeup_behind() {
+    let d = Daemon::start_with(
+        "  s:\n    cmd: sleep 100\n    starttime: 0\n",
+        "metrics_listen: \"127.0.0.1:0\"\n",
+        &[],
+    );
+    d.wait_state("s:0", "RUNNING", 5.0);
+    assert!(d.cmd("metrics").ends_with("OK\n"));
+    let port = metrics_port(&d);
+    let mut t = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    t.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    std::io::Write::write_all(&mut t, b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    assert!(read_all(&mut t).starts_with("HTTP/1.1 200 OK"));
+    drop(t);
+    let pid = d.child.as_ref().unwrap().id();
+    let mut last = (wakeups(pid), std::time::Instant::now());
+    wait_until(5.0, "the daemon to settle", || {
+        let now = wakeups(pid);
+        if now != last.0 {
+            last = (now, std::time::Instant::now());
+        }
+        last.1.elapsed() >= Duration::from_millis(300)
+    });
+    let before = wakeups(pid);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(wakeups(pid), before, "the daemon woke up while idle");
+}

@@ -14,7 +14,7 @@ pub use identity::{Rlimit, RunAs, RLIMIT_NAMES};
 
 const TOP_KEYS: &str = "socket, socket_mode, socket_group, listen, listen_secret_file, \
      listen_open, logfile, logfile_maxbytes, logfile_backups, minfds, fatal_state_report_address, \
-     daemonize, pidfile, exit_on_fatal, programs";
+     daemonize, pidfile, exit_on_fatal, metrics_listen, programs";
 const PROGRAM_KEYS: &str = "cmd, numprocs, umask, workingdir, autostart, autorestart, exitcodes, \
      startretries, starttime, stopsignal, stoptime, stdout, stderr, redirect_stderr, \
      stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, attach, env, \
@@ -107,6 +107,7 @@ impl Ctx<'_> {
             listen: None,
             listen_secret: None,
             listen_open: false,
+            metrics_listen: None,
             logfile: super::default_logfile(),
             logfile_maxbytes: 0,
             logfile_backups: DEFAULT_BACKUPS,
@@ -131,6 +132,7 @@ impl Ctx<'_> {
                 "listen" => config.listen = self.listen(&p, v),
                 "listen_secret_file" => config.listen_secret = self.secret_file(&p, v),
                 "listen_open" => config.listen_open = self.boolean(&p, v).unwrap_or(false),
+                "metrics_listen" => config.metrics_listen = self.metrics_listen(&p, v),
                 "logfile_maxbytes" => config.logfile_maxbytes = self.size(&p, v).unwrap_or(0),
                 "logfile_backups" => config.logfile_backups = self.backups(&p, v),
                 "minfds" => config.minfds = self.uint(&p, v, 0, MAX_MINFDS),

@@ -139,6 +139,8 @@ pub struct Config {
     pub listen_secret: Option<Secret>,
     /// `listen_open`: TCP clients need no secret (warned at start).
     pub listen_open: bool,
+    /// `metrics_listen`: loopback address of the HTTP `GET /metrics` listener.
+    pub metrics_listen: Option<SocketAddr>,
     pub logfile: PathBuf,
     /// The event log rotates before a write would take it past this; 0 = never.
     pub logfile_maxbytes: u64,

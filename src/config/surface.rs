@@ -58,6 +58,20 @@ impl Ctx<'_> {
         parse_address(&s).map_err(|e| self.err(path, e)).ok()
     }
 
+    /// `metrics_listen`: loopback only, since `GET /metrics` has no
+    /// authentication (every local user may read it, nobody else).
+    pub(super) fn metrics_listen(&mut self, path: &[&str], v: &Value) -> Option<SocketAddr> {
+        let a = self.listen(path, v)?;
+        if a.ip().is_loopback() {
+            return Some(a);
+        }
+        self.err(
+            path,
+            format!("expected a loopback address (127.0.0.1:PORT or [::1]:PORT), got {a}: metrics are served without authentication"),
+        );
+        None
+    }
+
     /// Reads the secret now, so a bad file stops the start (or the reload).
     pub(super) fn secret_file(&mut self, path: &[&str], v: &Value) -> Option<Secret> {
         let file = self.path(path, v)?;
@@ -214,6 +228,22 @@ mod tests {
     fn a_non_loopback_address_without_a_secret_is_refused() {
         let e = errors("listen: 0.0.0.0:1\nlisten_open: true\nprograms: {}\n");
         assert!(e[0].message.contains("not a loopback"), "{e:?}");
+    }
+
+    #[test]
+    fn metrics_listen_is_loopback_only() {
+        for bad in ["0.0.0.0:9187", "192.0.2.1:9187", "\"[::]:9187\""] {
+            let e = errors(&format!("metrics_listen: {bad}\nprograms: {{}}\n"));
+            assert_eq!((e[0].key.as_str(), e[0].line), ("metrics_listen", Some(1)));
+            assert!(e[0].message.contains("loopback"), "{e:?}");
+        }
+        let e = errors("metrics_listen: nowhere\nprograms: {}\n");
+        assert_eq!(e[0].key, "metrics_listen", "{e:?}");
+        for good in ["127.0.0.1:9187", "localhost:0", "\"[::1]:9187\""] {
+            let text = format!("metrics_listen: {good}\nprograms: {{}}\n");
+            let c = parse(Path::new("/t.yaml"), &text).expect(good);
+            assert!(c.metrics_listen.is_some_and(|a| a.ip().is_loopback()));
+        }
     }
 
     #[test]

@@ -48,11 +48,14 @@ pub struct Process {
     /// The group to signal; kept after the leader exits until the group is done.
     pub pgid: Option<i32>,
     pidfd: Option<OwnedFd>,
-    spawned_at: Option<Instant>,
+    pub spawned_at: Option<Instant>,
     /// stdout and stderr: pipes, files and the in-memory tails.
     pub out: [crate::output::Stream; 2],
     /// Removed by a reload: stopping, then gone.
     pub retired: bool,
+    /// Automatic restarts since the daemon started (`proc.restarts` is reset
+    /// by a user start; this, a Prometheus counter, never is).
+    pub restarts_total: u64,
 }
 
 /// A change of state, for deferred replies to judge each process when it gets there.
@@ -99,6 +102,8 @@ pub struct Supervisor {
     out_ready: VecDeque<(usize, Which)>,
     /// Slots with an attached client: their terminal output is also kept raw.
     pub attached: std::collections::HashSet<usize>,
+    /// Events counted for `metrics`.
+    pub counters: crate::metrics::Counters,
     /// Raw terminal output of attached slots, for the reactor to deliver.
     pub raw: Vec<(usize, Vec<u8>)>,
     /// Dependency gating: starts that wait, stops held for dependents.
@@ -133,6 +138,7 @@ impl Supervisor {
             raw: Vec::new(),
             gate: Default::default(),
             fatal_exit: None,
+            counters: Default::default(),
         };
         let programs: Vec<Rc<Program>> = sup.config.programs.iter().cloned().map(Rc::new).collect();
         for cfg in &programs {
@@ -162,6 +168,7 @@ impl Supervisor {
             spawned_at: None,
             out: Default::default(),
             retired: false,
+            restarts_total: 0,
         };
         match self.free.pop() {
             Some(slot) => {
@@ -251,6 +258,8 @@ impl Supervisor {
         }
         let before = p.proc.state;
         let was_draining = p.proc.drain.is_some();
+        let restarted = next.restarts.saturating_sub(p.proc.restarts);
+        p.restarts_total += u64::from(restarted);
         p.proc = next;
         let to = p.proc.state;
         // A wait whose reason changed is news for a deferred `start` too.
@@ -258,6 +267,7 @@ impl Supervisor {
         let counted = (before != to && !p.retired).then(|| (p.cfg.name.clone(), p.name.clone()));
         if before != to || news {
             log_transition(p, before);
+            self.counters.entered(to);
             self.transition_seq += 1;
             let seq = self.transition_seq;
             self.transitions.push(Transition { slot, to, seq });

@@ -208,6 +208,18 @@ impl Daemon {
     }
 }
 
+/// The port of the metrics listener (`metrics_listen: "127.0.0.1:0"`), from the log.
+pub fn metrics_port(d: &Daemon) -> u16 {
+    let mark = "metrics listener (GET /metrics) on 127.0.0.1:";
+    d.wait_log(mark, 10.0);
+    let log = d.log_text();
+    log.rsplit(mark)
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("the bound port in the log")
+}
+
 /// Connects to `sock` with read and write timeouts of [`IO_TIMEOUT`].
 pub fn connect(sock: &Path) -> UnixStream {
     let s =
