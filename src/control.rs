@@ -81,6 +81,8 @@ pub fn read_only(req: &Request) -> bool {
             | Request::Reload { dry_run: true }
             | Request::Tail { .. }
             | Request::Pid(_)
+            | Request::Version
+            | Request::Avail
     )
 }
 
@@ -117,6 +119,8 @@ pub fn execute(sup: &mut Supervisor, client: usize, req: Request, now: Instant) 
         }
         Request::Pid(names) => return Outcome::Reply(commands::pid(sup, &names)),
         Request::Reopen => return Outcome::Reopen,
+        Request::Version => return Outcome::Reply(crate::avail::version_reply()),
+        Request::Avail => return Outcome::Reply(crate::avail::reply(&sup.config)),
         Request::Attach { name, size } => {
             return match attachable(sup, &name) {
                 Ok(slot) => Outcome::Attach { slot, size },

@@ -1,6 +1,7 @@
 //! Taskmaster: a process supervisor on one single-threaded mio event loop.
 
 pub mod attach;
+pub mod avail;
 pub mod client;
 pub mod commands;
 pub mod config;

@@ -16,6 +16,7 @@ const USAGE: &str = "usage: taskmasterctl [-s SOCKET | -c FILE] [-t SECONDS] [CO
                          and shutdown wait as long as the daemon answers checks
   tail -f NAME           follow a process's output until Ctrl-C
   attach NAME            this terminal becomes the process's; Ctrl-] detaches
+  -V, --version          taskmasterctl's version (`version`: the daemon's)
   without COMMAND: an interactive shell, or one command per line from stdin";
 
 fn main() {
@@ -54,6 +55,10 @@ fn run() -> i32 {
             },
             "-h" | "--help" => {
                 println!("{USAGE}");
+                return EXIT_OK;
+            }
+            "-V" | "--version" => {
+                println!("taskmasterctl {}", taskmaster::avail::VERSION);
                 return EXIT_OK;
             }
             s if s.starts_with('-') => return usage(&format!("unknown option {s}")),

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use taskmaster::{config, daemonize, eventlog, notify, reactor::Reactor, spawn};
 
 const USAGE: &str = "usage: taskmasterd [-c FILE] [--check] [-d] [--pidfile PATH] [--no-pidfd]
+       taskmasterd --version
   -c, --config FILE  the configuration (default: taskmaster.yaml)
   --check            validate FILE, print a summary, exit 0 (or every error, exit 1)
   -d, --daemon       detach once the socket is bound (also `daemonize: true`);
@@ -50,6 +51,10 @@ fn parse_args() -> Result<Args, String> {
             }
             Some("-h" | "--help") => {
                 println!("{USAGE}");
+                std::process::exit(0);
+            }
+            Some("-V" | "--version") => {
+                println!("taskmasterd {}", taskmaster::avail::VERSION);
                 std::process::exit(0);
             }
             _ => return Err(format!("unexpected argument {a:?}")),
