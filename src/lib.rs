@@ -16,6 +16,7 @@ pub mod listen;
 pub mod notify;
 pub mod outfile;
 pub mod output;
+pub mod preflight;
 pub mod protocol;
 pub mod reactor;
 pub mod reap;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use taskmaster::{config, daemonize, eventlog, notify, reactor::Reactor, spawn};
+use taskmaster::{config, daemonize, eventlog, notify, preflight, reactor::Reactor, spawn};
 
 const USAGE: &str = "usage: taskmasterd [-c FILE] [--check] [-d] [--pidfile PATH] [--no-pidfd]
        taskmasterd --version
@@ -78,21 +78,15 @@ fn main() -> ExitCode {
                 eprintln!("{e}");
             }
             eprintln!(
-                "taskmasterd: {} error(s) in {}",
-                errors.len(),
+                "taskmasterd: {} in {}",
+                preflight::errors(errors.len()),
                 args.config.display()
             );
             return ExitCode::from(1);
         }
     };
     if args.check {
-        println!(
-            "{}: OK, {} programs, {} processes",
-            args.config.display(),
-            config.programs.len(),
-            config.process_count()
-        );
-        return ExitCode::SUCCESS;
+        return check(&args, &config);
     }
     let pidfile = args.pidfile.as_deref().or(config.pidfile.as_deref());
     if let Some(p) = pidfile {
@@ -142,4 +136,31 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `--check` once the file loaded: what would stop the start (exit 1), what
+/// would fail later (warnings, exit 0), then the summary.
+fn check(args: &Args, config: &config::Config) -> ExitCode {
+    let found = preflight::check(config);
+    for w in &found.warnings {
+        eprintln!("warning: {w}");
+    }
+    for e in &found.errors {
+        eprintln!("{e}");
+    }
+    if !found.errors.is_empty() {
+        eprintln!(
+            "taskmasterd: {} in {}: it would not start",
+            preflight::errors(found.errors.len()),
+            args.config.display()
+        );
+        return ExitCode::from(1);
+    }
+    println!(
+        "{}: OK, {}, {}",
+        args.config.display(),
+        preflight::programs(config.programs.len()),
+        preflight::processes(config.process_count())
+    );
+    ExitCode::SUCCESS
 }

@@ -10,6 +10,7 @@ use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 use rustyline::Editor;
 use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -70,6 +71,11 @@ pub fn run_line(client: &mut Client, line: &str, colour: bool) -> i32 {
         Ok(reply) => {
             for l in format::body(line, &reply.body, colour) {
                 println!("{l}");
+            }
+            if reply.body.is_empty() && reply.error.is_none() {
+                if let Some(l) = format::silent_ok(line) {
+                    println!("{l}");
+                }
             }
             if let Some(e) = &reply.error {
                 eprintln!("ERR {e}");
@@ -150,8 +156,17 @@ pub fn run(client: &mut Client, colour: bool) -> i32 {
     loop {
         let line = match rl.readline(&prompt) {
             Ok(line) => line,
-            // Ctrl-C: rustyline already dropped the line; start a fresh one.
-            Err(ReadlineError::Interrupted) => continue,
+            // Ctrl-C: rustyline dropped the line, but leaves the grey hint
+            // after it on the screen (it clears hints on Enter only), which
+            // reads as if it had been typed: erase from the cursor (the end
+            // of the typed text) to the end of the screen, then a fresh line.
+            Err(ReadlineError::Interrupted) => {
+                if std::io::stdout().is_terminal() {
+                    let mut out = std::io::stdout();
+                    let _ = out.write_all(b"\x1b[J").and_then(|()| out.flush());
+                }
+                continue;
+            }
             Err(ReadlineError::Eof) => return EXIT_OK,
             Err(e) => {
                 eprintln!("taskmasterctl: {e}");
