@@ -76,7 +76,11 @@ mod tests {
             .iter()
             .map(|n| format!("  {n}:\n    cmd: sleep 1\n"))
             .collect();
-        let text = if text.is_empty() { " {}\n".into() } else { format!("\n{text}") };
+        let text = if text.is_empty() {
+            " {}\n".into()
+        } else {
+            format!("\n{text}")
+        };
         config::parse(Path::new("/t.yaml"), &format!("programs:{text}")).unwrap()
     }
 
@@ -106,7 +110,10 @@ mod tests {
         running.file = "/nonexistent/taskmaster.yaml".into();
         let text = reply(&running);
         assert!(text.starts_with("/nonexistent/taskmaster.yaml"), "{text}");
-        assert!(text.ends_with("ERR invalid configuration (1 error)\n"), "{text}");
+        assert!(
+            text.ends_with("ERR invalid configuration (1 error)\n"),
+            "{text}"
+        );
         assert_eq!(version_reply(), format!("{VERSION}\nOK\n"));
     }
 }

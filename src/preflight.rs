@@ -172,6 +172,9 @@ mod tests {
             "{w:?}"
         );
         let w = limits(&c, None, 5);
-        assert!(w[0].contains("10 file descriptors are needed (the minfds key)"), "{w:?}");
+        assert!(
+            w[0].contains("10 file descriptors are needed (the minfds key)"),
+            "{w:?}"
+        );
     }
 }

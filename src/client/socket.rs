@@ -51,7 +51,10 @@ mod tests {
         let env = || Some(OsString::from("/run/env.sock"));
         let s = |p: &str| Ok(PathBuf::from(p));
         let flag = || Some(PathBuf::from("/run/flag.sock"));
-        assert_eq!(find(flag(), Some(&conf), env(), &local), s("/run/flag.sock"));
+        assert_eq!(
+            find(flag(), Some(&conf), env(), &local),
+            s("/run/flag.sock")
+        );
         assert_eq!(
             find(None, Some(&conf), env(), &local),
             Ok(t.path().join("from-c.sock"))
