@@ -86,6 +86,8 @@ pub fn read_only(req: &Request) -> bool {
             | Request::Tail { .. }
             | Request::Pid(_)
             | Request::Metrics
+            | Request::Version
+            | Request::Avail
     )
 }
 
@@ -123,6 +125,8 @@ pub fn execute(sup: &mut Supervisor, client: usize, req: Request, now: Instant) 
         }
         Request::Pid(names) => return Outcome::Reply(commands::pid(sup, &names)),
         Request::Reopen => return Outcome::Reopen,
+        Request::Version => return Outcome::Reply(crate::avail::version_reply()),
+        Request::Avail => return Outcome::Reply(crate::avail::reply(&sup.config)),
         Request::Attach { name, size } => {
             return match attachable(sup, &name) {
                 Ok(slot) => Outcome::Attach { slot, size },

@@ -9,6 +9,10 @@ const WANT: u64 = 65536;
 /// Fds one process may hold in the daemon.
 pub const PER_PROCESS: u64 = 5;
 
+/// Fds kept for the daemon's own use (clients, logs, listeners) in the
+/// default `minfds`.
+pub const RESERVE: u64 = 256;
+
 /// (soft, hard) RLIMIT_NOFILE.
 pub fn current() -> (u64, u64) {
     let mut r = libc::rlimit {
@@ -24,7 +28,7 @@ pub fn ensure(need: u64) -> Result<(), String> {
     let (soft, hard) = current();
     if hard < need {
         return Err(format!(
-            "minfds: {need} file descriptors are needed (4 per process + 256, or the minfds key), \
+            "minfds: {need} file descriptors are needed ({PER_PROCESS} per process + {RESERVE}, or the minfds key), \
              but the hard limit is {hard}: raise it (ulimit -Hn, LimitNOFILE=) or set a lower minfds"
         ));
     }

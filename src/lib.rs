@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod authlimit;
+pub mod avail;
 pub mod client;
 pub mod commands;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod notify;
 pub mod outfile;
 pub mod output;
+pub mod preflight;
 pub mod procscan;
 pub mod protocol;
 pub mod reactor;

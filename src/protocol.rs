@@ -56,6 +56,10 @@ pub enum Request {
     /// `auth SECRET`: the first command on a TCP connection when
     /// `listen_secret_file` is set. Handled by the connection, never logged.
     Auth(String),
+    /// The daemon's version.
+    Version,
+    /// Each program of the config file on disk, and whether it is in use.
+    Avail,
 }
 
 /// One of a process's output streams.
@@ -187,6 +191,17 @@ pub const COMMANDS: &[Command] = &[
         takes_names: false,
     },
     Command {
+        name: "avail",
+        args: "",
+        summary: "the config file's programs: in use, avail, removed on reload",
+        detail: &[
+            "Re-reads the config file without applying it: `in use` (the daemon runs it),",
+            "`avail` (a reload would add it), `removed on reload` (the file no longer",
+            "has it). A file with errors lists them and answers ERR, as reload does.",
+        ],
+        takes_names: false,
+    },
+    Command {
         name: "reopen",
         args: "",
         summary: "reopen every log and output file (as SIGUSR2)",
@@ -210,6 +225,13 @@ pub const COMMANDS: &[Command] = &[
             "secret gets ERR authentication failed and the connection is closed.",
             "Where no secret is needed (the unix socket, listen_open) it is just OK.",
         ],
+        takes_names: false,
+    },
+    Command {
+        name: "version",
+        args: "",
+        summary: "the daemon's version",
+        detail: &[],
         takes_names: false,
     },
     Command {
@@ -342,6 +364,8 @@ pub fn parse(line: &str) -> Result<Option<Request>, String> {
         },
         "reopen" => none(Request::Reopen)?,
         "metrics" => none(Request::Metrics)?,
+        "version" => none(Request::Version)?,
+        "avail" => none(Request::Avail)?,
         "auth" => match args.as_slice() {
             [secret] => Request::Auth(secret.clone()),
             _ => return Err("usage: auth SECRET".into()),

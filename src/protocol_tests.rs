@@ -197,6 +197,10 @@ fn parses_attach_signal_pid_reopen() {
     assert_eq!(parse("reopen"), Ok(Some(Request::Reopen)));
     assert_eq!(parse("metrics"), Ok(Some(Request::Metrics)));
     assert!(parse("metrics web").is_err());
+    assert_eq!(parse("version"), Ok(Some(Request::Version)));
+    assert_eq!(parse("avail"), Ok(Some(Request::Avail)));
+    assert!(parse("version x").unwrap_err().contains("no arguments"));
+    assert!(parse("avail --all").unwrap_err().contains("no arguments"));
 }
 
 #[test]

@@ -159,7 +159,6 @@ impl Reactor {
         );
         // Survivors of a crashed predecessor go before anything of ours starts.
         crate::recovery::recover(&self.listeners.socket_path);
-        self.export_socket();
         if let Err(e) = crate::daemonize::serving() {
             error!("{e}");
             eprintln!("taskmasterd: {e}");
@@ -369,12 +368,6 @@ impl Reactor {
         self.exit_code
     }
 
-    /// Children inherit the daemon's environment: `TASKMASTER_SOCKET` in it
-    /// is the socket served now. (Single-threaded: no getenv runs beside it.)
-    fn export_socket(&self) {
-        std::env::set_var(crate::spawn::SOCKET_VAR, &self.listeners.socket_path);
-    }
-
     /// SIGHUP and `reload`: validate the whole file, then change only what changed.
     pub(crate) fn reload(
         &mut self,
@@ -409,10 +402,7 @@ impl Reactor {
         for t in top {
             let done = match t {
                 Top::Logfile => eventlog::reopen(&new.logfile),
-                Top::Socket => self
-                    .listeners
-                    .rebind_socket(&new, self.poll.registry())
-                    .inspect(|()| self.export_socket()),
+                Top::Socket => self.listeners.rebind_socket(&new, self.poll.registry()),
                 Top::Listen => self.listeners.rebind_listen(&new, self.poll.registry()),
                 Top::Metrics => self.listeners.rebind_metrics(&new, self.poll.registry()),
             };

@@ -22,8 +22,7 @@ pub const PROCESS_NAME_VAR: &str = "TASKMASTER_PROCESS_NAME";
 
 /// The environment variable naming the daemon's control socket in every
 /// child (so a child can use taskmasterctl, and crash recovery can tell this
-/// daemon's descendants from another daemon's). The daemon sets it in its own
-/// environment whenever its socket is bound, so every child inherits it.
+/// daemon's descendants from another daemon's).
 pub const SOCKET_VAR: &str = "TASKMASTER_SOCKET";
 
 /// What a child gets as fds 0, 1 and 2.
@@ -37,7 +36,9 @@ pub enum ChildIo {
 
 /// Starts one process of `p`; its pid is also its process group. The error is
 /// the reason shown in `status`.
-pub fn spawn(p: &Program, index: u32, io: ChildIo) -> Result<i32, String> {
+/// `socket` is the control socket in force, given to the child as
+/// `TASKMASTER_SOCKET` so that it (or a script it runs) can reach the daemon.
+pub fn spawn(p: &Program, index: u32, io: ChildIo, socket: &Path) -> Result<i32, String> {
     let program = resolve(p)?;
     let mut cmd = Command::new(&program);
     cmd.arg0(&p.argv[0]).args(&p.argv[1..]);
@@ -83,7 +84,8 @@ pub fn spawn(p: &Program, index: u32, io: ChildIo) -> Result<i32, String> {
     // so descendants that leave its group and session are still known as its.
     cmd.env(PROCESS_NAME_VAR, p.process_name(index))
         .env("TASKMASTER_PROGRAM", &p.name)
-        .env("TASKMASTER_PROCESS_NUM", index.to_string());
+        .env("TASKMASTER_PROCESS_NUM", index.to_string())
+        .env(SOCKET_VAR, socket);
     if setup.needed() {
         // Leaves std's posix_spawn path: only then is a pre_exec paid for.
         // SAFETY: `apply` only makes async-signal-safe system calls on data
@@ -107,7 +109,8 @@ pub fn spawn(p: &Program, index: u32, io: ChildIo) -> Result<i32, String> {
 
 /// The executable to run: `argv[0]` if it has a `/` (relative to workingdir),
 /// else the first executable match in PATH (the program's env PATH, else ours).
-fn resolve(p: &Program) -> Result<PathBuf, String> {
+/// `taskmasterd --check` asks the same question, to warn before a start fails.
+pub fn resolve(p: &Program) -> Result<PathBuf, String> {
     let name = &p.argv[0];
     if name.contains('/') {
         let path = match &p.workingdir {
@@ -116,6 +119,10 @@ fn resolve(p: &Program) -> Result<PathBuf, String> {
         };
         return if is_executable(&path) {
             Ok(path)
+        } else if path.is_dir() {
+            Err(format!("{name}: is a folder, not an executable file"))
+        } else if path.exists() {
+            Err(format!("{name}: not executable"))
         } else {
             Err(format!("{name}: no such executable file"))
         };

@@ -37,7 +37,7 @@ fn shipped_example_is_valid() {
     }
     let c = taskmaster::config::load(Path::new(conf)).unwrap();
     assert_eq!((c.logfile_maxbytes, c.logfile_backups), (10 << 20, 5));
-    assert_eq!(c.minfds(), 10 * 4 + 256);
+    assert_eq!(c.minfds(), 10 * 5 + 256);
     let nginx = &c.programs[0];
     assert_eq!((nginx.stdout_maxbytes, nginx.stdout_backups), (1 << 20, 3));
     assert_eq!(

@@ -14,7 +14,8 @@ fn a_hard_limit_below_minfds_is_refused_with_the_numbers() {
     let status = d.wait_exit(10.0);
     assert_eq!(status.code(), Some(1));
     let log = d.log_text();
-    assert!(log.contains("260 file descriptors are needed"), "{log}");
+    // 5 per process (fdlimit::PER_PROCESS) + 256.
+    assert!(log.contains("261 file descriptors are needed"), "{log}");
     assert!(log.contains("the hard limit is 64"), "{log}");
 }
 

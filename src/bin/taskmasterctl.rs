@@ -1,21 +1,23 @@
 //! taskmasterctl: one-shot commands, scripts on stdin, or an interactive shell.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use taskmaster::client::shell::{self, run_line};
-use taskmaster::client::{format, Client, DEFAULT_TIMEOUT, EXIT_OK, EXIT_USAGE};
-use taskmaster::config;
+use taskmaster::client::{format, socket, Client, DEFAULT_TIMEOUT, EXIT_OK, EXIT_USAGE};
 
 const USAGE: &str = "usage: taskmasterctl [-s SOCKET | -c FILE] [-t SECONDS] [COMMAND ARGS...]
   -s, --socket SOCKET    the daemon's control socket
   -c, --config FILE      read the socket path from the daemon's config file
                          (only its `socket` key: the rest may have errors)
+                         neither: $TASKMASTER_SOCKET, else ./taskmaster.yaml's
+                         socket if that file exists, else the default socket
   -t, --timeout SECONDS  give up on an unresponsive daemon after this long
                          (default 10, fractions allowed); start, stop, restart
                          and shutdown wait as long as the daemon answers checks
   tail -f NAME           follow a process's output until Ctrl-C
   attach NAME            this terminal becomes the process's; Ctrl-] detaches
+  -V, --version          taskmasterctl's version (`version`: the daemon's)
   without COMMAND: an interactive shell, or one command per line from stdin";
 
 fn main() {
@@ -24,6 +26,7 @@ fn main() {
 
 fn run() -> i32 {
     let mut socket: Option<PathBuf> = None;
+    let mut config_file: Option<PathBuf> = None;
     let mut timeout = DEFAULT_TIMEOUT;
     let mut words: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
@@ -38,13 +41,7 @@ fn run() -> i32 {
                 None => return usage("-s needs a SOCKET"),
             },
             "-c" | "--config" => match args.next() {
-                Some(f) => match config::socket_of(f.as_ref()) {
-                    Ok(s) => socket = Some(s),
-                    Err(e) => {
-                        eprintln!("taskmasterctl: {e}");
-                        return EXIT_USAGE;
-                    }
-                },
+                Some(f) => config_file = Some(PathBuf::from(f)),
                 None => return usage("-c needs a FILE"),
             },
             "-t" | "--timeout" => match args.next().as_deref().map(parse_timeout) {
@@ -56,11 +53,28 @@ fn run() -> i32 {
                 println!("{USAGE}");
                 return EXIT_OK;
             }
+            "-V" | "--version" => {
+                println!("taskmasterctl {}", taskmaster::avail::VERSION);
+                return EXIT_OK;
+            }
             s if s.starts_with('-') => return usage(&format!("unknown option {s}")),
             _ => words.push(a),
         }
     }
-    let mut client = Client::new(&socket.unwrap_or_else(config::default_socket));
+    let found = socket::find(
+        socket,
+        config_file.as_deref(),
+        std::env::var_os(socket::ENV),
+        Path::new(socket::LOCAL_CONFIG),
+    );
+    let socket = match found {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("taskmasterctl: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let mut client = Client::new(&socket);
     client.set_timeout(timeout);
     let colour = format::use_colour(
         std::io::stdout().is_terminal(),

@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use taskmaster::{config, daemonize, eventlog, notify, reactor::Reactor, spawn};
+use taskmaster::{config, daemonize, eventlog, notify, preflight, reactor::Reactor, spawn};
 
 const USAGE: &str = "usage: taskmasterd [-c FILE] [--check] [-d] [--pidfile PATH] [--no-pidfd]
+       taskmasterd --version
   -c, --config FILE  the configuration (default: taskmaster.yaml)
   --check            validate FILE, print a summary, exit 0 (or every error, exit 1)
   -d, --daemon       detach once the socket is bound (also `daemonize: true`);
@@ -52,6 +53,10 @@ fn parse_args() -> Result<Args, String> {
                 println!("{USAGE}");
                 std::process::exit(0);
             }
+            Some("-V" | "--version") => {
+                println!("taskmasterd {}", taskmaster::avail::VERSION);
+                std::process::exit(0);
+            }
             _ => return Err(format!("unexpected argument {a:?}")),
         }
     }
@@ -73,21 +78,15 @@ fn main() -> ExitCode {
                 eprintln!("{e}");
             }
             eprintln!(
-                "taskmasterd: {} error(s) in {}",
-                errors.len(),
+                "taskmasterd: {} in {}",
+                preflight::errors(errors.len()),
                 args.config.display()
             );
             return ExitCode::from(1);
         }
     };
     if args.check {
-        println!(
-            "{}: OK, {} programs, {} processes",
-            args.config.display(),
-            config.programs.len(),
-            config.process_count()
-        );
-        return ExitCode::SUCCESS;
+        return check(&args, &config);
     }
     let pidfile = args.pidfile.as_deref().or(config.pidfile.as_deref());
     if let Some(p) = pidfile {
@@ -137,4 +136,31 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `--check` once the file loaded: what would stop the start (exit 1), what
+/// would fail later (warnings, exit 0), then the summary.
+fn check(args: &Args, config: &config::Config) -> ExitCode {
+    let found = preflight::check(config);
+    for w in &found.warnings {
+        eprintln!("warning: {w}");
+    }
+    for e in &found.errors {
+        eprintln!("{e}");
+    }
+    if !found.errors.is_empty() {
+        eprintln!(
+            "taskmasterd: {} in {}: it would not start",
+            preflight::errors(found.errors.len()),
+            args.config.display()
+        );
+        return ExitCode::from(1);
+    }
+    println!(
+        "{}: OK, {}, {}",
+        args.config.display(),
+        preflight::programs(config.programs.len()),
+        preflight::processes(config.process_count())
+    );
+    ExitCode::SUCCESS
 }

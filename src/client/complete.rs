@@ -79,18 +79,26 @@ const SIGNALS: &[&str] = &[
 
 /// What the word after `cmd typed…` can be.
 fn arguments<'a>(cmd: &str, typed: &[&str], word: &str, names: &'a Names) -> Vec<Cow<'a, str>> {
+    let stars = stars(word, names);
     let live = || {
         names
             .programs
             .iter()
             .chain(&names.processes)
             .map(|n| Cow::Borrowed(n.as_str()))
+            .chain(stars.iter().cloned())
     };
     let with_all = || std::iter::once(Cow::Borrowed("all")).chain(live());
     let fixed = |words: &[&'static str]| words.iter().map(|w| Cow::Borrowed(*w)).collect();
     let pool: Vec<Cow<str>> = match (cmd, typed) {
+        // One process only: `PROGRAM:*` names them all, so is not offered.
         ("tail", _) => return tail_arguments(typed, names),
-        ("attach", []) => live().collect(),
+        ("attach", []) => names
+            .programs
+            .iter()
+            .chain(&names.processes)
+            .map(|n| Cow::Borrowed(n.as_str()))
+            .collect(),
         ("signal", []) if word.starts_with("SIG") => SIGNALS
             .iter()
             .map(|s| Cow::Owned(format!("SIG{s}")))
@@ -109,6 +117,16 @@ fn arguments<'a>(cmd: &str, typed: &[&str], word: &str, names: &'a Names) -> Vec
     pool.into_iter()
         .filter(|n| !typed.contains(&n.as_ref()))
         .collect()
+}
+
+/// supervisorctl's `PROGRAM:*` (the same as `PROGRAM`), offered once a word
+/// has a `:`, so the plain listing is not doubled.
+fn stars<'a>(word: &str, names: &Names) -> Vec<Cow<'a, str>> {
+    if !word.contains(':') {
+        return Vec::new();
+    }
+    let stars = names.programs.iter().map(|p| Cow::Owned(format!("{p}:*")));
+    stars.collect()
 }
 
 /// `tail [-f] [-n N] NAME [stdout|stderr]`: options or a name until the name

@@ -42,7 +42,13 @@ fn first_word_completes_commands() {
 #[test]
 fn name_arguments_complete_live_names() {
     assert_eq!(words("stop w"), ["web ", "web:0 ", "web:1 "]);
-    assert_eq!(words("stop web:"), ["web:0 ", "web:1 "]);
+    // supervisorctl's PROGRAM:* once a `:` is typed.
+    assert_eq!(words("stop web:"), ["web:0 ", "web:1 ", "web:* "]);
+    assert_eq!(words("stop web:*"), ["web:* "]);
+    assert_eq!(words("status d:"), Vec::<String>::new());
+    assert_eq!(words("tail db:"), ["db:0 "]);
+    assert_eq!(words("attach db:"), ["db:0 "]);
+    assert_eq!(words("signal HUP db:"), ["db:0 ", "db:* "]);
     assert_eq!(words("restart a"), ["all "]);
     assert_eq!(
         words("start "),

@@ -51,9 +51,32 @@ pub fn body(command: &str, body: &[String], colour: bool) -> Vec<String> {
     }
 }
 
+/// What to print for an `OK` with no body to `command`, where silence would
+/// leave a person wondering whether anything happened. The protocol reply
+/// itself stays a bare `OK`.
+pub fn silent_ok(command: &str) -> Option<&'static str> {
+    match command.split_whitespace().next()? {
+        "shutdown" => Some("taskmasterd shut down: every process stopped"),
+        "reload" => Some("no changes"),
+        "reopen" => Some("reopened the event log and every output file"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_for_silent_successes() {
+        assert!(silent_ok("shutdown").is_some_and(|l| l.contains("shut down")));
+        assert_eq!(silent_ok("reload"), Some("no changes"));
+        assert_eq!(silent_ok("reload --dry-run"), Some("no changes"));
+        assert!(silent_ok("reopen").is_some());
+        for quiet in ["start web", "status", "", "auth x", "quit"] {
+            assert_eq!(silent_ok(quiet), None, "{quiet}");
+        }
+    }
     use std::ffi::OsStr;
 
     #[test]

@@ -5,6 +5,7 @@ pub mod complete;
 mod follow;
 pub mod format;
 pub mod shell;
+pub mod socket;
 mod term;
 mod wire;
 

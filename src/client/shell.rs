@@ -9,10 +9,11 @@ use rustyline::config::{CompletionType, Config, EditMode};
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 use rustyline::Editor;
+use rustyline::{Cmd, ConditionalEventHandler, Event, EventContext, EventHandler, KeyEvent};
 use std::ffi::OsString;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Entries kept in the history file.
@@ -71,6 +72,11 @@ pub fn run_line(client: &mut Client, line: &str, colour: bool) -> i32 {
             for l in format::body(line, &reply.body, colour) {
                 println!("{l}");
             }
+            if reply.body.is_empty() && reply.error.is_none() {
+                if let Some(l) = format::silent_ok(line) {
+                    println!("{l}");
+                }
+            }
             if let Some(e) = &reply.error {
                 eprintln!("ERR {e}");
             }
@@ -103,6 +109,22 @@ fn confirm(rl: &mut Editor<Helper, FileHistory>, question: &str) -> bool {
     match rl.readline(question) {
         Ok(answer) => matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"),
         Err(_) => false,
+    }
+}
+
+/// Ctrl-C at the prompt. rustyline's own Ctrl-C (Interrupt) leaves the grey
+/// hint on the abandoned line, where it reads as typed text; only accepting
+/// a line redraws it without its hint. So while a hint shows, Ctrl-C accepts
+/// the line and marks it abandoned, and the shell drops it unrun.
+struct CtrlC(Arc<AtomicBool>);
+
+impl ConditionalEventHandler for CtrlC {
+    fn handle(&self, _: &Event, _: u16, _: bool, ctx: &EventContext) -> Option<Cmd> {
+        if !ctx.has_hint() {
+            return None; // rustyline's Interrupt
+        }
+        self.0.store(true, Ordering::Relaxed);
+        Some(Cmd::AcceptLine)
     }
 }
 
@@ -141,6 +163,11 @@ pub fn run(client: &mut Client, colour: bool) -> i32 {
         Names::default()
     });
     rl.set_helper(Some(Helper { names, colour }));
+    let abandon = Arc::new(AtomicBool::new(false));
+    rl.bind_sequence(
+        KeyEvent::ctrl('C'),
+        EventHandler::Conditional(Box::new(CtrlC(abandon.clone()))),
+    );
     let history = history_file(std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME"));
     if let Some(h) = &history {
         let _ = rl.load_history(h);
@@ -149,6 +176,9 @@ pub fn run(client: &mut Client, colour: bool) -> i32 {
     let prompt = prompt(client.path(), home.as_deref());
     loop {
         let line = match rl.readline(&prompt) {
+            // Ctrl-C while a hint showed: the line came back only so that
+            // rustyline would redraw it without the hint (see `CtrlC`).
+            Ok(_) if abandon.swap(false, Ordering::Relaxed) => continue,
             Ok(line) => line,
             // Ctrl-C: rustyline already dropped the line; start a fresh one.
             Err(ReadlineError::Interrupted) => continue,

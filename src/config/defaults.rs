@@ -92,6 +92,70 @@ pub fn prepare_default_path(path: &Path) -> Result<(), String> {
     }
 }
 
+/// For `taskmasterd --check`, without creating anything: whether the daemon
+/// will be able to create `path` (the socket or the event log) in its
+/// folder. It creates only the folders of its default paths, and checks
+/// those as `prepare_default_path` does.
+pub fn check_folder_of(path: &Path) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let shown = dir.display();
+    let uid = geteuid().as_raw();
+    let default = is_default_path(path);
+    // (forbidden mode bits, whether mkdir -p) of a folder the daemon creates.
+    let made = if !default {
+        None
+    } else if dir == Path::new(ROOT_RUN) || dir == Path::new(ROOT_LOG) {
+        Some((0o022, false))
+    } else if dir == private_tmp() {
+        Some((0o077, false))
+    } else if path == default_logfile() {
+        Some((0o077, true))
+    } else {
+        None // $XDG_RUNTIME_DIR: the login manager's, never created here
+    };
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            if let Some((forbidden, _)) = made {
+                check(dir, uid, forbidden)?;
+            } else if !meta.is_dir() {
+                return Err(format!("{shown} is not a folder"));
+            }
+            writable(dir)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match made {
+            None => Err(format!(
+                "the folder {shown} does not exist (taskmasterd creates only the folders of its default paths)"
+            )),
+            Some((_, deep)) => {
+                let mut up = dir.parent();
+                while let Some(a) = up.filter(|a| deep && !a.exists()) {
+                    up = a.parent();
+                }
+                let Some(base) = up.filter(|a| a.is_dir()) else {
+                    return Err(format!(
+                        "the folder {shown} does not exist and cannot be created: its parent does not exist"
+                    ));
+                };
+                writable(base).map_err(|e| {
+                    format!("the folder {shown} does not exist and cannot be created: {e}")
+                })
+            }
+        },
+        Err(e) => Err(format!("cannot stat {shown}: {e}")),
+    }
+}
+
+/// Whether this user may create entries in `dir` (root may, but not on a
+/// read-only file system).
+fn writable(dir: &Path) -> Result<(), String> {
+    use nix::unistd::{access, AccessFlags};
+    access(dir, AccessFlags::W_OK | AccessFlags::X_OK)
+        .map_err(|e| format!("{} is not writable ({e})", dir.display()))
+}
+
 /// Creates `dir` with `mode` (exactly, whatever the umask) unless it exists;
 /// then it must be a folder owned by the daemon's user that no one else can
 /// write into, so no one else can put a symlink or a socket in it.
@@ -171,6 +235,20 @@ mod tests {
         std::os::unix::fs::symlink(t.path(), &link).unwrap();
         let e = private_dir(&link, geteuid().as_raw()).unwrap_err();
         assert!(e.contains("symlink"), "{e}");
+    }
+
+    #[test]
+    fn folders_the_daemon_cannot_use_are_found_without_creating_anything() {
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(check_folder_of(&t.path().join("s.sock")), Ok(()));
+        let missing = t.path().join("no/such/s.sock");
+        let e = check_folder_of(&missing).unwrap_err();
+        assert!(e.contains("does not exist"), "{e}");
+        assert!(!t.path().join("no").exists());
+        let file = t.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        let e = check_folder_of(&file.join("x.log")).unwrap_err();
+        assert!(e.contains("not a folder"), "{e}");
     }
 
     #[test]

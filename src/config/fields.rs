@@ -12,6 +12,10 @@ use std::time::Duration;
 mod identity;
 pub use identity::{Rlimit, RunAs, RLIMIT_NAMES};
 
+#[cfg(test)]
+#[path = "reference_tests.rs"]
+mod reference_tests;
+
 const TOP_KEYS: &str = "socket, socket_mode, socket_group, listen, listen_secret_file, \
      listen_open, logfile, logfile_maxbytes, logfile_backups, minfds, fatal_state_report_address, \
      daemonize, pidfile, exit_on_fatal, metrics_listen, programs";

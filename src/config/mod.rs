@@ -16,7 +16,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use defaults::{default_logfile, default_socket, is_default_path, prepare_default_path};
+pub use defaults::{
+    check_folder_of, default_logfile, default_socket, is_default_path, prepare_default_path,
+};
 pub use fields::parse_address;
 pub use fields::{Rlimit, RunAs, RLIMIT_NAMES};
 pub use peek::socket_of;
@@ -163,11 +165,18 @@ impl Config {
     }
 
     /// File descriptors the daemon must be able to open: the configured
-    /// `minfds`, else the contract's default of 4 per process (its pidfd and two
-    /// pipes, and room for its output files) plus 256 for clients and logs.
+    /// `minfds`, else what every process may hold at once (its pidfd, two
+    /// pipes, two output files: `fdlimit::PER_PROCESS`) plus
+    /// `fdlimit::RESERVE` for clients and logs.
     pub fn minfds(&self) -> u64 {
-        self.minfds
-            .unwrap_or_else(|| self.process_count().saturating_mul(4).saturating_add(256))
+        self.minfds.unwrap_or_else(|| self.fds_for_all())
+    }
+
+    /// The fds running every process at once may take.
+    pub fn fds_for_all(&self) -> u64 {
+        self.process_count()
+            .saturating_mul(crate::fdlimit::PER_PROCESS)
+            .saturating_add(crate::fdlimit::RESERVE)
     }
 }
 

@@ -215,7 +215,7 @@ impl TopKeys {
         prop_assert_eq!(config.logfile_maxbytes, maxbytes);
         prop_assert_eq!(config.logfile_backups, self.logfile_backups.unwrap_or(5));
         prop_assert_eq!(config.minfds, self.minfds);
-        let computed = config.process_count() * 4 + 256;
+        let computed = config.process_count() * 5 + 256;
         prop_assert_eq!(config.minfds(), self.minfds.unwrap_or(computed));
         Ok(())
     }

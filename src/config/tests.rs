@@ -298,7 +298,7 @@ fn output_keys_default_to_no_rotation_and_five_backups() {
     let c = ok("programs:\n  a:\n    cmd: x\n    numprocs: 3\n  b:\n    cmd: y\n");
     assert_eq!((c.logfile_maxbytes, c.logfile_backups), (0, 5));
     assert_eq!(c.minfds, None);
-    assert_eq!(c.minfds(), 4 * 4 + 256);
+    assert_eq!(c.minfds(), 4 * 5 + 256);
     assert_eq!(ok("programs: {}\n").minfds(), 256);
 }
 
@@ -422,7 +422,7 @@ fn minfds_is_set_or_computed() {
     assert_eq!((c.minfds, c.minfds()), (Some(4096), 4096));
     assert_eq!(ok("minfds: 0\nprograms: {}\n").minfds(), 0);
     let c = ok("programs:\n  a:\n    cmd: x\n    numprocs: 2000\n");
-    assert_eq!(c.minfds(), 8256);
+    assert_eq!(c.minfds(), 10256);
     for bad in ["-1", "1.5", "lots", "~", "1073741825"] {
         let e = errors(&format!("minfds: {bad}\nprograms: {{}}\n"));
         assert_eq!(e.len(), 1, "{bad}: {e:?}");

@@ -333,7 +333,8 @@ impl Supervisor {
     fn spawn(&mut self, slot: usize, now: Instant) {
         let fds = self.prepare_output(slot);
         let Some(p) = self.get(slot) else { return };
-        let spawned = fds.and_then(|io| spawn::spawn(&p.cfg, p.index, io));
+        let socket = &self.config.socket;
+        let spawned = fds.and_then(|io| spawn::spawn(&p.cfg, p.index, io, socket));
         match spawned {
             Ok(pid) => {
                 info!("{}: spawned pid {pid} ({})", p.name, p.cfg.cmd_text);
