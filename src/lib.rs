@@ -1,5 +1,6 @@
 //! Taskmaster: a process supervisor on one single-threaded mio event loop.
 
+pub mod alerts;
 pub mod attach;
 pub mod client;
 pub mod commands;

@@ -8,6 +8,7 @@
 //! on the ready list, and the next poll does not sleep while that list is
 //! non-empty, so everyone else gets a turn in between.
 
+use crate::alerts::Alerts;
 use crate::config::Config;
 use crate::conn::Conn;
 use crate::control::{StatusStream, Waiter};
@@ -17,8 +18,7 @@ use crate::oneshot::ONESHOT_TOKEN;
 use crate::output::Which;
 use crate::protocol;
 use crate::reload::{self, Top};
-use crate::report::Reports;
-use crate::state::{Event, Exit};
+use crate::state::Event;
 use crate::supervisor::{Supervisor, OUT_TOKEN, PROC_TOKEN};
 use crate::timers::Deadline;
 use crate::{config, eventlog};
@@ -63,7 +63,7 @@ pub struct Reactor {
     /// The last sweep stopped at its batch limit.
     sweep_again: bool,
     pub(crate) waiters: Vec<Waiter>,
-    reports: Reports,
+    alerts: Alerts,
     /// Clients waiting for `shutdown`'s OK; `Some` once shutting down.
     pub(crate) shutdown: Option<Vec<usize>>,
     /// Ignored signals already logged at warn level (later ones at debug).
@@ -117,7 +117,7 @@ impl Reactor {
             accept_again: Vec::new(),
             sweep_again: false,
             waiters: Vec::new(),
-            reports: Reports::new(REPORT_TOKEN),
+            alerts: Alerts::new(REPORT_TOKEN),
             shutdown: None,
             ignored: HashSet::new(),
             reserve: std::fs::File::open("/dev/null").ok(),
@@ -218,8 +218,12 @@ impl Reactor {
                     }
                     Token(t) if t >= REPORT_TOKEN => {
                         let timers = &mut self.sup.timers;
-                        self.reports
-                            .on_ready(t - REPORT_TOKEN, self.poll.registry(), timers, now)
+                        (self.alerts.reports).on_ready(
+                            t - REPORT_TOKEN,
+                            self.poll.registry(),
+                            timers,
+                            now,
+                        )
                     }
                     Token(t) if t >= CLIENT_TOKEN => {
                         // Hung up both ways (a half-close still awaits its reply).
@@ -262,7 +266,7 @@ impl Reactor {
                 Deadline::Proc(slot) => self.sup.on_deadline(slot, now),
                 Deadline::Report(id) => {
                     let timers = &mut self.sup.timers;
-                    self.reports.on_deadline(id, self.poll.registry(), timers)
+                    (self.alerts.reports).on_deadline(id, self.poll.registry(), timers, now)
                 }
                 Deadline::OneShot(id) => self.sup.oneshots.on_deadline(id),
             }
@@ -451,16 +455,13 @@ impl Reactor {
                 None => i += 1,
             }
         }
-        for r in std::mem::take(&mut self.sup.reports) {
-            let timers = &mut self.sup.timers;
-            self.reports.send(r, self.poll.registry(), timers, now);
+        for a in std::mem::take(&mut self.sup.alerts) {
+            let (reg, sup) = (self.poll.registry(), &mut self.sup);
+            (self.alerts).dispatch(a, reg, &mut sup.timers, &mut sup.oneshots, now);
         }
         for (owner, outcome) in self.sup.oneshots.take_finished() {
             match owner {
-                crate::oneshot::Owner::Hook(label) => match outcome {
-                    crate::oneshot::Outcome::Exited(Exit::Code(0)) => info!("{label}: done"),
-                    o => warn!("{label}: failed: {}", o.describe()),
-                },
+                crate::oneshot::Owner::Hook(label) => crate::alerts::hook_done(&label, &outcome),
             }
         }
         self.sup.drop_retired();

@@ -47,7 +47,7 @@ fn changed(pairs: &[(&'static str, bool)]) -> Vec<&'static str> {
 
 /// Keys applied in place.
 fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
-    let pairs: [(&'static str, bool); 13] = [
+    let pairs: [(&'static str, bool); 15] = [
         ("autorestart", a.autorestart != b.autorestart),
         ("exitcodes", a.exitcodes != b.exitcodes),
         ("startretries", a.startretries != b.startretries),
@@ -59,6 +59,8 @@ fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
             "fatal_state_report_address",
             a.report_address != b.report_address,
         ),
+        ("report_events", a.report_events != b.report_events),
+        ("report_command", a.report_command != b.report_command),
         ("cmd text", a.cmd_text != b.cmd_text && a.argv == b.argv),
         // Rotation is done by the daemon as it writes: the child never knows.
         ("stdout_maxbytes", a.stdout_maxbytes != b.stdout_maxbytes),

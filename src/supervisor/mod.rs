@@ -13,10 +13,10 @@ mod trees;
 
 pub use output::{OutLine, OUT_TOKEN};
 
+use crate::alerts::{Alert, AlertEvent};
 use crate::config::{Config, Program};
 use crate::output::Which;
 use crate::reap;
-use crate::report::{self, FatalReport};
 use crate::spawn;
 use crate::state::{self, Action, Event, Exit, Proc, State};
 use crate::timers::{Deadline, Timers};
@@ -43,6 +43,8 @@ pub struct Process {
     pub name: String,
     pub proc: Proc,
     pub pid: Option<i32>,
+    /// The pid of the last spawn, kept after its exit (for alerts).
+    last_pid: Option<i32>,
     /// The group to signal; kept after the leader exits until the group is done.
     pub pgid: Option<i32>,
     pidfd: Option<OwnedFd>,
@@ -79,8 +81,8 @@ pub struct Supervisor {
     queue: VecDeque<(usize, Event)>,
     /// Process deadlines and report timeouts: the daemon's one timer heap.
     pub timers: Timers,
-    /// FATAL reports for the reactor to send.
-    pub reports: Vec<FatalReport>,
+    /// Alerts (`report_events`) for the reactor to send and run.
+    pub alerts: Vec<Alert>,
     /// State changes since the reactor last looked.
     pub transitions: Vec<Transition>,
     /// The number of the last transition.
@@ -117,7 +119,7 @@ impl Supervisor {
             reg,
             queue: VecDeque::new(),
             timers: Timers::default(),
-            reports: Vec::new(),
+            alerts: Vec::new(),
             transitions: Vec::new(),
             transition_seq: 0,
             draining: Vec::new(),
@@ -151,6 +153,7 @@ impl Supervisor {
             proc: Proc::new(h.finish()),
             name,
             pid: None,
+            last_pid: None,
             pgid: None,
             pidfd: None,
             spawned_at: None,
@@ -244,6 +247,10 @@ impl Supervisor {
             let seq = self.transition_seq;
             self.transitions.push(Transition { slot, to, seq });
         }
+        // Before the actions: a restart's spawn must not change the pid reported.
+        for s in state::entered(before, to, &actions) {
+            self.alert(slot, AlertEvent::Entered(s));
+        }
         for action in actions {
             self.perform(slot, action, now);
         }
@@ -265,7 +272,7 @@ impl Supervisor {
     fn perform(&mut self, slot: usize, action: Action, now: Instant) {
         match action {
             Action::Spawn => return self.spawn(slot, now),
-            Action::ReportFatal => return self.queue_report(slot),
+            Action::Passed(_) => return,
             Action::Arm(d) => return self.timers.arm(Deadline::Proc(slot), now + d),
             Action::Disarm => return self.timers.cancel(Deadline::Proc(slot)),
             Action::Signal(_) | Action::KillGroup => {}
@@ -307,6 +314,7 @@ impl Supervisor {
                 if let Some(p) = self.get_mut(slot) {
                     (p.pid, p.pgid, p.pidfd, p.spawned_at) =
                         (Some(pid), Some(pid), pidfd, Some(now));
+                    p.last_pid = Some(pid);
                 }
                 self.by_pid.insert(pid, slot);
                 self.feed(slot, Event::Spawned);
@@ -418,24 +426,25 @@ impl Supervisor {
         self.run(now);
     }
 
-    fn queue_report(&mut self, slot: usize) {
+    /// Reports `event` of `slot` (HTTP and `report_command`) if its
+    /// program's `report_events` lists it. State changes come here from
+    /// `step`; a health check that gives up calls it with `Unhealthy`.
+    pub fn alert(&mut self, slot: usize, event: AlertEvent) {
         let Some(p) = self.get(slot) else { return };
-        let Some(address) = p.cfg.report_address else {
-            info!("{}: FATAL, no report address configured", p.name);
+        if !p.cfg.report_events.contains(event) {
             return;
-        };
-        let body = report::fatal_body(
-            &p.cfg.name,
-            &p.name,
-            p.proc.attempts,
-            p.proc.last_exit.map(Exit::describe),
-            &p.proc.message,
-            std::time::SystemTime::now(),
-        );
-        self.reports.push(FatalReport {
-            address,
+        }
+        self.alerts.push(Alert {
+            event,
+            program: p.cfg.name.clone(),
             process: p.name.clone(),
-            body,
+            pid: p.pid.or(p.last_pid),
+            attempts: p.proc.attempts,
+            last_exit: p.proc.last_exit.map(Exit::describe),
+            message: p.proc.message.clone(),
+            time: std::time::SystemTime::now(),
+            address: p.cfg.report_address,
+            command: p.cfg.report_command.clone(),
         });
     }
 
