@@ -30,5 +30,6 @@ pub mod signals;
 pub mod spawn;
 pub mod state;
 pub mod supervisor;
+pub mod syslog;
 pub mod telnet;
 pub mod timers;

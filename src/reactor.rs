@@ -324,6 +324,9 @@ impl Reactor {
             ),
             Err(e) => failed.push(e),
         }
+        if let Some(note) = eventlog::reconnect_syslog() {
+            warn!("{note}");
+        }
         for f in &failed {
             error!("{why}: {f}");
         }
@@ -413,6 +416,9 @@ impl Reactor {
             }
         }
         eventlog::set_limits(new.logfile_maxbytes, new.logfile_backups);
+        if let Some(note) = eventlog::set_syslog(new.syslog.as_deref()) {
+            warn!("{note}");
+        }
         self.max_clients = crate::serve::max_clients(new.process_count());
         self.sup.apply(new, &plan, now);
         if lines.is_empty() {
