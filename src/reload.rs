@@ -347,4 +347,24 @@ mod tests {
         assert!(diff(&old, &new).programs.is_empty());
         assert!(top(&old, &new).is_empty());
     }
+
+    #[test]
+    fn report_keys_apply_in_place() {
+        let a = Program::new("a", "sleep 1");
+        let mut b = a.clone();
+        b.report_events = crate::alerts::EventSet::EMPTY;
+        b.report_command = Some(vec!["hook".into()]);
+        let plan = diff(&conf(std::slice::from_ref(&a)), &conf(&[b]));
+        let [(
+            _,
+            Change::Changed {
+                restart, update, ..
+            },
+        )] = &plan.programs[..]
+        else {
+            panic!("{plan:?}")
+        };
+        assert!(restart.is_empty());
+        assert_eq!(update, &["report_events", "report_command"]);
+    }
 }
