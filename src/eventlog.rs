@@ -7,9 +7,11 @@
 //! rotation never splits a line. The terminal copy
 //! goes through a non-blocking descriptor of its own: a terminal paused with
 //! Ctrl-S, or a pty nobody reads, loses lines (counted, and said so once it
-//! reads again) instead of freezing the daemon.
+//! reads again) instead of freezing the daemon. With `syslog:`, each record
+//! is also sent to syslog (`syslog.rs`), never blocking either.
 
 use crate::rotate::{Sink, WriteError};
+use crate::syslog::Syslog;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -128,6 +130,38 @@ pub fn reopen_current() -> Result<(), String> {
 /// from the next record on). maxbytes 0 = never rotate.
 pub fn set_limits(maxbytes: u64, backups: u32) {
     log_file().set_limits(maxbytes, backups);
+}
+
+/// The syslog mirror, when `syslog:` asks for one.
+static SYSLOG: Mutex<Option<Syslog>> = Mutex::new(None);
+
+fn syslog() -> MutexGuard<'static, Option<Syslog>> {
+    SYSLOG.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Mirrors the log to the syslog socket `path` from now on (`None`: stops).
+/// A new path connects; the same path is left as it is. Returns what to log
+/// (after this returns: logging from here would take the locks in turn).
+pub fn set_syslog(path: Option<&Path>) -> Option<String> {
+    let mut current = syslog();
+    match (current.as_ref(), path) {
+        (Some(s), Some(p)) if s.path() == p => None,
+        (_, None) => {
+            *current = None;
+            None
+        }
+        (_, Some(p)) => {
+            let (s, note) = Syslog::open(p);
+            *current = Some(s);
+            note
+        }
+    }
+}
+
+/// Connects the syslog mirror again (a reopen: the syslog daemon may have
+/// made a new socket). Returns what to log.
+pub fn reconnect_syslog() -> Option<String> {
+    syslog().as_mut().and_then(Syslog::reconnect)
 }
 
 /// How much of a write the terminal took.
@@ -266,6 +300,11 @@ impl Write for Tee {
         // A record the file cannot take is counted and said later, in the
         // file: an error here would only reach env_logger, which drops it.
         log.write(buf, &ts);
+        if let Some(s) = syslog().as_mut() {
+            for note in s.send(buf) {
+                log.write(format!("{ts} WARN  {note}\n").as_bytes(), &ts);
+            }
+        }
         Ok(buf.len())
     }
 

@@ -1,5 +1,6 @@
 //! Taskmaster: a process supervisor on one single-threaded mio event loop.
 
+pub mod alerts;
 pub mod attach;
 pub mod authlimit;
 pub mod avail;
@@ -13,11 +14,13 @@ pub mod deps;
 pub mod eventlog;
 pub mod fdlimit;
 pub mod follow;
+pub mod http;
 pub mod http_serve;
 pub mod lifecycle;
 pub mod listen;
 pub mod metrics;
 pub mod notify;
+pub mod oneshot;
 pub mod outfile;
 pub mod output;
 pub mod preflight;
@@ -34,5 +37,6 @@ pub mod signals;
 pub mod spawn;
 pub mod state;
 pub mod supervisor;
+pub mod syslog;
 pub mod telnet;
 pub mod timers;

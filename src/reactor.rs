@@ -8,15 +8,16 @@
 //! on the ready list, and the next poll does not sleep while that list is
 //! non-empty, so everyone else gets a turn in between.
 
+use crate::alerts::Alerts;
 use crate::config::Config;
 use crate::conn::Conn;
 use crate::control::{Streamed, Waiter};
 use crate::lifecycle::{self, SignalPlan};
 use crate::listen::{Listeners, METRICS_LISTENER, TCP_LISTENER, UNIX_LISTENER};
+use crate::oneshot::ONESHOT_TOKEN;
 use crate::output::Which;
 use crate::protocol;
 use crate::reload::{self, Top};
-use crate::report::Reports;
 use crate::state::Event;
 use crate::supervisor::{Supervisor, OUT_TOKEN, PROC_TOKEN};
 use crate::timers::Deadline;
@@ -65,7 +66,7 @@ pub struct Reactor {
     /// The last sweep stopped at its batch limit.
     sweep_again: bool,
     pub(crate) waiters: Vec<Waiter>,
-    reports: Reports,
+    alerts: Alerts,
     /// Clients waiting for `shutdown`'s OK; `Some` once shutting down.
     pub(crate) shutdown: Option<Vec<usize>>,
     /// Ignored signals already logged at warn level (later ones at debug).
@@ -123,7 +124,7 @@ impl Reactor {
             accept_again: Vec::new(),
             sweep_again: false,
             waiters: Vec::new(),
-            reports: Reports::new(REPORT_TOKEN),
+            alerts: Alerts::new(REPORT_TOKEN),
             shutdown: None,
             ignored: HashSet::new(),
             reserve: std::fs::File::open("/dev/null").ok(),
@@ -208,6 +209,11 @@ impl Reactor {
                         again.retain(|a| *a != t);
                         self.accept(t, now)
                     }
+                    Token(t) if t >= ONESHOT_TOKEN => {
+                        let (reg, sup) = (self.poll.registry(), &mut self.sup);
+                        sup.oneshots
+                            .on_ready(t - ONESHOT_TOKEN, reg, &mut sup.timers)
+                    }
                     Token(t) if t >= OUT_TOKEN => {
                         let k = t - OUT_TOKEN;
                         let which = if k.is_multiple_of(2) {
@@ -227,8 +233,12 @@ impl Reactor {
                     }
                     Token(t) if t >= REPORT_TOKEN => {
                         let timers = &mut self.sup.timers;
-                        self.reports
-                            .on_ready(t - REPORT_TOKEN, self.poll.registry(), timers, now)
+                        (self.alerts.reports).on_ready(
+                            t - REPORT_TOKEN,
+                            self.poll.registry(),
+                            timers,
+                            now,
+                        )
                     }
                     Token(t) if t >= CLIENT_TOKEN => {
                         // Hung up both ways (a half-close still awaits its reply).
@@ -271,9 +281,10 @@ impl Reactor {
                 Deadline::Proc(slot) => self.sup.on_deadline(slot, now),
                 Deadline::Report(id) => {
                     let timers = &mut self.sup.timers;
-                    self.reports.on_deadline(id, self.poll.registry(), timers)
+                    (self.alerts.reports).on_deadline(id, self.poll.registry(), timers, now)
                 }
                 Deadline::Client(id) => self.http_timeout(id),
+                Deadline::OneShot(id) => self.sup.oneshots.on_deadline(id),
             }
         }
     }
@@ -328,6 +339,9 @@ impl Reactor {
                 self.sup.config.logfile.display()
             ),
             Err(e) => failed.push(e),
+        }
+        if let Some(note) = eventlog::reconnect_syslog() {
+            warn!("{note}");
         }
         for f in &failed {
             error!("{why}: {f}");
@@ -427,6 +441,9 @@ impl Reactor {
             }
         }
         eventlog::set_limits(new.logfile_maxbytes, new.logfile_backups);
+        if let Some(note) = eventlog::set_syslog(new.syslog.as_deref()) {
+            warn!("{note}");
+        }
         self.max_clients = crate::serve::max_clients(new.process_count());
         self.sup.apply(new, &plan, now);
         if lines.is_empty() {
@@ -469,9 +486,14 @@ impl Reactor {
                 None => i += 1,
             }
         }
-        for r in std::mem::take(&mut self.sup.reports) {
-            let timers = &mut self.sup.timers;
-            self.reports.send(r, self.poll.registry(), timers, now);
+        for a in std::mem::take(&mut self.sup.alerts) {
+            let (reg, sup) = (self.poll.registry(), &mut self.sup);
+            (self.alerts).dispatch(a, reg, &mut sup.timers, &mut sup.oneshots, now);
+        }
+        for (owner, outcome) in self.sup.oneshots.take_finished() {
+            match owner {
+                crate::oneshot::Owner::Hook(label) => crate::alerts::hook_done(&label, &outcome),
+            }
         }
         self.sup.drop_retired();
         self.deliver_lines();

@@ -47,7 +47,7 @@ fn changed(pairs: &[(&'static str, bool)]) -> Vec<&'static str> {
 
 /// Keys applied in place.
 fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
-    let pairs: [(&'static str, bool); 15] = [
+    let pairs: [(&'static str, bool); 17] = [
         ("autorestart", a.autorestart != b.autorestart),
         ("exitcodes", a.exitcodes != b.exitcodes),
         ("startretries", a.startretries != b.startretries),
@@ -59,6 +59,8 @@ fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
             "fatal_state_report_address",
             a.report_address != b.report_address,
         ),
+        ("report_events", a.report_events != b.report_events),
+        ("report_command", a.report_command != b.report_command),
         ("cmd text", a.cmd_text != b.cmd_text && a.argv == b.argv),
         // Rotation is done by the daemon as it writes: the child never knows.
         ("stdout_maxbytes", a.stdout_maxbytes != b.stdout_maxbytes),
@@ -354,5 +356,25 @@ mod tests {
         new.minfds = Some(4096);
         assert!(diff(&old, &new).programs.is_empty());
         assert!(top(&old, &new).is_empty());
+    }
+
+    #[test]
+    fn report_keys_apply_in_place() {
+        let a = Program::new("a", "sleep 1");
+        let mut b = a.clone();
+        b.report_events = crate::alerts::EventSet::EMPTY;
+        b.report_command = Some(vec!["hook".into()]);
+        let plan = diff(&conf(std::slice::from_ref(&a)), &conf(&[b]));
+        let [(
+            _,
+            Change::Changed {
+                restart, update, ..
+            },
+        )] = &plan.programs[..]
+        else {
+            panic!("{plan:?}")
+        };
+        assert!(restart.is_empty());
+        assert_eq!(update, &["report_events", "report_command"]);
     }
 }

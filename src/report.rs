@@ -1,165 +1,64 @@
-//! FATAL reports: one HTTP/1.1 `POST /` per process entering FATAL, sent from
-//! the event loop on a non-blocking socket, bounded by connect and response
-//! deadlines in the daemon's one timer heap. `Reports` owns the in-flight ones;
-//! the reactor only routes readiness and due deadlines here.
+//! HTTP reports: one HTTP/1.1 `POST /` per reported event (`alerts`), sent
+//! from the event loop with the non-blocking `http` client, bounded by
+//! connect and response deadlines in the daemon's one timer heap. `Reports`
+//! owns the in-flight ones; the reactor only routes readiness and due
+//! deadlines here.
+//!
+//! Bounded per address: at most `MAX_IN_FLIGHT` connections and
+//! `MAX_QUEUED` waiting bodies each. A dead or slow receiver fills that and
+//! no more; further reports to it are dropped, and the log says so at most
+//! once per `DROP_LOG_EVERY` (with the count), never once per report.
 
+use crate::http::{self, Exchange, Limits, Progress};
 use crate::timers::{Deadline, Timers};
 use log::{info, warn};
-use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::time::Instant;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Only the status line matters; a huge response costs no more than this.
-const MAX_RESPONSE: usize = 4096;
-/// Reports in flight at once; past this a dead receiver would pile up sockets,
-/// so further reports are dropped, and the log says so.
-pub const MAX_IN_FLIGHT: usize = 64;
+/// Connections in flight at once to one address.
+pub const MAX_IN_FLIGHT: usize = 4;
+/// Reports waiting for a connection to one address.
+pub const MAX_QUEUED: usize = 32;
+const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// A report waiting to be sent by the reactor.
-pub struct FatalReport {
-    pub address: std::net::SocketAddr,
-    pub process: String,
-    pub body: String,
+/// Connect and response deadlines of a report.
+pub const LIMITS: Limits = Limits {
+    connect: CONNECT_TIMEOUT,
+    response: RESPONSE_TIMEOUT,
+};
+
+/// A report not yet sent: what it is (`web:0: BACKOFF report`, for the log)
+/// and its body.
+struct Waiting {
+    what: String,
+    body: String,
 }
 
-/// The JSON body of a FATAL report (contract: "FATAL report").
-pub fn fatal_body(
-    program: &str,
-    process: &str,
-    attempts: u32,
-    last_exit: Option<String>,
-    message: &str,
-    time: SystemTime,
-) -> String {
-    #[derive(serde::Serialize)]
-    struct Body<'a> {
-        event: &'a str,
-        program: &'a str,
-        process: &'a str,
-        attempts: u32,
-        last_exit: Option<String>,
-        message: &'a str,
-        time: String,
-    }
-    let body = Body {
-        event: "FATAL",
-        program,
-        process,
-        attempts,
-        last_exit,
-        message,
-        time: rfc3339(time),
-    };
-    serde_json::to_string(&body).unwrap_or_else(|_| "{}".into())
+struct Report {
+    what: String,
+    exchange: Exchange,
 }
 
-pub struct Report {
-    pub process: String,
-    pub address: std::net::SocketAddr,
-    pub stream: TcpStream,
-    out: Vec<u8>,
-    written: usize,
-    response: Vec<u8>,
-    pub connected: bool,
+/// One receiver's share.
+#[derive(Default)]
+struct Address {
+    in_flight: usize,
+    queue: VecDeque<Waiting>,
+    dropped: u64,
+    drop_logged: Option<Instant>,
 }
 
-pub enum Progress {
-    Pending,
-    /// Sent and answered: the line to log.
-    Done(String),
-    /// Failed: the line to log (a warning).
-    Failed(String),
-}
-
-impl Report {
-    /// Starts a non-blocking connect; the caller registers `stream`.
-    pub fn start(r: FatalReport) -> io::Result<Report> {
-        let stream = TcpStream::connect(r.address)?;
-        let out = format!(
-            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: taskmasterd\r\n\r\n{}",
-            r.address,
-            r.body.len(),
-            r.body
-        );
-        Ok(Report {
-            process: r.process,
-            address: r.address,
-            stream,
-            out: out.into_bytes(),
-            written: 0,
-            response: Vec::new(),
-            connected: false,
-        })
-    }
-
-    /// Called on every readiness event of `stream`.
-    pub fn on_ready(&mut self) -> Progress {
-        if !self.connected {
-            if let Ok(Some(e)) | Err(e) = self.stream.take_error() {
-                return self.fail(&e.to_string());
-            }
-            match self.stream.peer_addr() {
-                Ok(_) => self.connected = true,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Progress::Pending,
-                Err(e) => return self.fail(&e.to_string()),
-            }
-        }
-        while self.written < self.out.len() {
-            match self.stream.write(&self.out[self.written..]) {
-                Ok(0) => return self.fail("connection closed while sending"),
-                Ok(n) => self.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Pending,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(&e.to_string()),
-            }
-        }
-        let mut buf = [0u8; 1024];
-        loop {
-            match self.stream.read(&mut buf) {
-                Ok(0) => return self.finish(),
-                Ok(n) => {
-                    let room = MAX_RESPONSE.saturating_sub(self.response.len());
-                    self.response.extend_from_slice(&buf[..n.min(room)]);
-                    if self.response.windows(2).any(|w| w == b"\r\n") || room <= n {
-                        return self.finish();
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Pending,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(&e.to_string()),
-            }
-        }
-    }
-
-    fn finish(&self) -> Progress {
-        let text = String::from_utf8_lossy(&self.response);
-        match text.lines().next().filter(|l| !l.is_empty()) {
-            Some(status) => Progress::Done(format!(
-                "{}: FATAL report sent to {}: {}",
-                self.process, self.address, status
-            )),
-            None => self.fail("connection closed without a response"),
-        }
-    }
-
-    fn fail(&self, why: &str) -> Progress {
-        Progress::Failed(format!(
-            "{}: FATAL report to {} failed: {why}",
-            self.process, self.address
-        ))
-    }
-}
-
-/// The reports in flight, keyed by id; their token is `base + id`.
+/// The reports in flight, keyed by id (their token is `base + id`), and
+/// those waiting, by address.
 pub struct Reports {
     base: usize,
     next_id: usize,
     live: HashMap<usize, Report>,
+    addresses: HashMap<SocketAddr, Address>,
 }
 
 impl Reports {
@@ -168,29 +67,78 @@ impl Reports {
             base,
             next_id: 0,
             live: HashMap::new(),
+            addresses: HashMap::new(),
         }
     }
 
-    pub fn send(&mut self, r: FatalReport, reg: &Registry, timers: &mut Timers, now: Instant) {
-        let (process, address) = (r.process.clone(), r.address);
-        if self.live.len() >= MAX_IN_FLIGHT {
-            return warn!(
-                "{process}: FATAL report to {address} dropped: {MAX_IN_FLIGHT} reports already in flight"
-            );
+    /// Reports in flight and waiting, over all addresses.
+    pub fn pending(&self) -> (usize, usize) {
+        let queued = self.addresses.values().map(|a| a.queue.len()).sum();
+        (self.live.len(), queued)
+    }
+
+    /// Sends `body` to `address` now, or once a connection to it is free,
+    /// or drops it if too many already wait.
+    pub fn send(
+        &mut self,
+        address: SocketAddr,
+        what: String,
+        body: &str,
+        reg: &Registry,
+        timers: &mut Timers,
+        now: Instant,
+    ) {
+        let a = self.addresses.entry(address).or_default();
+        if a.in_flight >= MAX_IN_FLIGHT {
+            if a.queue.len() < MAX_QUEUED {
+                let body = body.to_string();
+                return a.queue.push_back(Waiting { what, body });
+            }
+            a.dropped += 1;
+            if a.drop_logged
+                .is_none_or(|t| now.saturating_duration_since(t) >= DROP_LOG_EVERY)
+            {
+                warn!(
+                    "{what} to {address} dropped: {MAX_IN_FLIGHT} in flight and {MAX_QUEUED} \
+                     waiting already ({} dropped since the last such line)",
+                    a.dropped
+                );
+                (a.dropped, a.drop_logged) = (0, Some(now));
+            }
+            return;
         }
-        let mut rep = match Report::start(r) {
-            Ok(rep) => rep,
-            Err(e) => return warn!("{process}: FATAL report to {address} failed: {e}"),
+        self.start(address, what, body, reg, timers, now);
+    }
+
+    fn start(
+        &mut self,
+        address: SocketAddr,
+        what: String,
+        body: &str,
+        reg: &Registry,
+        timers: &mut Timers,
+        now: Instant,
+    ) {
+        let request = http::request(
+            "POST",
+            "/",
+            &address.to_string(),
+            Some(("application/json", body.as_bytes())),
+        );
+        let mut rep = match Exchange::start(address, request, now, LIMITS) {
+            Ok(exchange) => Report { what, exchange },
+            Err(e) => return warn!("{what} to {address} failed: {e}"),
         };
         let id = self.next_id;
         self.next_id += 1;
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = reg.register(&mut rep.stream, Token(self.base + id), interest) {
-            return warn!("{process}: FATAL report to {address} failed: {e}");
+        if let Err(e) = reg.register(&mut rep.exchange.stream, Token(self.base + id), interest) {
+            return warn!("{} to {address} failed: {e}", rep.what);
         }
-        info!("{process}: sending FATAL report to {address}");
-        timers.arm(Deadline::Report(id), now + CONNECT_TIMEOUT);
+        info!("{}: sending to {address}", rep.what);
+        timers.arm(Deadline::Report(id), rep.exchange.deadline());
         self.live.insert(id, rep);
+        self.addresses.entry(address).or_default().in_flight += 1;
     }
 
     /// Readiness of report `id`.
@@ -198,47 +146,51 @@ impl Reports {
         let Some(rep) = self.live.get_mut(&id) else {
             return;
         };
-        let was_connected = rep.connected;
-        match rep.on_ready() {
-            Progress::Pending => {
-                if !was_connected && rep.connected {
-                    timers.arm(Deadline::Report(id), now + RESPONSE_TIMEOUT);
-                }
+        let (what, address) = (&rep.what, rep.exchange.address);
+        match rep.exchange.on_ready(now) {
+            Progress::Pending => timers.arm(Deadline::Report(id), rep.exchange.deadline()),
+            Progress::Done(status) => {
+                info!("{what} sent to {address}: {}", status.line);
+                self.drop(id, reg, timers, now);
             }
-            Progress::Done(line) => {
-                info!("{line}");
-                self.drop(id, reg, timers);
-            }
-            Progress::Failed(line) => {
-                warn!("{line}");
-                self.drop(id, reg, timers);
+            Progress::Failed(why) => {
+                warn!("{what} to {address} failed: {why}");
+                self.drop(id, reg, timers, now);
             }
         }
     }
 
     /// Report `id` ran out of time in its current phase.
-    pub fn on_deadline(&mut self, id: usize, reg: &Registry, timers: &mut Timers) {
+    pub fn on_deadline(&mut self, id: usize, reg: &Registry, timers: &mut Timers, now: Instant) {
         let Some(rep) = self.live.get(&id) else {
             return;
         };
-        let (what, limit) = if rep.connected {
-            ("no response within", RESPONSE_TIMEOUT)
-        } else {
-            ("cannot connect within", CONNECT_TIMEOUT)
-        };
-        warn!(
-            "{}: FATAL report to {} failed: {what} {}s",
-            rep.process,
-            rep.address,
-            limit.as_secs()
-        );
-        self.drop(id, reg, timers);
+        let ex = &rep.exchange;
+        warn!("{} to {} failed: {}", rep.what, ex.address, ex.timed_out());
+        self.drop(id, reg, timers, now);
     }
 
-    fn drop(&mut self, id: usize, reg: &Registry, timers: &mut Timers) {
+    /// Ends report `id`; the next one waiting for its address starts.
+    fn drop(&mut self, id: usize, reg: &Registry, timers: &mut Timers, now: Instant) {
         timers.cancel(Deadline::Report(id));
-        if let Some(mut rep) = self.live.remove(&id) {
-            let _ = reg.deregister(&mut rep.stream);
+        let Some(mut rep) = self.live.remove(&id) else {
+            return;
+        };
+        let _ = reg.deregister(&mut rep.exchange.stream);
+        let address = rep.exchange.address;
+        let Some(a) = self.addresses.get_mut(&address) else {
+            return;
+        };
+        a.in_flight = a.in_flight.saturating_sub(1);
+        match a.queue.pop_front() {
+            Some(w) => self.start(address, w.what, &w.body, reg, timers, now),
+            None if a.in_flight == 0 => {
+                if a.dropped > 0 {
+                    warn!("reports to {address}: {} more were dropped", a.dropped);
+                }
+                self.addresses.remove(&address);
+            }
+            None => {}
         }
     }
 }
@@ -273,33 +225,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fatal_body_is_json_with_every_field() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_468_245);
-        let body = fatal_body(
-            "w\"eb",
-            "w\"eb:0",
-            4,
-            Some("exit status 1".into()),
-            "a\nb",
-            t,
-        );
-        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-        assert_eq!(v["event"], "FATAL");
-        assert_eq!(v["program"], "w\"eb");
-        assert_eq!(v["attempts"], 4);
-        assert_eq!(v["last_exit"], "exit status 1");
-        assert_eq!(v["message"], "a\nb");
-        assert_eq!(v["time"], "2026-11-23T21:10:45Z");
-        let none = fatal_body("p", "p:0", 1, None, "", t);
-        assert!(none.contains("\"last_exit\":null"), "{none}");
-    }
-
-    #[test]
     fn dates() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         let t = UNIX_EPOCH + Duration::from_secs(1_795_468_245);
         assert_eq!(rfc3339(t), "2026-11-23T21:10:45Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+    }
+
+    /// A receiver that accepts nothing: in flight and waiting stay bounded,
+    /// whatever is sent.
+    #[test]
+    fn a_dead_receiver_holds_a_bounded_number() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let poll = mio::Poll::new().unwrap();
+        let mut timers = Timers::default();
+        let mut reports = Reports::new(0);
+        let now = Instant::now();
+        for i in 0..1000 {
+            let what = format!("p:{i}: FATAL report");
+            reports.send(addr, what, "{}", poll.registry(), &mut timers, now);
+        }
+        assert_eq!(reports.pending(), (MAX_IN_FLIGHT, MAX_QUEUED));
+        // Their deadlines free the connections; waiting ones take them.
+        let mut t = now;
+        for _ in 0..=MAX_QUEUED {
+            t += CONNECT_TIMEOUT + RESPONSE_TIMEOUT;
+            while let Some(Deadline::Report(id)) = timers.pop_due(t) {
+                reports.on_deadline(id, poll.registry(), &mut timers, t);
+            }
+        }
+        assert_eq!(reports.pending(), (0, 0), "every report ended");
+        assert!(reports.addresses.is_empty());
     }
 }

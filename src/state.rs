@@ -112,8 +112,26 @@ pub enum Action {
     Arm(Duration),
     /// Clear the process's deadline.
     Disarm,
-    /// Send the FATAL report, if an address applies.
-    ReportFatal,
+    /// The process went through this state within the step without
+    /// staying (EXITED_* before an immediate restart): it counts as entered
+    /// for reports (see `entered`). Nothing to perform.
+    Passed(State),
+}
+
+/// The states a step entered, in order: those it passed through, then the
+/// one it ended in if that is a change (or re-entered after passing through).
+/// Reports and hooks fire on these (`report_events`).
+pub fn entered(before: State, after: State, actions: &[Action]) -> Vec<State> {
+    let mut out: Vec<State> = (actions.iter())
+        .filter_map(|a| match a {
+            Action::Passed(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    if after != before || !out.is_empty() {
+        out.push(after);
+    }
+    out
 }
 
 /// The policy part of one process's record.
@@ -395,7 +413,7 @@ fn failed_start(n: &mut Proc, cfg: &Program, why: String) -> Vec<Action> {
     if n.attempts > cfg.startretries {
         n.state = State::Fatal;
         n.message = format!("gave up after {} attempts: {why}", n.attempts);
-        vec![Action::Disarm, Action::ReportFatal]
+        vec![Action::Disarm]
     } else {
         let wait = delay(n.attempts, n.seed);
         n.state = State::Backoff;
@@ -428,9 +446,10 @@ fn exited(n: &mut Proc, cfg: &Program, exit: Exit, ran: Duration) -> Vec<Action>
     let kind = if expected { "expected" } else { "unexpected" };
     if n.crashes <= 1 {
         n.message = format!("{}, {kind}; restarted", exit.describe());
+        let passed = n.state;
         n.state = State::Starting;
         n.restarts += 1;
-        return vec![Action::Disarm, Action::Spawn];
+        return vec![Action::Passed(passed), Action::Disarm, Action::Spawn];
     }
     let wait = delay(n.crashes - 1, n.seed);
     n.message = format!("{}, {kind}; restarting in {}", exit.describe(), secs(wait));

@@ -187,7 +187,9 @@ fn fail_until_fatal(c: &Program, failure: Event) -> (u32, Vec<Duration>, Proc) {
         p = n;
         match p.state {
             Fatal => {
-                assert_eq!(acts, vec![Disarm, ReportFatal]);
+                assert_eq!(acts, vec![Disarm]);
+                assert_eq!(entered(Starting, Fatal, &acts), vec![Fatal]);
+                assert_eq!(entered(Fatal, Fatal, &[]), vec![], "no change, no event");
                 return (spawns, waits, p);
             }
             Backoff => {
@@ -312,7 +314,7 @@ fn crash_loop_after_running_waits_growing_delays_never_fatal() {
             waits.push(d.as_millis() as u64);
             p = step(&p, &Event::Deadline, &c).0;
         } else {
-            assert_eq!(acts, vec![Disarm, Spawn]);
+            assert_eq!(acts, vec![Passed(ExitedUnexpectedly), Disarm, Spawn]);
             waits.push(0);
         }
         assert_eq!(p.state, Starting);
@@ -324,7 +326,8 @@ fn crash_loop_after_running_waits_growing_delays_never_fatal() {
     }
     // Staying RUNNING 10 s resets it: the next exit restarts at once.
     let (n, acts) = step(&p, &exit(1, 1 + 10), &c);
-    assert_eq!((n.state, acts), (Starting, vec![Disarm, Spawn]));
+    let passed = Passed(ExitedUnexpectedly);
+    assert_eq!((n.state, acts), (Starting, vec![passed, Disarm, Spawn]));
     assert_eq!(n.restarts, 9);
 }
 
@@ -416,7 +419,12 @@ fn leftover_group_is_stopped_before_the_exit_counts() {
     // The group is gone: judged as an unexpected exit after RUNNING → restarted.
     let (p, acts) = step(&p, &Event::GroupGone, &c);
     assert_eq!(p.state, Starting);
-    assert_eq!(acts, vec![Disarm, Disarm, Spawn]);
+    let passed = Passed(ExitedUnexpectedly);
+    assert_eq!(acts, vec![Disarm, passed, Disarm, Spawn]);
+    assert_eq!(
+        entered(Stopping, Starting, &acts),
+        [ExitedUnexpectedly, Starting]
+    );
     assert_eq!(p.restarts, 1);
     assert!(p.drain.is_none());
     // Before starttime it is a failed start.

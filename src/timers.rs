@@ -21,6 +21,8 @@ pub enum Deadline {
     Report(usize),
     /// The time left to an HTTP client (`metrics_listen`), by client id.
     Client(usize),
+    /// The timeout of an auxiliary child (`oneshot`).
+    OneShot(usize),
 }
 
 pub struct Timers<K: Ord + Hash + Copy = Deadline> {

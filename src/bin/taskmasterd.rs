@@ -112,6 +112,9 @@ fn main() -> ExitCode {
         eprintln!("taskmasterd: {e}");
         return ExitCode::from(1);
     }
+    if let Some(note) = eventlog::set_syslog(config.syslog.as_deref()) {
+        log::warn!("{note}");
+    }
     if let Err(e) = taskmaster::fdlimit::ensure(config.minfds()) {
         log::error!("{e}");
         eprintln!("taskmasterd: {e}");

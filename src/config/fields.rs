@@ -8,8 +8,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "alerts.rs"]
+mod alerts;
 #[path = "identity.rs"]
 mod identity;
+pub use alerts::DEFAULT_SYSLOG;
 pub use identity::{Rlimit, RunAs, RLIMIT_NAMES};
 
 #[cfg(test)]
@@ -18,11 +21,13 @@ mod reference_tests;
 
 const TOP_KEYS: &str = "socket, socket_mode, socket_group, listen, listen_secret_file, \
      listen_open, logfile, logfile_maxbytes, logfile_backups, minfds, fatal_state_report_address, \
-     daemonize, pidfile, exit_on_fatal, metrics_listen, programs";
+     report_events, report_command, syslog, daemonize, pidfile, exit_on_fatal, metrics_listen, \
+     programs";
 const PROGRAM_KEYS: &str = "cmd, numprocs, umask, workingdir, autostart, autorestart, exitcodes, \
      startretries, starttime, stopsignal, stoptime, stdout, stderr, redirect_stderr, \
      stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, attach, env, \
-     fatal_state_report_address, user, group, rlimits, depends_on, priority";
+     fatal_state_report_address, report_events, report_command, user, group, rlimits, \
+     depends_on, priority";
 /// Longest starttime/stoptime accepted (one year), so a typo cannot overflow a timer.
 const MAX_SECONDS: f64 = 365.0 * 86400.0;
 const MAX_NUMPROCS: u64 = 65536;
@@ -119,9 +124,10 @@ impl Ctx<'_> {
             daemonize: false,
             pidfile: None,
             exit_on_fatal: false,
+            syslog: None,
             programs: Vec::new(),
         };
-        let mut global_report = None;
+        let mut inherited = alerts::Inherited::default();
         let mut programs = None;
         for (k, v) in map {
             let Some(key) = self.key(&[], k) else {
@@ -143,7 +149,10 @@ impl Ctx<'_> {
                 "daemonize" => config.daemonize = self.boolean(&p, v).unwrap_or(false),
                 "pidfile" => config.pidfile = self.path(&p, v),
                 "exit_on_fatal" => config.exit_on_fatal = self.boolean(&p, v).unwrap_or(false),
-                "fatal_state_report_address" => global_report = self.address(&p, v),
+                "fatal_state_report_address" => inherited.address = self.address(&p, v),
+                "report_events" => inherited.events = self.report_events(&p, v),
+                "report_command" => inherited.command = self.report_command(&p, v),
+                "syslog" => config.syslog = self.syslog(&p, v),
                 "programs" => programs = Some(v),
                 _ => self.err(&p, format!("unknown key, expected one of {TOP_KEYS}")),
             }
@@ -154,7 +163,7 @@ impl Ctx<'_> {
                     let Some(name) = self.key(&["programs"], k) else {
                         continue;
                     };
-                    if let Some(p) = self.program(name, v, global_report) {
+                    if let Some(p) = self.program(name, v, &inherited) {
                         config.programs.push(p);
                     }
                 }
@@ -182,7 +191,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn program(&mut self, name: &str, v: &Value, report: Option<SocketAddr>) -> Option<Program> {
+    fn program(&mut self, name: &str, v: &Value, top: &alerts::Inherited) -> Option<Program> {
         let base = ["programs", name];
         let valid = !name.is_empty()
             && name
@@ -204,7 +213,9 @@ impl Ctx<'_> {
             return None;
         };
         let mut p = Program::new(name, "");
-        p.report_address = report;
+        p.report_address = top.address;
+        p.report_events = top.events;
+        p.report_command = top.command.clone();
         let mut has_cmd = false;
         for (k, v) in map {
             let Some(key) = self.key(&base, k) else {
@@ -238,6 +249,8 @@ impl Ctx<'_> {
                 "stderr_backups" => p.stderr_backups = self.backups(&path, v),
                 "env" => p.env = self.env(&path, v),
                 "fatal_state_report_address" => p.report_address = self.address(&path, v),
+                "report_events" => p.report_events = self.report_events(&path, v),
+                "report_command" => p.report_command = self.report_command(&path, v),
                 "user" => p.user = self.user(&path, v),
                 "group" => p.group = self.group(&path, v),
                 "rlimits" => p.rlimits = self.rlimits(&path, v),

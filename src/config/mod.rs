@@ -19,7 +19,7 @@ use std::time::Duration;
 pub use defaults::{
     check_folder_of, default_logfile, default_socket, is_default_path, prepare_default_path,
 };
-pub use fields::parse_address;
+pub use fields::{parse_address, DEFAULT_SYSLOG};
 pub use fields::{Rlimit, RunAs, RLIMIT_NAMES};
 pub use peek::socket_of;
 pub use size::parse_size;
@@ -57,6 +57,10 @@ pub struct Program {
     pub stderr: Option<PathBuf>,
     pub env: Vec<(String, String)>,
     pub report_address: Option<SocketAddr>,
+    /// The events reported (HTTP to `report_address`, and `report_command`).
+    pub report_events: crate::alerts::EventSet,
+    /// Run without a shell for each reported event.
+    pub report_command: Option<Vec<String>>,
     /// Who the child runs as (a root daemon switches to it before exec).
     pub user: Option<RunAs>,
     /// (name, gid): the child's gid instead of the user's primary group.
@@ -101,6 +105,8 @@ impl Program {
             stderr: None,
             env: Vec::new(),
             report_address: None,
+            report_events: Default::default(),
+            report_command: None,
             user: None,
             group: None,
             rlimits: Vec::new(),
@@ -155,6 +161,8 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// Any FATAL shuts the daemon down, exit status 1 (containers).
     pub exit_on_fatal: bool,
+    /// `syslog`: the unix datagram socket the event log is mirrored to.
+    pub syslog: Option<PathBuf>,
     /// Programs sorted by name.
     pub programs: Vec<Program>,
 }

@@ -15,10 +15,10 @@ mod trees;
 pub use gate::Intent;
 pub use output::{OutLine, OUT_TOKEN};
 
+use crate::alerts::{Alert, AlertEvent};
 use crate::config::{Config, Program};
 use crate::output::Which;
 use crate::reap;
-use crate::report::{self, FatalReport};
 use crate::spawn;
 use crate::state::{self, Action, Event, Exit, Proc, State};
 use crate::timers::{Deadline, Timers};
@@ -45,6 +45,8 @@ pub struct Process {
     pub name: String,
     pub proc: Proc,
     pub pid: Option<i32>,
+    /// The pid of the last spawn, kept after its exit (for alerts).
+    last_pid: Option<i32>,
     /// The group to signal; kept after the leader exits until the group is done.
     pub pgid: Option<i32>,
     pidfd: Option<OwnedFd>,
@@ -84,8 +86,8 @@ pub struct Supervisor {
     queue: VecDeque<(usize, Event)>,
     /// Process deadlines and report timeouts: the daemon's one timer heap.
     pub timers: Timers,
-    /// FATAL reports for the reactor to send.
-    pub reports: Vec<FatalReport>,
+    /// Alerts (`report_events`) for the reactor to send and run.
+    pub alerts: Vec<Alert>,
     /// State changes since the reactor last looked.
     pub transitions: Vec<Transition>,
     /// The number of the last transition.
@@ -110,6 +112,8 @@ pub struct Supervisor {
     gate: gate::Gate,
     /// `exit_on_fatal`: the process that went FATAL, for the reactor.
     pub fatal_exit: Option<String>,
+    /// Auxiliary children (hooks, probes): reaped here, never supervised.
+    pub oneshots: crate::oneshot::OneShots,
 }
 
 impl Supervisor {
@@ -126,7 +130,7 @@ impl Supervisor {
             reg,
             queue: VecDeque::new(),
             timers: Timers::default(),
-            reports: Vec::new(),
+            alerts: Vec::new(),
             transitions: Vec::new(),
             transition_seq: 0,
             draining: Vec::new(),
@@ -139,6 +143,7 @@ impl Supervisor {
             gate: Default::default(),
             fatal_exit: None,
             counters: Default::default(),
+            oneshots: crate::oneshot::OneShots::new(use_pidfd),
         };
         let programs: Vec<Rc<Program>> = sup.config.programs.iter().cloned().map(Rc::new).collect();
         for cfg in &programs {
@@ -163,6 +168,7 @@ impl Supervisor {
             proc: Proc::new(h.finish()),
             name,
             pid: None,
+            last_pid: None,
             pgid: None,
             pidfd: None,
             spawned_at: None,
@@ -267,7 +273,6 @@ impl Supervisor {
         let counted = (before != to && !p.retired).then(|| (p.cfg.name.clone(), p.name.clone()));
         if before != to || news {
             log_transition(p, before);
-            self.counters.entered(to);
             self.transition_seq += 1;
             let seq = self.transition_seq;
             self.transitions.push(Transition { slot, to, seq });
@@ -277,6 +282,13 @@ impl Supervisor {
                 self.fatal_exit.get_or_insert(name);
             }
             self.gate_count(&program, before, to);
+        }
+        // Before the actions: a restart's spawn must not change the pid reported.
+        for s in state::entered(before, to, &actions) {
+            // One count per state entered, as reports see them (a crash
+            // restarted at once passed through EXITED_UNEXPECTEDLY).
+            self.counters.entered(s);
+            self.alert(slot, AlertEvent::Entered(s));
         }
         for action in actions {
             self.perform(slot, action, now);
@@ -299,7 +311,7 @@ impl Supervisor {
     fn perform(&mut self, slot: usize, action: Action, now: Instant) {
         match action {
             Action::Spawn => return self.spawn(slot, now),
-            Action::ReportFatal => return self.queue_report(slot),
+            Action::Passed(_) => return,
             Action::Arm(d) => return self.timers.arm(Deadline::Proc(slot), now + d),
             Action::Disarm => return self.timers.cancel(Deadline::Proc(slot)),
             Action::Signal(_) | Action::KillGroup => {}
@@ -342,6 +354,7 @@ impl Supervisor {
                 if let Some(p) = self.get_mut(slot) {
                     (p.pid, p.pgid, p.pidfd, p.spawned_at) =
                         (Some(pid), Some(pid), pidfd, Some(now));
+                    p.last_pid = Some(pid);
                 }
                 self.by_pid.insert(pid, slot);
                 self.feed(slot, Event::Spawned);
@@ -393,6 +406,7 @@ impl Supervisor {
         for (pid, exit) in reaped {
             match self.by_pid.get(&pid) {
                 Some(&slot) => self.exited(slot, exit, now),
+                None if self.oneshots.reaped(pid, exit, &self.reg, &mut self.timers) => {}
                 None => debug!("reaped orphan pid {pid}: {}", exit.describe()),
             }
         }
@@ -452,24 +466,25 @@ impl Supervisor {
         self.run(now);
     }
 
-    fn queue_report(&mut self, slot: usize) {
+    /// Reports `event` of `slot` (HTTP and `report_command`) if its
+    /// program's `report_events` lists it. State changes come here from
+    /// `step`; a health check that gives up calls it with `Unhealthy`.
+    pub fn alert(&mut self, slot: usize, event: AlertEvent) {
         let Some(p) = self.get(slot) else { return };
-        let Some(address) = p.cfg.report_address else {
-            info!("{}: FATAL, no report address configured", p.name);
+        if !p.cfg.report_events.contains(event) {
             return;
-        };
-        let body = report::fatal_body(
-            &p.cfg.name,
-            &p.name,
-            p.proc.attempts,
-            p.proc.last_exit.map(Exit::describe),
-            &p.proc.message,
-            std::time::SystemTime::now(),
-        );
-        self.reports.push(FatalReport {
-            address,
+        }
+        self.alerts.push(Alert {
+            event,
+            program: p.cfg.name.clone(),
             process: p.name.clone(),
-            body,
+            pid: p.pid.or(p.last_pid),
+            attempts: p.proc.attempts,
+            last_exit: p.proc.last_exit.map(Exit::describe),
+            message: p.proc.message.clone(),
+            time: std::time::SystemTime::now(),
+            address: p.cfg.report_address,
+            command: p.cfg.report_command.clone(),
         });
     }
 
