@@ -1,6 +1,7 @@
 //! The pure diff between two configurations: what a reload must do to each
 //! program, and the lines that say so.
 
+use crate::config::expand::PerProcess;
 use crate::config::{Config, Program};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -24,13 +25,21 @@ pub struct Plan {
 
 /// Keys whose change restarts the processes.
 fn identity(a: &Program, b: &Program) -> Vec<&'static str> {
+    // Compared after expansion: process 0's values, and the templates of the
+    // others (`%(process_num)` left), if any.
+    fn tpl<T: PartialEq>(a: &Program, b: &Program, f: fn(&PerProcess) -> &T) -> bool {
+        a.per_process.as_deref().map(f) != b.per_process.as_deref().map(f)
+    }
     let pairs: [(&'static str, bool); 11] = [
-        ("cmd", a.argv != b.argv),
-        ("env", a.env != b.env),
-        ("workingdir", a.workingdir != b.workingdir),
+        ("cmd", a.argv != b.argv || tpl(a, b, |t| &t.cmd)),
+        ("env", a.env != b.env || tpl(a, b, |t| &t.env)),
+        (
+            "workingdir",
+            a.workingdir != b.workingdir || tpl(a, b, |t| &t.workingdir),
+        ),
         ("umask", a.umask != b.umask),
-        ("stdout", a.stdout != b.stdout),
-        ("stderr", a.stderr != b.stderr),
+        ("stdout", a.stdout != b.stdout || tpl(a, b, |t| &t.stdout)),
+        ("stderr", a.stderr != b.stderr || tpl(a, b, |t| &t.stderr)),
         ("user", a.user != b.user),
         ("group", a.group != b.group),
         ("rlimits", a.rlimits != b.rlimits),

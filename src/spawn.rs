@@ -32,6 +32,8 @@ pub enum ChildIo {
 /// Starts one process of `p`; its pid is also its process group. The error is
 /// the reason shown in `status`.
 pub fn spawn(p: &Program, index: u32, io: ChildIo) -> Result<i32, String> {
+    // Its own `%(process_num)` values, if it has any.
+    let p = &*p.for_process(index);
     let program = resolve(p)?;
     let mut cmd = Command::new(&program);
     cmd.arg0(&p.argv[0]).args(&p.argv[1..]);

@@ -197,6 +197,8 @@ impl Ctx<'_> {
         let mut p = Program::new(name, "");
         p.report_address = report;
         let mut has_cmd = false;
+        // The expanded keys are expanded once every key is known (`numprocs`).
+        let mut raw = templates::Raw::default();
         for (k, v) in map {
             let Some(key) = self.key(&base, k) else {
                 continue;
@@ -205,13 +207,11 @@ impl Ctx<'_> {
             match key {
                 "cmd" => {
                     has_cmd = true;
-                    if let Some((text, argv)) = self.cmd(&path, v) {
-                        (p.cmd_text, p.argv) = (text, argv);
-                    }
+                    raw.cmd = self.string(&path, v, "a command line string");
                 }
                 "numprocs" => p.numprocs = self.uint(&path, v, 1, MAX_NUMPROCS).unwrap_or(1) as u32,
                 "umask" => p.umask = self.umask(&path, v),
-                "workingdir" => p.workingdir = self.path(&path, v),
+                "workingdir" => raw.workingdir = self.path_text(&path, v),
                 "autostart" => p.autostart = self.boolean(&path, v).unwrap_or(true),
                 "autorestart" => p.autorestart = self.autorestart(&path, v),
                 "exitcodes" => p.exitcodes = self.exitcodes(&path, v),
@@ -219,8 +219,8 @@ impl Ctx<'_> {
                 "starttime" => p.starttime = self.seconds(&path, v).unwrap_or(p.starttime),
                 "stoptime" => p.stoptime = self.seconds(&path, v).unwrap_or(p.stoptime),
                 "stopsignal" => p.stopsignal = self.signal(&path, v).unwrap_or(p.stopsignal),
-                "stdout" => p.stdout = self.path(&path, v),
-                "stderr" => p.stderr = self.path(&path, v),
+                "stdout" => raw.stdout = self.path_text(&path, v),
+                "stderr" => raw.stderr = self.path_text(&path, v),
                 "redirect_stderr" => p.redirect_stderr = self.boolean(&path, v).unwrap_or(false),
                 "attach" => p.attach = self.boolean(&path, v).unwrap_or(false),
                 "stdout_maxbytes" => p.stdout_maxbytes = self.size(&path, v).unwrap_or(0),
@@ -238,6 +238,7 @@ impl Ctx<'_> {
                 ),
             }
         }
+        self.expand_program(&mut p, raw);
         if !has_cmd {
             self.err(
                 &base,
@@ -281,16 +282,20 @@ impl Ctx<'_> {
     }
 
     fn path(&mut self, path: &[&str], v: &Value) -> Option<PathBuf> {
+        self.path_text(path, v).map(|s| self.dir.join(s))
+    }
+
+    /// A path as written (before expansion and joining).
+    fn path_text(&mut self, path: &[&str], v: &Value) -> Option<String> {
         let s = self.string(path, v, "a path")?;
         if s.is_empty() || s.contains('\0') {
             self.err(path, "expected a non-empty path");
             return None;
         }
-        Some(self.dir.join(s))
+        Some(s)
     }
 
-    fn cmd(&mut self, path: &[&str], v: &Value) -> Option<(String, Vec<String>)> {
-        let text = self.string(path, v, "a command line string")?;
+    fn cmd(&mut self, path: &[&str], text: String) -> Option<(String, Vec<String>)> {
         match shell_words::split(&text) {
             Ok(argv) if argv.is_empty() => self.err(path, "expected a command, got an empty one"),
             Ok(argv) => return Some((text, argv)),
@@ -478,6 +483,8 @@ fn show(v: &Value) -> String {
 
 #[path = "surface.rs"]
 mod surface;
+#[path = "templates.rs"]
+mod templates;
 
 #[cfg(test)]
 #[path = "tests.rs"]

@@ -6,6 +6,7 @@
 //! what was expected.
 
 mod defaults;
+pub mod expand;
 mod fields;
 mod locate;
 mod peek;
@@ -37,7 +38,7 @@ pub enum AutoRestart {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Program {
     pub name: String,
-    /// `cmd` as written, for status and logs.
+    /// `cmd` expanded, for status and logs.
     pub cmd_text: String,
     /// `cmd` split like a shell; never empty.
     pub argv: Vec<String>,
@@ -72,6 +73,9 @@ pub struct Program {
     pub stderr_backups: u32,
     /// Runs on a pseudo terminal owned by the daemon, for `attach NAME`.
     pub attach: bool,
+    /// Only when a string uses `%(process_num)`: its template, completed per
+    /// process by `for_process` (the fields above hold process 0's values).
+    pub per_process: Option<Box<expand::PerProcess>>,
 }
 
 impl Program {
@@ -104,6 +108,7 @@ impl Program {
             stderr_maxbytes: 0,
             stderr_backups: DEFAULT_BACKUPS,
             attach: false,
+            per_process: None,
         }
     }
 
