@@ -1,5 +1,6 @@
 //! Key-by-key checks of the parsed YAML, collecting every error.
 
+use super::hint::{self, Level};
 use super::locate::Locator;
 use super::size::{parse_size, EXPECTED as SIZE};
 use super::{AutoRestart, Config, ConfigError, Program, DEFAULT_BACKUPS};
@@ -14,7 +15,7 @@ pub use identity::{Rlimit, RunAs, RLIMIT_NAMES};
 
 const TOP_KEYS: &str = "socket, socket_mode, socket_group, listen, listen_secret_file, \
      listen_open, logfile, logfile_maxbytes, logfile_backups, minfds, fatal_state_report_address, \
-     daemonize, pidfile, programs";
+     daemonize, pidfile, include, programs";
 const PROGRAM_KEYS: &str = "cmd, numprocs, umask, workingdir, autostart, autorestart, exitcodes, \
      startretries, starttime, stopsignal, stoptime, stdout, stderr, redirect_stderr, \
      stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, attach, env, \
@@ -137,7 +138,7 @@ impl Ctx<'_> {
                 "pidfile" => config.pidfile = self.path(&p, v),
                 "fatal_state_report_address" => global_report = self.address(&p, v),
                 "programs" => programs = Some(v),
-                _ => self.err(&p, format!("unknown key, expected one of {TOP_KEYS}")),
+                _ => self.unknown(&p, TOP_KEYS, Level::Top),
             }
         }
         match programs {
@@ -161,6 +162,13 @@ impl Ctx<'_> {
         config.programs.sort_by(|a, b| a.name.cmp(&b.name));
         self.check_listen(&config);
         Some(config)
+    }
+
+    /// An unknown key: supervisord's name for ours, or the nearest known key.
+    fn unknown(&mut self, path: &[&str], known: &str, level: Level) {
+        let known: Vec<&str> = known.split(", ").collect();
+        let key = path.last().copied().unwrap_or_default();
+        self.err(path, hint::unknown_key(key, &known, level));
     }
 
     fn key<'v>(&mut self, parent: &[&str], k: &'v Value) -> Option<&'v str> {
@@ -232,10 +240,7 @@ impl Ctx<'_> {
                 "user" => p.user = self.user(&path, v),
                 "group" => p.group = self.group(&path, v),
                 "rlimits" => p.rlimits = self.rlimits(&path, v),
-                _ => self.err(
-                    &path,
-                    format!("unknown key, expected one of {PROGRAM_KEYS}"),
-                ),
+                _ => self.unknown(&path, PROGRAM_KEYS, Level::Program),
             }
         }
         self.expand_program(&mut p, raw);
