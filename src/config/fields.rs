@@ -118,6 +118,7 @@ impl Ctx<'_> {
         };
         let mut global_report = None;
         let mut programs = None;
+        let mut include = None;
         for (k, v) in map {
             let Some(key) = self.key(&[], k) else {
                 continue;
@@ -138,6 +139,7 @@ impl Ctx<'_> {
                 "pidfile" => config.pidfile = self.path(&p, v),
                 "fatal_state_report_address" => global_report = self.address(&p, v),
                 "programs" => programs = Some(v),
+                "include" => include = Some(v),
                 _ => self.unknown(&p, TOP_KEYS, Level::Top),
             }
         }
@@ -154,10 +156,16 @@ impl Ctx<'_> {
             }
             Some(Value::Null) => {}
             Some(_) => self.err(&["programs"], "expected a mapping of program names"),
+            // The programs may all come from the included files.
+            None if include.is_some() => {}
             None => self.err(
                 &["programs"],
                 "missing (expected a mapping of program names)",
             ),
+        }
+        if let Some(v) = include {
+            let main = config.file.clone();
+            self.include(v, &mut config.programs, global_report, &main);
         }
         config.programs.sort_by(|a, b| a.name.cmp(&b.name));
         self.check_listen(&config);
@@ -298,15 +306,6 @@ impl Ctx<'_> {
             return None;
         }
         Some(s)
-    }
-
-    fn cmd(&mut self, path: &[&str], text: String) -> Option<(String, Vec<String>)> {
-        match shell_words::split(&text) {
-            Ok(argv) if argv.is_empty() => self.err(path, "expected a command, got an empty one"),
-            Ok(argv) => return Some((text, argv)),
-            Err(_) => self.err(path, "unterminated quote in the command line"),
-        }
-        None
     }
 
     fn uint(&mut self, path: &[&str], v: &Value, min: u64, max: u64) -> Option<u64> {
@@ -486,6 +485,8 @@ fn show(v: &Value) -> String {
     }
 }
 
+#[path = "include.rs"]
+mod include;
 #[path = "surface.rs"]
 mod surface;
 #[path = "templates.rs"]

@@ -8,6 +8,7 @@
 mod defaults;
 pub mod expand;
 mod fields;
+mod glob;
 pub mod hint;
 mod locate;
 mod peek;

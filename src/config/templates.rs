@@ -87,4 +87,14 @@ impl Ctx<'_> {
             p.per_process = Some(Box::new(t));
         }
     }
+
+    /// A command line split like a shell.
+    fn cmd(&mut self, path: &[&str], text: String) -> Option<(String, Vec<String>)> {
+        match shell_words::split(&text) {
+            Ok(argv) if argv.is_empty() => self.err(path, "expected a command, got an empty one"),
+            Ok(argv) => return Some((text, argv)),
+            Err(_) => self.err(path, "unterminated quote in the command line"),
+        }
+        None
+    }
 }
