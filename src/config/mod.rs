@@ -10,6 +10,8 @@ pub mod expand;
 mod fields;
 mod glob;
 pub mod hint;
+pub mod import;
+mod ini;
 mod locate;
 mod peek;
 mod size;
