@@ -1,7 +1,7 @@
 //! The pure diff between two configurations: what a reload must do to each
 //! program, and the lines that say so.
 
-use crate::config::expand::PerProcess;
+use crate::config::expand::templates_differ;
 use crate::config::{Config, Program};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -25,21 +25,16 @@ pub struct Plan {
 
 /// Keys whose change restarts the processes.
 fn identity(a: &Program, b: &Program) -> Vec<&'static str> {
-    // Compared after expansion: process 0's values, and the templates of the
-    // others (`%(process_num)` left), if any.
-    fn tpl<T: PartialEq>(a: &Program, b: &Program, f: fn(&PerProcess) -> &T) -> bool {
-        a.per_process.as_deref().map(f) != b.per_process.as_deref().map(f)
-    }
+    // Compared after expansion: process 0's values, then the others' where
+    // a `%(process_num)` template changed.
+    let t = templates_differ(a, b);
     let pairs: [(&'static str, bool); 11] = [
-        ("cmd", a.argv != b.argv || tpl(a, b, |t| &t.cmd)),
-        ("env", a.env != b.env || tpl(a, b, |t| &t.env)),
-        (
-            "workingdir",
-            a.workingdir != b.workingdir || tpl(a, b, |t| &t.workingdir),
-        ),
+        ("cmd", a.argv != b.argv || t[0]),
+        ("env", a.env != b.env || t[1]),
+        ("workingdir", a.workingdir != b.workingdir || t[2]),
         ("umask", a.umask != b.umask),
-        ("stdout", a.stdout != b.stdout || tpl(a, b, |t| &t.stdout)),
-        ("stderr", a.stderr != b.stderr || tpl(a, b, |t| &t.stderr)),
+        ("stdout", a.stdout != b.stdout || t[3]),
+        ("stderr", a.stderr != b.stderr || t[4]),
         ("user", a.user != b.user),
         ("group", a.group != b.group),
         ("rlimits", a.rlimits != b.rlimits),

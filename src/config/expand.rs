@@ -105,6 +105,75 @@ impl Program {
     }
 }
 
+/// Which of `cmd`, `env`, `workingdir`, `stdout`, `stderr` differ between
+/// two versions of a program for a process both have (index 1 up: process 0's
+/// values are the fields themselves), compared after expansion: two
+/// spellings of the same values are the same. Costs a walk over the
+/// processes only when a template's text changed.
+pub fn templates_differ(a: &Program, b: &Program) -> [bool; 5] {
+    let none = PerProcess::default();
+    let (ta, tb) = (
+        a.per_process.as_deref().unwrap_or(&none),
+        b.per_process.as_deref().unwrap_or(&none),
+    );
+    let n = a.numprocs.min(b.numprocs);
+    // A string with no template has process 0's value for every process.
+    let differ =
+        |x: Option<&String>, fx: Option<String>, y: Option<&String>, fy: Option<String>| {
+            let of = |t: Option<&String>, f: Option<String>| match t {
+                Some(t) => Some(Expanded::PerProcess(t.clone())),
+                None => f.map(Expanded::Fixed),
+            };
+            let (x, y) = (of(x, fx), of(y, fy));
+            x != y
+                && (1..n).any(|i| {
+                    x.as_ref().map(|e| e.for_index(i)) != y.as_ref().map(|e| e.for_index(i))
+                })
+        };
+    let path = |p: &Option<PathBuf>| p.as_ref().and_then(|p| p.to_str().map(String::from));
+    let var = |p: &Program, k: &str| p.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let cmd = {
+        let split = |t: Option<&String>, p: &Program, i: u32| match t {
+            Some(t) => shell_words::split(&process_num(t, i)).ok(),
+            None => Some(p.argv.clone()),
+        };
+        ta.cmd != tb.cmd
+            && (1..n).any(|i| split(ta.cmd.as_ref(), a, i) != split(tb.cmd.as_ref(), b, i))
+    };
+    let env = ta
+        .env
+        .iter()
+        .chain(&tb.env)
+        .any(|(k, _)| differ(env_tpl(ta, k), var(a, k), env_tpl(tb, k), var(b, k)));
+    [
+        cmd,
+        env,
+        differ(
+            ta.workingdir.as_ref(),
+            path(&a.workingdir),
+            tb.workingdir.as_ref(),
+            path(&b.workingdir),
+        ),
+        differ(
+            ta.stdout.as_ref(),
+            path(&a.stdout),
+            tb.stdout.as_ref(),
+            path(&b.stdout),
+        ),
+        differ(
+            ta.stderr.as_ref(),
+            path(&a.stderr),
+            tb.stderr.as_ref(),
+            path(&b.stderr),
+        ),
+    ]
+}
+
+/// The template of variable `k`, if it has one.
+fn env_tpl<'t>(t: &'t PerProcess, k: &str) -> Option<&'t String> {
+    t.env.iter().find(|(n, _)| n == k).map(|(_, v)| v)
+}
+
 /// One string fully expanded for process `index`: the function to call on
 /// any other per-process string (the probe strings of `ready`/`healthcheck`).
 pub fn expand_for(text: &str, vars: &Vars, index: u32) -> Result<String, String> {
