@@ -83,3 +83,34 @@ fn reload_finds_a_new_file() {
     std::fs::remove_file(conf_d.join("bad.yaml")).unwrap();
     assert_eq!(d.cmd("reload"), "removed late\nOK\n");
 }
+
+#[test]
+fn too_many_files_or_a_fifo_are_refused_not_waited_on() {
+    let d = Daemon::configure("", "include: [\"conf.d/*\"]\n");
+    let conf_d = d.path("conf.d");
+    std::fs::create_dir(&conf_d).unwrap();
+    // A FIFO would block a plain open: it is named and refused at once.
+    nix::unistd::mkfifo(&conf_d.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let check = || {
+        Command::new(DAEMON)
+            .args(["--check", "-c"])
+            .arg(&d.conf)
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fifo: not a regular file (a FIFO)"), "{err}");
+    std::fs::remove_file(conf_d.join("fifo")).unwrap();
+    for i in 0..1001 {
+        std::fs::write(conf_d.join(format!("{i:04}.yaml")), "programs: {}\n").unwrap();
+    }
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("matches more than 1000 files"), "{err}");
+    std::fs::remove_file(conf_d.join("1000.yaml")).unwrap();
+    let out = check();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

@@ -43,16 +43,12 @@ impl Ctx<'_> {
             }
         }
         for i in 0..p.env.len() {
-            let (var, value) = &p.env[i];
+            let (var, value) = p.env[i].clone();
             let path = ["programs", name.as_str(), "env", var.as_str()];
-            match expand(value, &vars) {
-                Err(e) => self.err(&path, e),
-                Ok(e) => {
-                    let first = e.for_index(0);
-                    if let Expanded::PerProcess(tpl) = e {
-                        t.env.push((var.clone(), tpl));
-                    }
-                    p.env[i].1 = first;
+            if let Some(e) = self.expand_str(&path, p, &value) {
+                p.env[i].1 = e.for_index(0);
+                if let Expanded::PerProcess(tpl) = e {
+                    t.env.push((var, tpl));
                 }
             }
         }
@@ -86,6 +82,25 @@ impl Ctx<'_> {
         if t != PerProcess::default() {
             p.per_process = Some(Box::new(t));
         }
+    }
+
+    /// `text`, a string of program `p` at `path`, after the load-time step
+    /// (`for_index` completes it per process); an error is reported with the
+    /// file, line and key. For any other expanded string of a program (the
+    /// probe strings of `ready`/`healthcheck`), once `p.numprocs` is known.
+    pub(super) fn expand_str(
+        &mut self,
+        path: &[&str],
+        p: &Program,
+        text: &str,
+    ) -> Option<Expanded> {
+        let here = self.dir.display().to_string();
+        let vars = Vars {
+            program: &p.name,
+            here: &here,
+            numprocs: p.numprocs,
+        };
+        expand(text, &vars).map_err(|e| self.err(path, e)).ok()
     }
 
     /// A command line split like a shell.
