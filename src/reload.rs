@@ -1,6 +1,7 @@
 //! The pure diff between two configurations: what a reload must do to each
 //! program, and the lines that say so.
 
+use crate::config::expand::templates_differ;
 use crate::config::{Config, Program};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -24,13 +25,16 @@ pub struct Plan {
 
 /// Keys whose change restarts the processes.
 fn identity(a: &Program, b: &Program) -> Vec<&'static str> {
+    // Compared after expansion: process 0's values, then the others' where
+    // a `%(process_num)` template changed.
+    let t = templates_differ(a, b);
     let pairs: [(&'static str, bool); 11] = [
-        ("cmd", a.argv != b.argv),
-        ("env", a.env != b.env),
-        ("workingdir", a.workingdir != b.workingdir),
+        ("cmd", a.argv != b.argv || t[0]),
+        ("env", a.env != b.env || t[1]),
+        ("workingdir", a.workingdir != b.workingdir || t[2]),
         ("umask", a.umask != b.umask),
-        ("stdout", a.stdout != b.stdout),
-        ("stderr", a.stderr != b.stderr),
+        ("stdout", a.stdout != b.stdout || t[3]),
+        ("stderr", a.stderr != b.stderr || t[4]),
         ("user", a.user != b.user),
         ("group", a.group != b.group),
         ("rlimits", a.rlimits != b.rlimits),

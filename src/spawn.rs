@@ -39,6 +39,8 @@ pub enum ChildIo {
 /// `socket` is the control socket in force, given to the child as
 /// `TASKMASTER_SOCKET` so that it (or a script it runs) can reach the daemon.
 pub fn spawn(p: &Program, index: u32, io: ChildIo, socket: &Path) -> Result<i32, String> {
+    // Its own `%(process_num)` values, if it has any.
+    let p = &*p.for_process(index);
     let program = resolve(p)?;
     let mut cmd = Command::new(&program);
     cmd.arg0(&p.argv[0]).args(&p.argv[1..]);

@@ -8,6 +8,8 @@ const USAGE: &str = "usage: taskmasterd [-c FILE] [--check] [-d] [--pidfile PATH
        taskmasterd --version
   -c, --config FILE  the configuration (default: taskmaster.yaml)
   --check            validate FILE, print a summary, exit 0 (or every error, exit 1)
+  --import FILE.conf print the YAML equivalent of a supervisord config on stdout,
+                     one warning per setting without an equivalent on stderr
   -d, --daemon       detach once the socket is bound (also `daemonize: true`);
                      exits 0 once the daemon serves, or 1 with its errors
   --pidfile PATH     write the daemon's pid there once serving (also `pidfile:`)
@@ -37,6 +39,13 @@ fn parse_args() -> Result<Args, String> {
                 args.config = it.next().map(PathBuf::from).ok_or("-c needs a FILE")?;
             }
             Some("--check") => args.check = true,
+            Some("--import") => {
+                let file = it
+                    .next()
+                    .map(PathBuf::from)
+                    .ok_or("--import needs a FILE")?;
+                std::process::exit(import(&file));
+            }
             Some("--no-pidfd") => args.no_pidfd = true,
             Some("-d" | "--daemon") => args.daemon = true,
             Some("--pidfile") => {
@@ -61,6 +70,32 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
+}
+
+/// `--import FILE`: the YAML on stdout, warnings on stderr; 1 if FILE cannot be read.
+fn import(file: &std::path::Path) -> i32 {
+    match config::import::import(file) {
+        Ok(i) => {
+            use std::io::Write;
+            let mut err = std::io::stderr().lock();
+            for w in &i.warnings {
+                let _ = writeln!(err, "warning: {w}");
+            }
+            // A closed stdout (`| head`) is an error to report, not a panic.
+            let mut out = std::io::stdout().lock();
+            match out.write_all(i.yaml.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = writeln!(err, "taskmasterd: writing the YAML: {e}");
+                    1
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("taskmasterd: {e}");
+            1
+        }
+    }
 }
 
 fn main() -> ExitCode {

@@ -44,7 +44,8 @@ impl Ctx<'_> {
 
     /// A command line, split like `cmd` (it is run without a shell).
     pub(super) fn report_command(&mut self, path: &[&str], v: &Value) -> Option<Vec<String>> {
-        self.cmd(path, v).map(|(_, argv)| argv)
+        let text = self.string(path, v, "a command line string")?;
+        self.cmd(path, text).map(|(_, argv)| argv)
     }
 
     /// `true` (the default socket), `false`, or a socket path.

@@ -1,5 +1,6 @@
 //! Key-by-key checks of the parsed YAML, collecting every error.
 
+use super::hint::{self, Level};
 use super::locate::Locator;
 use super::size::{parse_size, EXPECTED as SIZE};
 use super::{AutoRestart, Config, ConfigError, Program, DEFAULT_BACKUPS};
@@ -22,7 +23,7 @@ mod reference_tests;
 const TOP_KEYS: &str = "socket, socket_mode, socket_group, listen, listen_secret_file, \
      listen_open, logfile, logfile_maxbytes, logfile_backups, minfds, fatal_state_report_address, \
      report_events, report_command, syslog, daemonize, pidfile, exit_on_fatal, metrics_listen, \
-     programs";
+     include, programs";
 const PROGRAM_KEYS: &str = "cmd, numprocs, umask, workingdir, autostart, autorestart, exitcodes, \
      startretries, starttime, stopsignal, stoptime, stdout, stderr, redirect_stderr, \
      stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, attach, env, \
@@ -129,6 +130,7 @@ impl Ctx<'_> {
         };
         let mut inherited = alerts::Inherited::default();
         let mut programs = None;
+        let mut include = None;
         for (k, v) in map {
             let Some(key) = self.key(&[], k) else {
                 continue;
@@ -154,7 +156,8 @@ impl Ctx<'_> {
                 "report_command" => inherited.command = self.report_command(&p, v),
                 "syslog" => config.syslog = self.syslog(&p, v),
                 "programs" => programs = Some(v),
-                _ => self.err(&p, format!("unknown key, expected one of {TOP_KEYS}")),
+                "include" => include = Some(v),
+                _ => self.unknown(&p, TOP_KEYS, Level::Top),
             }
         }
         match programs {
@@ -170,15 +173,28 @@ impl Ctx<'_> {
             }
             Some(Value::Null) => {}
             Some(_) => self.err(&["programs"], "expected a mapping of program names"),
+            // The programs may all come from the included files.
+            None if include.is_some() => {}
             None => self.err(
                 &["programs"],
                 "missing (expected a mapping of program names)",
             ),
         }
+        if let Some(v) = include {
+            let main = config.file.clone();
+            self.include(v, &mut config.programs, &inherited, &main);
+        }
         config.programs.sort_by(|a, b| a.name.cmp(&b.name));
         self.check_listen(&config);
         self.check_graph(&config);
         Some(config)
+    }
+
+    /// An unknown key: supervisord's name for ours, or the nearest known key.
+    fn unknown(&mut self, path: &[&str], known: &str, level: Level) {
+        let known: Vec<&str> = known.split(", ").collect();
+        let key = path.last().copied().unwrap_or_default();
+        self.err(path, hint::unknown_key(key, &known, level));
     }
 
     fn key<'v>(&mut self, parent: &[&str], k: &'v Value) -> Option<&'v str> {
@@ -217,6 +233,8 @@ impl Ctx<'_> {
         p.report_events = top.events;
         p.report_command = top.command.clone();
         let mut has_cmd = false;
+        // The expanded keys are expanded once every key is known (`numprocs`).
+        let mut raw = templates::Raw::default();
         for (k, v) in map {
             let Some(key) = self.key(&base, k) else {
                 continue;
@@ -225,13 +243,11 @@ impl Ctx<'_> {
             match key {
                 "cmd" => {
                     has_cmd = true;
-                    if let Some((text, argv)) = self.cmd(&path, v) {
-                        (p.cmd_text, p.argv) = (text, argv);
-                    }
+                    raw.cmd = self.string(&path, v, "a command line string");
                 }
                 "numprocs" => p.numprocs = self.uint(&path, v, 1, MAX_NUMPROCS).unwrap_or(1) as u32,
                 "umask" => p.umask = self.umask(&path, v),
-                "workingdir" => p.workingdir = self.path(&path, v),
+                "workingdir" => raw.workingdir = self.path_text(&path, v),
                 "autostart" => p.autostart = self.boolean(&path, v).unwrap_or(true),
                 "autorestart" => p.autorestart = self.autorestart(&path, v),
                 "exitcodes" => p.exitcodes = self.exitcodes(&path, v),
@@ -239,8 +255,8 @@ impl Ctx<'_> {
                 "starttime" => p.starttime = self.seconds(&path, v).unwrap_or(p.starttime),
                 "stoptime" => p.stoptime = self.seconds(&path, v).unwrap_or(p.stoptime),
                 "stopsignal" => p.stopsignal = self.signal(&path, v).unwrap_or(p.stopsignal),
-                "stdout" => p.stdout = self.path(&path, v),
-                "stderr" => p.stderr = self.path(&path, v),
+                "stdout" => raw.stdout = self.path_text(&path, v),
+                "stderr" => raw.stderr = self.path_text(&path, v),
                 "redirect_stderr" => p.redirect_stderr = self.boolean(&path, v).unwrap_or(false),
                 "attach" => p.attach = self.boolean(&path, v).unwrap_or(false),
                 "stdout_maxbytes" => p.stdout_maxbytes = self.size(&path, v).unwrap_or(0),
@@ -256,12 +272,10 @@ impl Ctx<'_> {
                 "rlimits" => p.rlimits = self.rlimits(&path, v),
                 "depends_on" => p.depends_on = self.depends_on(&path, v),
                 "priority" => p.priority = self.priority(&path, v),
-                _ => self.err(
-                    &path,
-                    format!("unknown key, expected one of {PROGRAM_KEYS}"),
-                ),
+                _ => self.unknown(&path, PROGRAM_KEYS, Level::Program),
             }
         }
+        self.expand_program(&mut p, raw);
         if !has_cmd {
             self.err(
                 &base,
@@ -284,7 +298,7 @@ impl Ctx<'_> {
         Some(p)
     }
 
-    fn string(&mut self, path: &[&str], v: &Value, what: &str) -> Option<String> {
+    pub(super) fn string(&mut self, path: &[&str], v: &Value, what: &str) -> Option<String> {
         match v {
             Value::String(s) => Some(s.clone()),
             _ => {
@@ -305,22 +319,17 @@ impl Ctx<'_> {
     }
 
     fn path(&mut self, path: &[&str], v: &Value) -> Option<PathBuf> {
+        self.path_text(path, v).map(|s| self.dir.join(s))
+    }
+
+    /// A path as written (before expansion and joining).
+    fn path_text(&mut self, path: &[&str], v: &Value) -> Option<String> {
         let s = self.string(path, v, "a path")?;
         if s.is_empty() || s.contains('\0') {
             self.err(path, "expected a non-empty path");
             return None;
         }
-        Some(self.dir.join(s))
-    }
-
-    fn cmd(&mut self, path: &[&str], v: &Value) -> Option<(String, Vec<String>)> {
-        let text = self.string(path, v, "a command line string")?;
-        match shell_words::split(&text) {
-            Ok(argv) if argv.is_empty() => self.err(path, "expected a command, got an empty one"),
-            Ok(argv) => return Some((text, argv)),
-            Err(_) => self.err(path, "unterminated quote in the command line"),
-        }
-        None
+        Some(s)
     }
 
     fn uint(&mut self, path: &[&str], v: &Value, min: u64, max: u64) -> Option<u64> {
@@ -500,8 +509,12 @@ fn show(v: &Value) -> String {
     }
 }
 
+#[path = "include.rs"]
+mod include;
 #[path = "surface.rs"]
 mod surface;
+#[path = "templates.rs"]
+mod templates;
 
 #[path = "graph.rs"]
 mod graph;

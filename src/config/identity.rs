@@ -98,8 +98,11 @@ impl Ctx<'_> {
             };
             let full: Vec<&str> = path.iter().copied().chain([key]).collect();
             let Some(name) = RLIMIT_NAMES.iter().find(|n| **n == key) else {
-                let known = RLIMIT_NAMES.join(", ");
-                self.err(&full, format!("unknown limit, expected one of {known}"));
+                let msg = match crate::config::hint::nearest(key, &RLIMIT_NAMES) {
+                    Some(near) => format!("unknown limit, did you mean `{near}`?"),
+                    None => format!("unknown limit, expected one of {}", RLIMIT_NAMES.join(", ")),
+                };
+                self.err(&full, msg);
                 continue;
             };
             let value = match val {

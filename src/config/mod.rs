@@ -6,7 +6,12 @@
 //! what was expected.
 
 mod defaults;
+pub mod expand;
 mod fields;
+mod glob;
+pub mod hint;
+pub mod import;
+mod ini;
 mod locate;
 mod peek;
 mod size;
@@ -39,7 +44,7 @@ pub enum AutoRestart {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Program {
     pub name: String,
-    /// `cmd` as written, for status and logs.
+    /// `cmd` expanded, for status and logs.
     pub cmd_text: String,
     /// `cmd` split like a shell; never empty.
     pub argv: Vec<String>,
@@ -82,6 +87,9 @@ pub struct Program {
     pub depends_on: Vec<(String, crate::deps::Condition)>,
     /// Among programs not ordered by `depends_on`, lower spawns first.
     pub priority: u32,
+    /// Only when a string uses `%(process_num)`: its template, completed per
+    /// process by `for_process` (the fields above hold process 0's values).
+    pub per_process: Option<Box<expand::PerProcess>>,
 }
 
 impl Program {
@@ -118,6 +126,7 @@ impl Program {
             attach: false,
             depends_on: Vec::new(),
             priority: crate::deps::DEFAULT_PRIORITY,
+            per_process: None,
         }
     }
 

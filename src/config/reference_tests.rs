@@ -8,18 +8,7 @@ const DOC: &str = include_str!("../../docs/configuration.md");
 
 /// Keys documented from the contract while other branches add them to the
 /// loader; once one is in TOP_KEYS or PROGRAM_KEYS it can leave this list.
-const PENDING: &[&str] = &[
-    "include",
-    "exit_on_fatal",
-    "report_events",
-    "report_command",
-    "syslog",
-    "metrics_listen",
-    "depends_on",
-    "priority",
-    "ready",
-    "healthcheck",
-];
+const PENDING: &[&str] = &["ready", "healthcheck"];
 
 fn keys(list: &str) -> Vec<&str> {
     list.split(',').map(str::trim).collect()

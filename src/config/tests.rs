@@ -161,7 +161,7 @@ fn every_error_is_reported_with_line_and_key() {
         "/etc/tm/t.yaml:1: socket: expected a path",
         "/etc/tm/t.yaml:2: bogus: unknown key",
         "/etc/tm/t.yaml:6: programs.web.numprocs: expected an integer from 1",
-        "/etc/tm/t.yaml:7: programs.web.umaks: unknown key",
+        "/etc/tm/t.yaml:7: programs.web.umaks: unknown key, did you mean `umask`?",
         "/etc/tm/t.yaml:8: programs.web.starttime: expected seconds",
         "/etc/tm/t.yaml:9: programs.all: `all` is reserved",
         "/etc/tm/t.yaml:11: programs.bad name: invalid program name",
@@ -264,7 +264,12 @@ fn rlimits_take_integers_or_unlimited() {
         "programs:\n  p:\n    cmd: x\n    rlimits:\n      nofiles: 1\n      nproc: -1\n      as: lots\n",
     );
     assert_eq!(e.len(), 3, "{e:?}");
-    assert!(e[0].starts_with("/etc/tm/t.yaml:5: programs.p.rlimits.nofiles: unknown limit, expected one of nofile, nproc"), "{e:?}");
+    assert!(
+        e[0].starts_with(
+            "/etc/tm/t.yaml:5: programs.p.rlimits.nofiles: unknown limit, did you mean `nofile`?"
+        ),
+        "{e:?}"
+    );
     let int = "expected a non-negative integer or unlimited";
     assert!(
         e[1].starts_with(&format!(
@@ -450,6 +455,27 @@ fn every_output_key_error_is_reported_at_once() {
         "/etc/tm/t.yaml:11: programs.a.stderr_backups: expected an integer",
         "/etc/tm/t.yaml:12: programs.a.attach: expected true or false",
         "/etc/tm/t.yaml:15: programs.b.stderr: expected no stderr file",
+    ];
+    assert_eq!(e.len(), want.len(), "{e:#?}");
+    for (got, want) in e.iter().zip(want) {
+        assert!(got.starts_with(want), "{got} !~ {want}");
+    }
+}
+
+#[test]
+fn supervisord_keys_and_typos_get_hints_at_every_level() {
+    let e = errors(
+        "file: /tmp/s\nprogram: {}\nprograms:\n  w:\n    command: x\n    stopwaitsecs: 3\n    \
+         process_name: \"%(program_name)s_%(process_num)02d\"\n    autorestrat: true\n",
+    );
+    let want = [
+        "/etc/tm/t.yaml:1: file: unknown key: supervisord's `file` is `socket` here",
+        "/etc/tm/t.yaml:2: program: unknown key, did you mean `programs`?",
+        "/etc/tm/t.yaml:5: programs.w.command: unknown key: supervisord's `command` is `cmd` here",
+        "/etc/tm/t.yaml:6: programs.w.stopwaitsecs: unknown key: supervisord's `stopwaitsecs` is `stoptime` here",
+        "/etc/tm/t.yaml:7: programs.w.process_name: unknown key: supervisord's `process_name` has no equivalent here: processes are always named PROGRAM:N",
+        "/etc/tm/t.yaml:8: programs.w.autorestrat: unknown key, did you mean `autorestart`?",
+        "/etc/tm/t.yaml:4: programs.w: missing required key `cmd`",
     ];
     assert_eq!(e.len(), want.len(), "{e:#?}");
     for (got, want) in e.iter().zip(want) {

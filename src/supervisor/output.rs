@@ -35,7 +35,9 @@ impl Supervisor {
         let Some(p) = self.get(slot) else {
             return Err("removed".into());
         };
-        let cfg = p.cfg.clone();
+        let (rc, index) = (p.cfg.clone(), p.index);
+        // Its own `%(process_num)` file names, if it has any.
+        let cfg = rc.for_process(index);
         let join = cfg.stderr_joins_stdout() || (cfg.stderr.is_some() && cfg.stderr == cfg.stdout);
         let files: [(Option<&PathBuf>, u64, u32); 2] = [
             (cfg.stdout.as_ref(), cfg.stdout_maxbytes, cfg.stdout_backups),
