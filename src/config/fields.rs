@@ -147,7 +147,7 @@ impl Ctx<'_> {
                         continue;
                     };
                     if let Some(p) = self.program(name, v, global_report) {
-                        config.programs.push(p);
+                        config.programs.push(p.into());
                     }
                 }
             }

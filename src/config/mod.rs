@@ -14,6 +14,7 @@ mod size;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Duration;
 
 pub use defaults::{default_logfile, default_socket, is_default_path, prepare_default_path};
@@ -143,8 +144,9 @@ pub struct Config {
     pub daemonize: bool,
     /// Where the daemon writes its pid once serving (`--pidfile` overrides).
     pub pidfile: Option<PathBuf>,
-    /// Programs sorted by name.
-    pub programs: Vec<Program>,
+    /// Programs sorted by name. Shared (`Rc`) with the processes that run them,
+    /// so each program's settings exist once in the daemon.
+    pub programs: Vec<Rc<Program>>,
 }
 
 impl Config {

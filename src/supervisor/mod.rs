@@ -126,7 +126,7 @@ impl Supervisor {
             attached: std::collections::HashSet::new(),
             raw: Vec::new(),
         };
-        let programs: Vec<Rc<Program>> = sup.config.programs.iter().cloned().map(Rc::new).collect();
+        let programs: Vec<Rc<Program>> = sup.config.programs.clone();
         for cfg in &programs {
             for index in 0..cfg.numprocs {
                 sup.add(cfg, index);
