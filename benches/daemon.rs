@@ -9,6 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 // In a subdirectory: a file directly in benches/ would be taken by cargo
@@ -17,6 +18,14 @@ use std::time::{Duration, Instant};
 mod flood;
 
 const DAEMON: &str = env!("CARGO_BIN_EXE_taskmasterd");
+
+/// Processes of the idle, memory, status and flood runs (at least as many as
+/// kills for the kill runs): 10, or `--procs N`.
+static PROCS: AtomicUsize = AtomicUsize::new(10);
+
+fn procs() -> usize {
+    PROCS.load(Ordering::Relaxed)
+}
 
 struct Daemon {
     _dir: tempfile::TempDir,
@@ -148,7 +157,10 @@ fn ms(d: Duration) -> String {
 }
 
 fn idle_and_memory(idle: Duration) {
-    let d = Daemon::start("  web:\n    cmd: sleep 100000\n    numprocs: 10\n    starttime: 0.2\n");
+    let n = procs();
+    let d = Daemon::start(&format!(
+        "  web:\n    cmd: sleep 100000\n    numprocs: {n}\n    starttime: 0.2\n"
+    ));
     d.all_running();
     // Let the last client connection and deadlines settle.
     std::thread::sleep(Duration::from_millis(300));
@@ -156,32 +168,46 @@ fn idle_and_memory(idle: Duration) {
     std::thread::sleep(idle);
     let after = switches(d.pid());
     println!(
-        "idle wake-ups        {} in {}s (10 RUNNING processes, no client)",
+        "idle wake-ups        {} in {}s ({n} RUNNING processes, no client)",
         after - before,
         idle.as_secs()
     );
     println!(
-        "memory               RSS {} KiB, peak RSS {} KiB (10 processes)",
+        "memory               RSS {} KiB, peak RSS {} KiB ({n} processes, idle)",
         proc_status(d.pid(), "VmRSS"),
         proc_status(d.pid(), "VmHWM")
+    );
+    // The same once used: the pages a `status` and a crash and replacement
+    // run are resident again (src/footprint.rs releases start-up pages only).
+    let _ = d.cmd("status");
+    let times = kill_each(|| d.children(), Duration::ZERO, 1);
+    let _ = d.cmd("status");
+    std::thread::sleep(Duration::from_millis(300));
+    println!(
+        "memory, used         RSS {} KiB ({n} processes, after status, a kill -9 and its replacement in {})",
+        proc_status(d.pid(), "VmRSS"),
+        ms(times[0])
     );
 }
 
 fn status_latency(n: usize) {
-    let d = Daemon::start("  web:\n    cmd: sleep 100000\n    numprocs: 10\n    starttime: 0\n");
+    let procs = procs();
+    let d = Daemon::start(&format!(
+        "  web:\n    cmd: sleep 100000\n    numprocs: {procs}\n    starttime: 0\n"
+    ));
     d.all_running();
     let mut c = d.connect();
     let mut times: Vec<Duration> = (0..n)
         .map(|_| {
             let t = Instant::now();
             let reply = request(&mut c, "status");
-            assert_eq!(reply.len(), 11, "{reply:?}");
+            assert_eq!(reply.len(), procs + 1, "{reply:?}");
             t.elapsed()
         })
         .collect();
     times.sort();
     println!(
-        "status round trip    median {}, p99 {}, max {} ({n} requests, 10 processes)",
+        "status round trip    median {}, p99 {}, max {} ({n} requests, {procs} processes)",
         ms(percentile(&times, 0.5)),
         ms(percentile(&times, 0.99)),
         ms(times[n - 1])
@@ -197,14 +223,15 @@ fn kill_to_replacement(n: usize, pidfd: bool) {
     };
     let d = Daemon::start_env(
         &format!(
-            "  w:\n    cmd: sleep 100000\n    numprocs: {n}\n    starttime: 0\n    autorestart: always\n"
+            "  w:\n    cmd: sleep 100000\n    numprocs: {}\n    starttime: 0\n    autorestart: always\n",
+            n.max(procs())
         ),
         env,
     );
     d.all_running();
     // Each process is killed once: a second crash within 10 s would, by
     // design, be delayed as a crash loop.
-    let times = kill_each(|| d.children(), Duration::ZERO);
+    let times = kill_each(|| d.children(), Duration::ZERO, n);
     println!(
         "kill -9 → new child  median {}, p90 {}, max {} ({} kills, {})",
         ms(percentile(&times, 0.5)),
@@ -330,11 +357,12 @@ fn children_of(pid: i32) -> Vec<i32> {
         .collect()
 }
 
-/// SIGKILLs each of `children()` once; sorted times until a replacement
-/// exists. `/proc` is polled in a tight loop, or with `pause` between polls.
-fn kill_each(children: impl Fn() -> Vec<i32>, pause: Duration) -> Vec<Duration> {
+/// SIGKILLs each of the first `n` of `children()` once; sorted times until a
+/// replacement exists. `/proc` is polled in a tight loop, or with `pause`
+/// between polls.
+fn kill_each(children: impl Fn() -> Vec<i32>, pause: Duration, n: usize) -> Vec<Duration> {
     let mut times = Vec::new();
-    for victim in children() {
+    for victim in children().into_iter().take(n) {
         let old = children();
         let t = Instant::now();
         unsafe { libc::kill(victim, libc::SIGKILL) };
@@ -379,7 +407,7 @@ fn supervisord(idle: Duration, kills: usize) {
     drop(s);
     let s = Supervisord::start(&bin, kills, 0);
     std::thread::sleep(Duration::from_millis(500));
-    let times = kill_each(|| s.children(), Duration::ZERO);
+    let times = kill_each(|| s.children(), Duration::ZERO, kills);
     println!(
         "supervisord kill -9  median {}, p90 {}, max {} ({} kills)",
         ms(percentile(&times, 0.5)),
@@ -392,7 +420,21 @@ fn supervisord(idle: Duration, kills: usize) {
 fn main() {
     // `--quick` shortens the waits; other words pick benchmarks by name
     // (idle, status, kill, spawn, flood, supervisord). cargo passes `--bench`: ignored.
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `--procs N` (or `--procs=N`) runs idle, memory, status, kill and flood
+    // with N processes instead of 10 (kill: at least as many as it kills).
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--procs") {
+        let v = args.get(i + 1).cloned().unwrap_or_default();
+        args.splice(i..(i + 2).min(args.len()), [format!("--procs={v}")]);
+    }
+    for a in &args {
+        if let Some(v) = a.strip_prefix("--procs=") {
+            match v.parse::<usize>() {
+                Ok(n) if n > 0 => PROCS.store(n, Ordering::Relaxed),
+                _ => panic!("--procs needs a number of processes, got {v:?}"),
+            }
+        }
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let picked: Vec<&str> = args
         .iter()

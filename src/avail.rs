@@ -100,7 +100,7 @@ mod tests {
         assert!(lines(&conf(&[]), &conf(&[])).is_empty());
         // Programs are matched by name only: a changed cmd is still in use.
         let mut changed = conf(&["db"]);
-        changed.programs[0] = Program::new("db", "sleep 2");
+        changed.programs[0] = Program::new("db", "sleep 2").into();
         assert_eq!(lines(&conf(&["db"]), &changed), ["db  in use"]);
     }
 

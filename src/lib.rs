@@ -14,6 +14,7 @@ pub mod deps;
 pub mod eventlog;
 pub mod fdlimit;
 pub mod follow;
+pub mod footprint;
 pub mod http;
 pub mod http_serve;
 pub mod lifecycle;

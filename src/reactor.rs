@@ -22,7 +22,7 @@ use crate::state::Event;
 use crate::supervisor::{Supervisor, OUT_TOKEN, PROC_TOKEN};
 use crate::timers::Deadline;
 use crate::{config, eventlog};
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -88,6 +88,8 @@ pub struct Reactor {
     pub(crate) auth_limit: crate::authlimit::AuthLimit,
     /// The daemon's exit status once shut down (1 after `exit_on_fatal`).
     exit_code: i32,
+    /// A boot or reload ran: give back its memory once the loop settles.
+    trim_due: bool,
 }
 
 impl Reactor {
@@ -136,6 +138,7 @@ impl Reactor {
             recorder: Default::default(),
             auth_limit: Default::default(),
             exit_code: 0,
+            trim_due: true,
             poll,
         })
     }
@@ -188,6 +191,14 @@ impl Reactor {
             } else {
                 self.sup.timers.timeout(Instant::now())
             };
+            // Settled: nothing left over and no deadline within a second (a
+            // boot's starttimes have passed), so what is released now is what
+            // the loop no longer uses.
+            if self.trim_due && timeout.is_none_or(|t| t >= Duration::from_secs(1)) {
+                self.trim_due = false;
+                let released = crate::footprint::trim();
+                debug!("released {} KiB of start-up pages", released / 1024);
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -388,6 +399,8 @@ impl Reactor {
         dry_run: bool,
         now: Instant,
     ) -> Result<Vec<String>, Vec<String>> {
+        // Parsing touches code and heap the loop does not need afterwards.
+        self.trim_due = true;
         // RELOADING=1 now, READY=1 however this ends.
         let _notify = (!dry_run).then(crate::notify::Reloading::begin);
         let old = &self.sup.config;

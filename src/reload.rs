@@ -218,7 +218,7 @@ mod tests {
     fn conf(progs: &[Program]) -> Config {
         let mut c =
             crate::config::parse(Path::new("/t.yaml"), "programs: {}\n").expect("empty config");
-        c.programs = progs.to_vec();
+        c.programs = progs.iter().cloned().map(std::rc::Rc::new).collect();
         c
     }
 

@@ -5,7 +5,7 @@
 //! bounded in writes and in time, and joined; measurements run on a separate
 //! connection whose every read has a timeout.
 
-use crate::{kill_each, ms, percentile, proc_status, wait_for, Daemon};
+use crate::{kill_each, ms, percentile, proc_status, procs, wait_for, Daemon};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -30,7 +30,13 @@ const IDLE_CONNS: usize = 300;
 /// Pause between two looks at the daemon's children in the kill measurement.
 const POLL_PAUSE: Duration = Duration::from_micros(100);
 
-const TEN: &str = "  web:\n    cmd: sleep 100000\n    numprocs: 10\n    starttime: 0\n";
+/// The `web` program of `procs()` processes (10 unless `--procs N`).
+fn web() -> String {
+    format!(
+        "  web:\n    cmd: sleep 100000\n    numprocs: {}\n    starttime: 0\n",
+        procs()
+    )
+}
 
 /// The four flood measurements; `quick` shortens the flood window.
 pub fn run(quick: bool) {
@@ -46,7 +52,7 @@ pub fn run(quick: bool) {
 }
 
 fn blank_lines(n: usize, window: Duration) {
-    let d = Daemon::start(TEN);
+    let d = Daemon::start(&web());
     d.all_running();
     let flood = Flood::start(&d.sock, b"\n");
     let l = status_times(&d, n, window);
@@ -59,7 +65,7 @@ fn blank_lines(n: usize, window: Duration) {
 }
 
 fn unread_status(n: usize, window: Duration) {
-    let d = Daemon::start(TEN);
+    let d = Daemon::start(&web());
     d.all_running();
     let before = proc_status(d.pid(), "VmRSS");
     let flood = Flood::start(&d.sock, b"status\n");
@@ -80,7 +86,7 @@ fn unread_status(n: usize, window: Duration) {
 }
 
 fn connection_storm(n: usize, window: Duration) {
-    let d = Daemon::start(TEN);
+    let d = Daemon::start(&web());
     d.all_running();
     let mut idle: Vec<UnixStream> = (0..IDLE_CONNS)
         .map(|_| connect_within(&d.sock, IO_TIMEOUT).expect("an idle connection"))
@@ -115,13 +121,14 @@ fn connection_storm(n: usize, window: Duration) {
 
 fn kill_during_flood(kills: usize) {
     let d = Daemon::start(&format!(
-        "  w:\n    cmd: sleep 100000\n    numprocs: {kills}\n    starttime: 0\n    autorestart: always\n"
+        "  w:\n    cmd: sleep 100000\n    numprocs: {}\n    starttime: 0\n    autorestart: always\n",
+        kills.max(procs())
     ));
     d.all_running();
     let flood = Flood::start(&d.sock, b"\n");
     // Polled with pauses: a tight loop would be a third busy thread on two
     // cores (with the daemon and the flooder) and measure mostly itself.
-    let times = kill_each(|| d.children(), POLL_PAUSE);
+    let times = kill_each(|| d.children(), POLL_PAUSE, kills);
     let f = flood.end();
     println!(
         "kill -9, blank flood median {}, p90 {}, max {} ({} kills, pidfd; {} blank lines)",
@@ -185,17 +192,18 @@ fn status_times(d: &Daemon, n: usize, window: Duration) -> Latencies {
     Latencies { times, failed, cpu }
 }
 
-/// One `status` round trip: 10 process lines, then OK.
+/// One `status` round trip: `procs()` process lines, then OK.
 fn status_once(c: &mut BufReader<UnixStream>) -> io::Result<()> {
     c.get_mut().write_all(b"status\n")?;
-    for i in 0..=10 {
+    let n = procs();
+    for i in 0..=n {
         let mut line = String::new();
         if c.read_line(&mut line)? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         let line = line.trim_end();
         let last = line == "OK" || line.starts_with("ERR");
-        if last != (i == 10) || line.starts_with("ERR") {
+        if last != (i == n) || line.starts_with("ERR") {
             return Err(io::Error::other(format!("unexpected reply line {line:?}")));
         }
     }
@@ -210,11 +218,12 @@ fn report(label: &str, l: &Latencies, flood: &str) {
     };
     match l.times.last() {
         Some(max) => println!(
-            "{label:<21}median {}, p99 {}, max {} ({} requests{failed}, 10 processes; {flood}; daemon CPU {:.0}%)",
+            "{label:<21}median {}, p99 {}, max {} ({} requests{failed}, {} processes; {flood}; daemon CPU {:.0}%)",
             ms(percentile(&l.times, 0.5)),
             ms(percentile(&l.times, 0.99)),
             ms(*max),
             l.times.len(),
+            procs(),
             l.cpu * 100.0,
         ),
         None => println!("{label:<21}no reply at all{failed} ({flood})"),

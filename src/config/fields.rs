@@ -167,7 +167,7 @@ impl Ctx<'_> {
                         continue;
                     };
                     if let Some(p) = self.program(name, v, &inherited) {
-                        config.programs.push(p);
+                        config.programs.push(p.into());
                     }
                 }
             }

@@ -13,6 +13,7 @@ use crate::config::{nesting, read, ConfigError, Program};
 use serde_yaml::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// Most files included: far above any real `conf.d/`, low enough that a
 /// pattern matching a huge folder is an error, not a long stall.
@@ -25,7 +26,7 @@ impl Ctx<'_> {
     pub(super) fn include(
         &mut self,
         v: &Value,
-        programs: &mut Vec<Program>,
+        programs: &mut Vec<Rc<Program>>,
         report: &Inherited,
         main: &Path,
     ) {
@@ -106,7 +107,7 @@ impl Ctx<'_> {
         file: &Path,
         text: &str,
         report: &Inherited,
-        programs: &mut Vec<Program>,
+        programs: &mut Vec<Rc<Program>>,
         origin: &mut HashMap<String, (String, Option<usize>)>,
     ) {
         let shown = file.display().to_string();
@@ -167,7 +168,7 @@ impl Ctx<'_> {
             }
             let line = sub.loc.line(&["programs", &p.name]);
             origin.insert(p.name.clone(), (shown.clone(), line));
-            programs.push(p);
+            programs.push(p.into());
         }
         self.errors.append(&mut sub.errors);
     }

@@ -19,6 +19,7 @@ mod size;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Duration;
 
 pub use defaults::{
@@ -172,8 +173,9 @@ pub struct Config {
     pub exit_on_fatal: bool,
     /// `syslog`: the unix datagram socket the event log is mirrored to.
     pub syslog: Option<PathBuf>,
-    /// Programs sorted by name.
-    pub programs: Vec<Program>,
+    /// Programs sorted by name. Shared (`Rc`) with the processes that run them,
+    /// so each program's settings exist once in the daemon.
+    pub programs: Vec<Rc<Program>>,
 }
 
 impl Config {

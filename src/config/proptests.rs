@@ -398,7 +398,7 @@ proptest! {
         let config = config.map_err(|_| TestCaseError::fail("checked above"))?;
         top.check(&config)?;
         let want: Vec<&Program> = gens.iter().map(|g| &g.want).collect();
-        prop_assert_eq!(config.programs.iter().collect::<Vec<_>>(), want, "{}", text);
+        prop_assert_eq!(config.programs.iter().map(|p| &**p).collect::<Vec<_>>(), want, "{}", text);
     }
 
     #[test]

@@ -19,6 +19,8 @@ fn one(extra: &str) -> Program {
     ok(&format!("programs:\n  p:\n    cmd: sleep 1\n{extra}"))
         .programs
         .remove(0)
+        .as_ref()
+        .clone()
 }
 
 #[test]

@@ -6,7 +6,6 @@ use crate::config::Config;
 use crate::reload::{Change, Plan};
 use crate::state::{self, Event};
 use log::info;
-use std::rc::Rc;
 use std::time::Instant;
 
 impl Supervisor {
@@ -37,7 +36,7 @@ impl Supervisor {
     }
 
     /// Applies a reload plan.
-    pub fn apply(&mut self, new: Config, plan: &Plan, now: Instant) {
+    pub fn apply(&mut self, mut new: Config, plan: &Plan, now: Instant) {
         let mut start = Vec::new();
         for (name, change) in &plan.programs {
             let slots = self.slots_of(name);
@@ -47,7 +46,7 @@ impl Supervisor {
                 }
                 continue;
             };
-            let cfg = Rc::new(program.clone());
+            let cfg = program.clone();
             let identity = matches!(change, Change::Changed { restart, .. } if !restart.is_empty());
             let mut have = 0;
             for slot in slots {
@@ -84,6 +83,16 @@ impl Supervisor {
             let added: Vec<usize> = (have..cfg.numprocs).map(|i| self.add(&cfg, i)).collect();
             if cfg.autostart {
                 start.extend(added);
+            }
+        }
+        // An unchanged program's processes keep the settings they share, and
+        // the new config takes that copy too: one copy per program.
+        for p in &mut new.programs {
+            let old = &self.config.programs;
+            if let Ok(i) = old.binary_search_by(|o| o.name.cmp(&p.name)) {
+                if old[i] == *p {
+                    *p = old[i].clone();
+                }
             }
         }
         self.config = new;

@@ -145,7 +145,7 @@ impl Supervisor {
             counters: Default::default(),
             oneshots: crate::oneshot::OneShots::new(use_pidfd),
         };
-        let programs: Vec<Rc<Program>> = sup.config.programs.iter().cloned().map(Rc::new).collect();
+        let programs: Vec<Rc<Program>> = sup.config.programs.clone();
         for cfg in &programs {
             for index in 0..cfg.numprocs {
                 sup.add(cfg, index);
