@@ -18,7 +18,7 @@ const TOP_KEYS: &str = "socket, socket_mode, socket_group, listen, listen_secret
 const PROGRAM_KEYS: &str = "cmd, numprocs, umask, workingdir, autostart, autorestart, exitcodes, \
      startretries, starttime, stopsignal, stoptime, stdout, stderr, redirect_stderr, \
      stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, attach, env, \
-     fatal_state_report_address, user, group, rlimits";
+     fatal_state_report_address, user, group, rlimits, ready, healthcheck";
 /// Longest starttime/stoptime accepted (one year), so a typo cannot overflow a timer.
 const MAX_SECONDS: f64 = 365.0 * 86400.0;
 const MAX_NUMPROCS: u64 = 65536;
@@ -232,6 +232,8 @@ impl Ctx<'_> {
                 "user" => p.user = self.user(&path, v),
                 "group" => p.group = self.group(&path, v),
                 "rlimits" => p.rlimits = self.rlimits(&path, v),
+                "ready" => p.ready = self.ready(&path, v),
+                "healthcheck" => p.healthcheck = self.healthcheck(&path, v),
                 _ => self.err(
                     &path,
                     format!("unknown key, expected one of {PROGRAM_KEYS}"),
@@ -478,6 +480,10 @@ fn show(v: &Value) -> String {
 
 #[path = "surface.rs"]
 mod surface;
+
+#[path = "probes.rs"]
+mod probes;
+pub use probes::{parse_http, Check, HttpTarget, Probe};
 
 #[cfg(test)]
 #[path = "tests.rs"]

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 pub use defaults::{default_logfile, default_socket, is_default_path, prepare_default_path};
 pub use fields::parse_address;
+pub use fields::{parse_http, Check, HttpTarget, Probe};
 pub use fields::{Rlimit, RunAs, RLIMIT_NAMES};
 pub use peek::socket_of;
 pub use size::parse_size;
@@ -72,6 +73,10 @@ pub struct Program {
     pub stderr_backups: u32,
     /// Runs on a pseudo terminal owned by the daemon, for `attach NAME`.
     pub attach: bool,
+    /// When STARTING becomes RUNNING (instead of `starttime` alone).
+    pub ready: Option<Probe>,
+    /// Checked while RUNNING; enough consecutive failures stop the process.
+    pub healthcheck: Option<Probe>,
 }
 
 impl Program {
@@ -104,6 +109,8 @@ impl Program {
             stderr_maxbytes: 0,
             stderr_backups: DEFAULT_BACKUPS,
             attach: false,
+            ready: None,
+            healthcheck: None,
         }
     }
 

@@ -1,0 +1,238 @@
+//! The `ready:` and `healthcheck:` keys: one check each (tcp, http, command,
+//! and for readiness also notify and file), its interval and timeout, and for
+//! health checks the number of consecutive failures tolerated.
+//! (A child module of `fields`, so it shares its error collector.)
+
+use super::{parse_address, show, Ctx};
+use serde_yaml::Value;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What one probe looks at.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Check {
+    /// A TCP connect to this address succeeds.
+    Tcp(SocketAddr),
+    /// `GET` answers 2xx.
+    Http(HttpTarget),
+    /// The command (split like `cmd`, run without a shell) exits 0.
+    Command { text: String, argv: Vec<String> },
+    /// The process sends `READY=1` to its `NOTIFY_SOCKET`.
+    Notify,
+    /// The file exists.
+    File(PathBuf),
+}
+
+impl Check {
+    /// The key it was written with, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::Tcp(_) => "tcp",
+            Check::Http(_) => "http",
+            Check::Command { .. } => "command",
+            Check::Notify => "notify",
+            Check::File(_) => "file",
+        }
+    }
+}
+
+/// `http://HOST:PORT/PATH` taken apart. Only IP addresses and `localhost`:
+/// resolving a name could block the loop.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpTarget {
+    pub address: SocketAddr,
+    /// The `Host:` header, as written.
+    pub host: String,
+    /// The request target, starting with `/`.
+    pub path: String,
+}
+
+/// A readiness probe or a health check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Probe {
+    pub check: Check,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive failures before a health check declares the process
+    /// unhealthy (unused for readiness: any success counts, failures retry).
+    pub retries: u32,
+}
+
+/// Readiness: checked often, so a start is noticed quickly.
+const READY_INTERVAL: Duration = Duration::from_millis(500);
+/// Health: checked rarely, so a healthy daemon mostly sleeps.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
+const TIMEOUT: Duration = Duration::from_secs(2);
+const RETRIES: u32 = 3;
+/// Shortest interval or timeout: a zero would make the loop spin.
+const MIN_SECONDS: f64 = 0.01;
+const MAX_RETRIES: u64 = 1000;
+
+const READY_KEYS: &str = "one of tcp, http, command, notify, file; and interval, timeout";
+const HEALTH_KEYS: &str = "one of tcp, http, command; and interval, timeout, retries";
+
+impl Ctx<'_> {
+    /// `ready: {tcp|http|command|notify|file: …, interval, timeout}`.
+    pub(super) fn ready(&mut self, path: &[&str], v: &Value) -> Option<Probe> {
+        self.probe(path, v, false)
+    }
+
+    /// `healthcheck: {tcp|http|command: …, interval, timeout, retries}`.
+    pub(super) fn healthcheck(&mut self, path: &[&str], v: &Value) -> Option<Probe> {
+        self.probe(path, v, true)
+    }
+
+    fn probe(&mut self, path: &[&str], v: &Value, health: bool) -> Option<Probe> {
+        let keys = if health { HEALTH_KEYS } else { READY_KEYS };
+        let Value::Mapping(map) = v else {
+            self.err(
+                path,
+                format!("expected a mapping with {keys}, got {}", show(v)),
+            );
+            return None;
+        };
+        let mut probe = Probe {
+            check: Check::Notify,
+            interval: if health {
+                HEALTH_INTERVAL
+            } else {
+                READY_INTERVAL
+            },
+            timeout: TIMEOUT,
+            retries: RETRIES,
+        };
+        let mut checks = Vec::new();
+        let mut ok = true;
+        for (k, v) in map {
+            let Some(key) = self.key(path, k) else {
+                ok = false;
+                continue;
+            };
+            let full: Vec<&str> = path.iter().copied().chain([key]).collect();
+            let check = match key {
+                "tcp" => self.address(&full, v).map(Check::Tcp),
+                "http" => self.http(&full, v).map(Check::Http),
+                "command" => self
+                    .cmd(&full, v)
+                    .map(|(text, argv)| Check::Command { text, argv }),
+                "notify" | "file" if health => {
+                    self.err(&full, format!("is a readiness check only; expected {keys}"));
+                    ok = false;
+                    continue;
+                }
+                "notify" => match v {
+                    Value::Bool(true) => Some(Check::Notify),
+                    _ => {
+                        self.err(&full, format!("expected true, got {}", show(v)));
+                        None
+                    }
+                },
+                "file" => self.path(&full, v).map(Check::File),
+                "interval" | "timeout" => {
+                    match self.positive_seconds(&full, v) {
+                        Some(d) if key == "interval" => probe.interval = d,
+                        Some(d) => probe.timeout = d,
+                        None => ok = false,
+                    }
+                    continue;
+                }
+                "retries" if health => {
+                    match self.uint(&full, v, 1, MAX_RETRIES) {
+                        Some(n) => probe.retries = n as u32,
+                        None => ok = false,
+                    }
+                    continue;
+                }
+                _ => {
+                    self.err(&full, format!("unknown key, expected {keys}"));
+                    ok = false;
+                    continue;
+                }
+            };
+            match check {
+                Some(c) => checks.push((key, c)),
+                None => ok = false,
+            }
+        }
+        match checks.len() {
+            1 => probe.check = checks.remove(0).1,
+            0 if ok => {
+                self.err(path, format!("missing the check: expected {keys}"));
+                return None;
+            }
+            0 => return None,
+            _ => {
+                let names: Vec<&str> = checks.iter().map(|(k, _)| *k).collect();
+                self.err(
+                    path,
+                    format!(
+                        "expected exactly one check, got {} ({})",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                );
+                return None;
+            }
+        }
+        ok.then_some(probe)
+    }
+
+    fn positive_seconds(&mut self, path: &[&str], v: &Value) -> Option<Duration> {
+        match v.as_f64() {
+            Some(s) if (MIN_SECONDS..=super::MAX_SECONDS).contains(&s) => {
+                Some(Duration::from_secs_f64(s))
+            }
+            _ => {
+                self.err(
+                    path,
+                    format!(
+                        "expected seconds, a number from {MIN_SECONDS} to {}, got {}",
+                        super::MAX_SECONDS,
+                        show(v)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn http(&mut self, path: &[&str], v: &Value) -> Option<HttpTarget> {
+        let text = self.string(path, v, "an http:// URL")?;
+        parse_http(&text).map_err(|e| self.err(path, e)).ok()
+    }
+}
+
+/// `http://127.0.0.1:8080/health` → address, Host header, path.
+pub fn parse_http(text: &str) -> Result<HttpTarget, String> {
+    let bad = || {
+        format!(
+            "expected http://HOST[:PORT][/PATH] with an IP address or localhost \
+             (e.g. http://127.0.0.1:8080/health), got {text:?}"
+        )
+    };
+    let rest = text.strip_prefix("http://").ok_or_else(bad)?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    // The path goes into the request line as it is: no space, control byte or
+    // fragment may break the request.
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'#') || authority.contains('@') {
+        return Err(bad());
+    }
+    let address = if let Ok(a) = authority.parse::<SocketAddr>() {
+        a
+    } else if let Ok(ip) = authority.trim_matches(['[', ']']).parse::<IpAddr>() {
+        SocketAddr::new(ip, 80)
+    } else if authority == "localhost" {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 80))
+    } else {
+        parse_address(authority).map_err(|_| bad())?
+    };
+    Ok(HttpTarget {
+        address,
+        host: authority.to_string(),
+        path: path.to_string(),
+    })
+}
