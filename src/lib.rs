@@ -10,6 +10,7 @@ pub mod daemonize;
 pub mod eventlog;
 pub mod fdlimit;
 pub mod follow;
+pub mod http;
 pub mod lifecycle;
 pub mod listen;
 pub mod notify;

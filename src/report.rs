@@ -3,19 +3,16 @@
 //! deadlines in the daemon's one timer heap. `Reports` owns the in-flight ones;
 //! the reactor only routes readiness and due deadlines here.
 
+use crate::http::{self, Exchange, Limits, Progress};
 use crate::timers::{Deadline, Timers};
 use log::{info, warn};
-use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
 use std::time::Instant;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Only the status line matters; a huge response costs no more than this.
-const MAX_RESPONSE: usize = 4096;
 /// Reports in flight at once; past this a dead receiver would pile up sockets,
 /// so further reports are dropped, and the log says so.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -60,100 +57,14 @@ pub fn fatal_body(
 
 pub struct Report {
     pub process: String,
-    pub address: std::net::SocketAddr,
-    pub stream: TcpStream,
-    out: Vec<u8>,
-    written: usize,
-    response: Vec<u8>,
-    pub connected: bool,
+    pub exchange: Exchange,
 }
 
-pub enum Progress {
-    Pending,
-    /// Sent and answered: the line to log.
-    Done(String),
-    /// Failed: the line to log (a warning).
-    Failed(String),
-}
-
-impl Report {
-    /// Starts a non-blocking connect; the caller registers `stream`.
-    pub fn start(r: FatalReport) -> io::Result<Report> {
-        let stream = TcpStream::connect(r.address)?;
-        let out = format!(
-            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: taskmasterd\r\n\r\n{}",
-            r.address,
-            r.body.len(),
-            r.body
-        );
-        Ok(Report {
-            process: r.process,
-            address: r.address,
-            stream,
-            out: out.into_bytes(),
-            written: 0,
-            response: Vec::new(),
-            connected: false,
-        })
-    }
-
-    /// Called on every readiness event of `stream`.
-    pub fn on_ready(&mut self) -> Progress {
-        if !self.connected {
-            if let Ok(Some(e)) | Err(e) = self.stream.take_error() {
-                return self.fail(&e.to_string());
-            }
-            match self.stream.peer_addr() {
-                Ok(_) => self.connected = true,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Progress::Pending,
-                Err(e) => return self.fail(&e.to_string()),
-            }
-        }
-        while self.written < self.out.len() {
-            match self.stream.write(&self.out[self.written..]) {
-                Ok(0) => return self.fail("connection closed while sending"),
-                Ok(n) => self.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Pending,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(&e.to_string()),
-            }
-        }
-        let mut buf = [0u8; 1024];
-        loop {
-            match self.stream.read(&mut buf) {
-                Ok(0) => return self.finish(),
-                Ok(n) => {
-                    let room = MAX_RESPONSE.saturating_sub(self.response.len());
-                    self.response.extend_from_slice(&buf[..n.min(room)]);
-                    if self.response.windows(2).any(|w| w == b"\r\n") || room <= n {
-                        return self.finish();
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Pending,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(&e.to_string()),
-            }
-        }
-    }
-
-    fn finish(&self) -> Progress {
-        let text = String::from_utf8_lossy(&self.response);
-        match text.lines().next().filter(|l| !l.is_empty()) {
-            Some(status) => Progress::Done(format!(
-                "{}: FATAL report sent to {}: {}",
-                self.process, self.address, status
-            )),
-            None => self.fail("connection closed without a response"),
-        }
-    }
-
-    fn fail(&self, why: &str) -> Progress {
-        Progress::Failed(format!(
-            "{}: FATAL report to {} failed: {why}",
-            self.process, self.address
-        ))
-    }
-}
+/// Connect and response deadlines of a report.
+pub const LIMITS: Limits = Limits {
+    connect: CONNECT_TIMEOUT,
+    response: RESPONSE_TIMEOUT,
+};
 
 /// The reports in flight, keyed by id; their token is `base + id`.
 pub struct Reports {
@@ -178,18 +89,24 @@ impl Reports {
                 "{process}: FATAL report to {address} dropped: {MAX_IN_FLIGHT} reports already in flight"
             );
         }
-        let mut rep = match Report::start(r) {
-            Ok(rep) => rep,
+        let request = http::request(
+            "POST",
+            "/",
+            &address.to_string(),
+            Some(("application/json", r.body.as_bytes())),
+        );
+        let mut rep = match Exchange::start(address, request, now, LIMITS) {
+            Ok(exchange) => Report { process, exchange },
             Err(e) => return warn!("{process}: FATAL report to {address} failed: {e}"),
         };
         let id = self.next_id;
         self.next_id += 1;
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = reg.register(&mut rep.stream, Token(self.base + id), interest) {
-            return warn!("{process}: FATAL report to {address} failed: {e}");
+        if let Err(e) = reg.register(&mut rep.exchange.stream, Token(self.base + id), interest) {
+            return warn!("{}: FATAL report to {address} failed: {e}", rep.process);
         }
-        info!("{process}: sending FATAL report to {address}");
-        timers.arm(Deadline::Report(id), now + CONNECT_TIMEOUT);
+        info!("{}: sending FATAL report to {address}", rep.process);
+        timers.arm(Deadline::Report(id), rep.exchange.deadline());
         self.live.insert(id, rep);
     }
 
@@ -198,19 +115,15 @@ impl Reports {
         let Some(rep) = self.live.get_mut(&id) else {
             return;
         };
-        let was_connected = rep.connected;
-        match rep.on_ready() {
-            Progress::Pending => {
-                if !was_connected && rep.connected {
-                    timers.arm(Deadline::Report(id), now + RESPONSE_TIMEOUT);
-                }
-            }
-            Progress::Done(line) => {
-                info!("{line}");
+        let (process, address) = (&rep.process, rep.exchange.address);
+        match rep.exchange.on_ready(now) {
+            Progress::Pending => timers.arm(Deadline::Report(id), rep.exchange.deadline()),
+            Progress::Done(status) => {
+                info!("{process}: FATAL report sent to {address}: {}", status.line);
                 self.drop(id, reg, timers);
             }
-            Progress::Failed(line) => {
-                warn!("{line}");
+            Progress::Failed(why) => {
+                warn!("{process}: FATAL report to {address} failed: {why}");
                 self.drop(id, reg, timers);
             }
         }
@@ -221,16 +134,11 @@ impl Reports {
         let Some(rep) = self.live.get(&id) else {
             return;
         };
-        let (what, limit) = if rep.connected {
-            ("no response within", RESPONSE_TIMEOUT)
-        } else {
-            ("cannot connect within", CONNECT_TIMEOUT)
-        };
         warn!(
-            "{}: FATAL report to {} failed: {what} {}s",
+            "{}: FATAL report to {} failed: {}",
             rep.process,
-            rep.address,
-            limit.as_secs()
+            rep.exchange.address,
+            rep.exchange.timed_out()
         );
         self.drop(id, reg, timers);
     }
@@ -238,7 +146,7 @@ impl Reports {
     fn drop(&mut self, id: usize, reg: &Registry, timers: &mut Timers) {
         timers.cancel(Deadline::Report(id));
         if let Some(mut rep) = self.live.remove(&id) {
-            let _ = reg.deregister(&mut rep.stream);
+            let _ = reg.deregister(&mut rep.exchange.stream);
         }
     }
 }
