@@ -14,6 +14,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod listen;
 pub mod notify;
+pub mod oneshot;
 pub mod outfile;
 pub mod output;
 pub mod protocol;

@@ -13,11 +13,12 @@ use crate::conn::Conn;
 use crate::control::{StatusStream, Waiter};
 use crate::lifecycle::{self, SignalPlan};
 use crate::listen::{Listeners, TCP_LISTENER, UNIX_LISTENER};
+use crate::oneshot::ONESHOT_TOKEN;
 use crate::output::Which;
 use crate::protocol;
 use crate::reload::{self, Top};
 use crate::report::Reports;
-use crate::state::Event;
+use crate::state::{Event, Exit};
 use crate::supervisor::{Supervisor, OUT_TOKEN, PROC_TOKEN};
 use crate::timers::Deadline;
 use crate::{config, eventlog};
@@ -193,6 +194,11 @@ impl Reactor {
                         again.retain(|a| *a != t);
                         self.accept(t, now)
                     }
+                    Token(t) if t >= ONESHOT_TOKEN => {
+                        let (reg, sup) = (self.poll.registry(), &mut self.sup);
+                        sup.oneshots
+                            .on_ready(t - ONESHOT_TOKEN, reg, &mut sup.timers)
+                    }
                     Token(t) if t >= OUT_TOKEN => {
                         let k = t - OUT_TOKEN;
                         let which = if k.is_multiple_of(2) {
@@ -258,6 +264,7 @@ impl Reactor {
                     let timers = &mut self.sup.timers;
                     self.reports.on_deadline(id, self.poll.registry(), timers)
                 }
+                Deadline::OneShot(id) => self.sup.oneshots.on_deadline(id),
             }
         }
     }
@@ -447,6 +454,14 @@ impl Reactor {
         for r in std::mem::take(&mut self.sup.reports) {
             let timers = &mut self.sup.timers;
             self.reports.send(r, self.poll.registry(), timers, now);
+        }
+        for (owner, outcome) in self.sup.oneshots.take_finished() {
+            match owner {
+                crate::oneshot::Owner::Hook(label) => match outcome {
+                    crate::oneshot::Outcome::Exited(Exit::Code(0)) => info!("{label}: done"),
+                    o => warn!("{label}: failed: {}", o.describe()),
+                },
+            }
         }
         self.sup.drop_retired();
         self.deliver_lines();

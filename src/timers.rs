@@ -19,6 +19,8 @@ pub enum Deadline {
     Proc(usize),
     /// The current phase (connect, response) of an in-flight report.
     Report(usize),
+    /// The timeout of an auxiliary child (`oneshot`).
+    OneShot(usize),
 }
 
 pub struct Timers<K: Ord + Hash + Copy = Deadline> {

@@ -99,6 +99,8 @@ pub struct Supervisor {
     pub attached: std::collections::HashSet<usize>,
     /// Raw terminal output of attached slots, for the reactor to deliver.
     pub raw: Vec<(usize, Vec<u8>)>,
+    /// Auxiliary children (hooks, probes): reaped here, never supervised.
+    pub oneshots: crate::oneshot::OneShots,
 }
 
 impl Supervisor {
@@ -125,6 +127,7 @@ impl Supervisor {
             out_ready: VecDeque::new(),
             attached: std::collections::HashSet::new(),
             raw: Vec::new(),
+            oneshots: crate::oneshot::OneShots::new(use_pidfd),
         };
         let programs: Vec<Rc<Program>> = sup.config.programs.iter().cloned().map(Rc::new).collect();
         for cfg in &programs {
@@ -355,6 +358,7 @@ impl Supervisor {
         for (pid, exit) in reaped {
             match self.by_pid.get(&pid) {
                 Some(&slot) => self.exited(slot, exit, now),
+                None if self.oneshots.reaped(pid, exit, &self.reg, &mut self.timers) => {}
                 None => debug!("reaped orphan pid {pid}: {}", exit.describe()),
             }
         }

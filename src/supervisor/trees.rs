@@ -18,7 +18,8 @@ impl Supervisor {
             return;
         }
         let name = self.get(slot).map(|p| p.name.clone()).unwrap_or_default();
-        let killed = reap::kill_strays(pgid, &name, |pid| self.by_pid.contains_key(&pid));
+        let tracked = |pid| self.by_pid.contains_key(&pid) || self.oneshots.owns(pid);
+        let killed = reap::kill_strays(pgid, &name, tracked);
         if let (Some(p), false) = (self.get(slot), killed.is_empty()) {
             warn!(
                 "{}: killed {} descendant(s) left in its process group or session: pids {killed:?}",
