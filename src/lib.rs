@@ -17,6 +17,7 @@ pub mod notify;
 pub mod oneshot;
 pub mod outfile;
 pub mod output;
+pub mod probe;
 pub mod protocol;
 pub mod reactor;
 pub mod reap;

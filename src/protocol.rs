@@ -388,11 +388,21 @@ pub struct ProcessView {
     pub last_exit: Option<Exit>,
     pub restarts: u32,
     pub message: String,
+    /// (consecutive failed health checks, retries) while a health check runs.
+    pub health: Option<(u32, u32)>,
 }
 
 impl ProcessView {
-    /// The human detail column.
+    /// The human detail column, with `unhealthy (N/R)` while failures accumulate.
     pub fn detail(&self) -> String {
+        let text = self.base_detail();
+        match self.health {
+            Some((n, retries)) if n > 0 => format!("{text}, unhealthy ({n}/{retries})"),
+            _ => text,
+        }
+    }
+
+    fn base_detail(&self) -> String {
         match (self.pid, self.uptime) {
             // A live process shows its pid, not the text of its previous exit.
             (Some(pid), Some(up))
@@ -443,6 +453,8 @@ struct StatusItem<'a> {
     signal: Option<String>,
     restarts: u32,
     message: String,
+    /// null without a running health check.
+    healthy: Option<bool>,
 }
 
 /// The one-line JSON array of `status --json`.
@@ -477,6 +489,7 @@ pub fn status_json_item(p: &ProcessView) -> String {
         signal,
         restarts: p.restarts,
         message: p.detail(),
+        healthy: p.health.map(|(failures, _)| failures == 0),
     };
     serde_json::to_string(&item).expect(ENCODES)
 }

@@ -288,6 +288,7 @@ fn view(name: &str, state: State) -> ProcessView {
         last_exit: None,
         restarts: 0,
         message: String::new(),
+        health: None,
     }
 }
 
@@ -321,6 +322,7 @@ fn status_json_shape() {
     a.pid = Some(42);
     a.uptime = Some(Duration::from_millis(65_900));
     a.restarts = 2;
+    a.health = Some((1, 3));
     let mut b = view("db:0", State::Stopped);
     b.last_exit = Some(Exit::Signal(15));
     let mut c = view("q:0", State::Fatal);
@@ -328,9 +330,9 @@ fn status_json_shape() {
     c.message = "say \"hi\"\n\\".into();
     assert_eq!(
         status_json(&[a, b, c]),
-        "[{\"name\":\"web:1\",\"program\":\"web\",\"index\":1,\"state\":\"RUNNING\",\"pid\":42,\"uptime_s\":65,\"exit_code\":null,\"signal\":null,\"restarts\":2,\"message\":\"pid 42, uptime 0:01:05\"},\
-{\"name\":\"db:0\",\"program\":\"db\",\"index\":0,\"state\":\"STOPPED\",\"pid\":null,\"uptime_s\":null,\"exit_code\":null,\"signal\":\"SIGTERM\",\"restarts\":0,\"message\":\"killed by SIGTERM\"},\
-{\"name\":\"q:0\",\"program\":\"q\",\"index\":0,\"state\":\"FATAL\",\"pid\":null,\"uptime_s\":null,\"exit_code\":3,\"signal\":null,\"restarts\":0,\"message\":\"say \\\"hi\\\"\\n\\\\\"}]"
+        "[{\"name\":\"web:1\",\"program\":\"web\",\"index\":1,\"state\":\"RUNNING\",\"pid\":42,\"uptime_s\":65,\"exit_code\":null,\"signal\":null,\"restarts\":2,\"message\":\"pid 42, uptime 0:01:05, unhealthy (1/3)\",\"healthy\":false},\
+{\"name\":\"db:0\",\"program\":\"db\",\"index\":0,\"state\":\"STOPPED\",\"pid\":null,\"uptime_s\":null,\"exit_code\":null,\"signal\":\"SIGTERM\",\"restarts\":0,\"message\":\"killed by SIGTERM\",\"healthy\":null},\
+{\"name\":\"q:0\",\"program\":\"q\",\"index\":0,\"state\":\"FATAL\",\"pid\":null,\"uptime_s\":null,\"exit_code\":3,\"signal\":null,\"restarts\":0,\"message\":\"say \\\"hi\\\"\\n\\\\\",\"healthy\":null}]"
     );
     assert_eq!(status_json(&[]), "[]");
     assert_eq!(json_str("\u{1}é"), "\"\\u0001é\"");

@@ -15,6 +15,7 @@ use crate::lifecycle::{self, SignalPlan};
 use crate::listen::{Listeners, TCP_LISTENER, UNIX_LISTENER};
 use crate::oneshot::ONESHOT_TOKEN;
 use crate::output::Which;
+use crate::probe::{NOTIFY_TOKEN, PROBE_TOKEN};
 use crate::protocol;
 use crate::reload::{self, Top};
 use crate::report::Reports;
@@ -194,6 +195,8 @@ impl Reactor {
                         again.retain(|a| *a != t);
                         self.accept(t, now)
                     }
+                    Token(t) if t >= PROBE_TOKEN => self.sup.on_probe_socket(t - PROBE_TOKEN, now),
+                    Token(t) if t >= NOTIFY_TOKEN => self.sup.on_notify(t - NOTIFY_TOKEN, now),
                     Token(t) if t >= ONESHOT_TOKEN => {
                         let (reg, sup) = (self.poll.registry(), &mut self.sup);
                         sup.oneshots
@@ -233,6 +236,8 @@ impl Reactor {
             }
             self.second_chances(again, now);
             self.fire_due(now);
+            // Probe commands reaped this turn act now, before replies settle.
+            self.sup.probe_commands(now);
         }
     }
 
@@ -242,6 +247,7 @@ impl Reactor {
             self.sweep_again = self.sup.on_sigchld(now);
         }
         self.sup.output_again();
+        self.sup.notify_again(now);
         for token in again {
             self.accept(token, now);
         }
@@ -265,6 +271,7 @@ impl Reactor {
                     self.reports.on_deadline(id, self.poll.registry(), timers)
                 }
                 Deadline::OneShot(id) => self.sup.oneshots.on_deadline(id),
+                Deadline::Probe(slot) => self.sup.on_probe_deadline(slot, now),
             }
         }
     }
@@ -461,6 +468,8 @@ impl Reactor {
                     crate::oneshot::Outcome::Exited(Exit::Code(0)) => info!("{label}: done"),
                     o => warn!("{label}: failed: {}", o.describe()),
                 },
+                // Taken by `probe_commands` in the turn they ended.
+                crate::oneshot::Owner::Probe(..) => {}
             }
         }
         self.sup.drop_retired();

@@ -47,7 +47,7 @@ fn changed(pairs: &[(&'static str, bool)]) -> Vec<&'static str> {
 
 /// Keys applied in place.
 fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
-    let pairs: [(&'static str, bool); 13] = [
+    let pairs: [(&'static str, bool); 15] = [
         ("autorestart", a.autorestart != b.autorestart),
         ("exitcodes", a.exitcodes != b.exitcodes),
         ("startretries", a.startretries != b.startretries),
@@ -65,6 +65,9 @@ fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
         ("stdout_backups", a.stdout_backups != b.stdout_backups),
         ("stderr_maxbytes", a.stderr_maxbytes != b.stderr_maxbytes),
         ("stderr_backups", a.stderr_backups != b.stderr_backups),
+        // Probes are the daemon's: applied from the next check on.
+        ("ready", a.ready != b.ready),
+        ("healthcheck", a.healthcheck != b.healthcheck),
     ];
     changed(&pairs)
 }

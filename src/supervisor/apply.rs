@@ -90,6 +90,7 @@ impl Supervisor {
         self.config = new;
         self.reorder();
         self.run(now);
+        self.sync_all_probes(now);
     }
 
     /// Removed by a reload: stop with its own (old) settings, then drop.

@@ -9,6 +9,7 @@
 mod apply;
 mod names;
 mod output;
+mod probes;
 mod trees;
 
 pub use output::{OutLine, OUT_TOKEN};
@@ -101,6 +102,8 @@ pub struct Supervisor {
     pub raw: Vec<(usize, Vec<u8>)>,
     /// Auxiliary children (hooks, probes): reaped here, never supervised.
     pub oneshots: crate::oneshot::OneShots,
+    /// Readiness probes and health checks in flight, and notify sockets.
+    probes: crate::probe::Probes,
 }
 
 impl Supervisor {
@@ -128,6 +131,7 @@ impl Supervisor {
             attached: std::collections::HashSet::new(),
             raw: Vec::new(),
             oneshots: crate::oneshot::OneShots::new(use_pidfd),
+            probes: Default::default(),
         };
         let programs: Vec<Rc<Program>> = sup.config.programs.iter().cloned().map(Rc::new).collect();
         for cfg in &programs {
@@ -247,6 +251,7 @@ impl Supervisor {
         for action in actions {
             self.perform(slot, action, now);
         }
+        self.sync_probe(slot, now);
         let Some(p) = self.get_mut(slot) else { return };
         let draining = p.proc.drain.is_some();
         let mut done_with = None;
@@ -298,8 +303,9 @@ impl Supervisor {
 
     fn spawn(&mut self, slot: usize, now: Instant) {
         let fds = self.prepare_output(slot);
+        let cfg = self.spawn_config(slot);
         let Some(p) = self.get(slot) else { return };
-        let spawned = fds.and_then(|io| spawn::spawn(&p.cfg, p.index, io));
+        let spawned = fds.and_then(|io| spawn::spawn(&*cfg?, p.index, io));
         match spawned {
             Ok(pid) => {
                 info!("{}: spawned pid {pid} ({})", p.name, p.cfg.cmd_text);
@@ -441,7 +447,7 @@ impl Supervisor {
 
     /// Whether work is left over for the next turn (unread output).
     pub fn has_leftovers(&self) -> bool {
-        !self.out_ready.is_empty()
+        !self.out_ready.is_empty() || self.probes.has_leftovers()
     }
 
     /// True once no process is alive (shutdown may finish).

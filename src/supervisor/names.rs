@@ -88,6 +88,7 @@ impl Supervisor {
             last_exit: p.proc.last_exit,
             restarts: p.proc.restarts,
             message: p.proc.message.clone(),
+            health: self.health(slot),
         })
     }
 }
