@@ -39,6 +39,9 @@ fn exit(code: i32, secs: u64) -> Event {
     }
 }
 
+/// Expected (state, actions) for each event of `probe_matrix`, in order.
+type Row = [(State, Vec<Action>); 5];
+
 /// State × the probe events, and the events whose meaning a `ready:` probe
 /// changes (Spawned, Deadline, an exit while STARTING).
 #[test]
@@ -55,7 +58,7 @@ fn probe_matrix() {
     let b1 = delay(1, 7);
     let arm1 = vec![Arm(Duration::from_secs(1))];
     #[rustfmt::skip]
-    let table: [(State, [(State, Vec<Action>); 5]); 9] = [
+    let table: [(State, Row); 9] = [
         //              Ready                       Unhealthy             Spawned              Deadline                   Exited(0, 30s)
         (NotStarted,  [same(NotStarted),          same(NotStarted),     same(NotStarted),    same(NotStarted),          same(NotStarted)]),
         (Starting,    [(Running, vec![Disarm]),   same(Starting),       (Starting, arm1),    (Stopping, stop()),        (Backoff, vec![Arm(b1)])]),

@@ -109,3 +109,37 @@ fn checks_pause_while_not_running_and_healthy_is_null_without_one() {
     assert_eq!(d.cmd("stop a"), "a:0: stopped\nOK\n");
     assert_eq!(d.proc("a:0")["healthy"], serde_json::Value::Null, "paused");
 }
+
+#[test]
+fn a_peer_that_never_answers_fails_at_the_timeout() {
+    // Bound, never accepted, never answered: the connect completes in the
+    // kernel's backlog and the GET waits for a status line that never comes.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let d = Daemon::start(&format!(
+        "  s:\n    cmd: sleep 100\n    starttime: 0\n    autorestart: never\n    healthcheck: {{http: \"http://127.0.0.1:{port}/\", interval: 0.2, timeout: 0.3, retries: 2}}\n"
+    ));
+    d.wait_state("s:0", "EXITED_UNEXPECTEDLY", 30.0);
+    d.wait_log("no answer within 0.3s", 5.0);
+    // The daemon answered status all along (it never waited on the peer).
+    assert_eq!(d.cmd("status s").lines().last(), Some("OK"));
+    drop(silent);
+}
+
+#[test]
+fn reload_adds_a_healthcheck_in_place() {
+    let d = Daemon::start("  a:\n    cmd: sleep 100\n    starttime: 0\n    autorestart: never\n");
+    d.wait_state("a:0", "RUNNING", 20.0);
+    let pid = d.pid("a:0");
+    let text = std::fs::read_to_string(&d.conf).unwrap();
+    std::fs::write(
+        &d.conf,
+        text + "    healthcheck: {command: \"false\", interval: 0.2, retries: 2}\n",
+    )
+    .unwrap();
+    assert_eq!(d.cmd("reload"), "updated a (healthcheck)\nOK\n");
+    assert_eq!(d.pid("a:0"), pid, "not restarted by the reload");
+    // Applied to the running process: its checks now fail, and it is stopped.
+    d.wait_state("a:0", "EXITED_UNEXPECTEDLY", 30.0);
+    d.wait_log("a:0: health check failed (1/2)", 5.0);
+}

@@ -236,3 +236,131 @@ pub fn parse_http(text: &str) -> Result<HttpTarget, String> {
         path: path.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+    use super::*;
+    use std::path::Path;
+
+    fn program(extra: &str) -> Result<crate::config::Program, Vec<String>> {
+        let text = format!("programs:\n  p:\n    cmd: sleep 1\n{extra}");
+        match parse(Path::new("/etc/tm/t.yaml"), &text) {
+            Ok(mut c) => Ok(c.programs.remove(0)),
+            Err(e) => Err(e.iter().map(ToString::to_string).collect()),
+        }
+    }
+
+    #[test]
+    fn defaults_and_each_kind() {
+        let p = program("    ready: {tcp: \"127.0.0.1:5432\"}\n").unwrap();
+        let r = p.ready.unwrap();
+        assert_eq!(r.check, Check::Tcp("127.0.0.1:5432".parse().unwrap()));
+        assert_eq!(r.interval, Duration::from_millis(500));
+        assert_eq!(r.timeout, Duration::from_secs(2));
+        let p = program("    healthcheck:\n      command: \"pg_isready -q\"\n").unwrap();
+        let h = p.healthcheck.unwrap();
+        assert_eq!(
+            h.check,
+            Check::Command {
+                text: "pg_isready -q".into(),
+                argv: vec!["pg_isready".into(), "-q".into()]
+            }
+        );
+        assert_eq!(
+            (h.interval, h.timeout, h.retries),
+            (Duration::from_secs(10), Duration::from_secs(2), 3)
+        );
+        let p = program("    ready: {notify: true, interval: 0.2, timeout: 1}\n").unwrap();
+        assert_eq!(p.ready.unwrap().check, Check::Notify);
+        let p = program("    ready: {file: run/ready}\n").unwrap();
+        assert_eq!(
+            p.ready.unwrap().check,
+            Check::File("/etc/tm/run/ready".into())
+        );
+        let p = program("    healthcheck: {http: \"http://localhost:8080/h?x=1\", retries: 5}\n")
+            .unwrap();
+        let h = p.healthcheck.unwrap();
+        assert_eq!(h.retries, 5);
+        assert_eq!(
+            h.check,
+            Check::Http(HttpTarget {
+                address: "127.0.0.1:8080".parse().unwrap(),
+                host: "localhost:8080".into(),
+                path: "/h?x=1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases = [
+            (
+                "    ready: {}\n",
+                "/etc/tm/t.yaml:4: programs.p.ready: missing the check",
+            ),
+            (
+                "    ready:\n      tcp: \"127.0.0.1:1\"\n      file: /x\n",
+                "/etc/tm/t.yaml:4: programs.p.ready: expected exactly one check, got 2 (tcp, file)",
+            ),
+            (
+                "    healthcheck:\n      notify: true\n",
+                "/etc/tm/t.yaml:5: programs.p.healthcheck.notify: is a readiness check only",
+            ),
+            (
+                "    ready:\n      file: /x\n      retries: 3\n",
+                "/etc/tm/t.yaml:6: programs.p.ready.retries: unknown key",
+            ),
+            (
+                "    ready:\n      notify: false\n",
+                "/etc/tm/t.yaml:5: programs.p.ready.notify: expected true",
+            ),
+            (
+                "    ready:\n      tcp: db:5432\n",
+                "/etc/tm/t.yaml:5: programs.p.ready.tcp: expected HOST:PORT",
+            ),
+            (
+                "    ready:\n      http: https://x/\n",
+                "/etc/tm/t.yaml:5: programs.p.ready.http: expected http://HOST",
+            ),
+            (
+                "    ready:\n      file: /x\n      interval: 0\n",
+                "/etc/tm/t.yaml:6: programs.p.ready.interval: expected seconds",
+            ),
+            (
+                "    healthcheck:\n      tcp: \"127.0.0.1:1\"\n      retries: 0\n",
+                "/etc/tm/t.yaml:6: programs.p.healthcheck.retries: expected an integer from 1",
+            ),
+            (
+                "    ready: 3\n",
+                "/etc/tm/t.yaml:4: programs.p.ready: expected a mapping",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let errors = program(yaml).expect_err(yaml);
+            assert!(
+                errors.iter().any(|e| e.starts_with(want)),
+                "{yaml}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_urls() {
+        let t = parse_http("http://127.0.0.1").unwrap();
+        assert_eq!((t.address.port(), t.path.as_str()), (80, "/"));
+        let t = parse_http("http://[::1]:9/x").unwrap();
+        assert_eq!(t.address, "[::1]:9".parse().unwrap());
+        for bad in [
+            "http://example.com/",
+            "http://127.0.0.1:99999/",
+            "http://u@127.0.0.1/",
+            "http://127.0.0.1/a b",
+            "http://127.0.0.1/a\r\nX: y",
+            "ftp://127.0.0.1/",
+            "",
+        ] {
+            assert!(parse_http(bad).is_err(), "{bad}");
+        }
+    }
+}
