@@ -293,3 +293,26 @@ fn a_hanging_probe_command_is_killed_and_reaped() {
     });
     wait_until(10.0, "no zombie", || zombies_of(daemon).is_empty());
 }
+
+#[test]
+fn start_replies_once_the_probe_passed() {
+    let d = Daemon::configure("", "");
+    let file = d.path("up");
+    std::fs::write(
+        &d.conf,
+        format!(
+            "socket: {}\nlogfile: {}\nprograms:\n  s:\n    cmd: sleep 100\n    autostart: false\n    starttime: 60\n    ready: {{file: {}, interval: 0.1}}\n",
+            d.sock.display(),
+            d.log.display(),
+            file.display()
+        ),
+    )
+    .unwrap();
+    let d = d.launch(&[]);
+    let mut c = std::io::BufReader::new(d.connect());
+    c.get_mut().write_all(b"start s\n").unwrap();
+    still_starting_after_a_while(&d, "s:0");
+    std::fs::write(&file, "").unwrap();
+    assert_eq!(read_reply(&mut c), "s:0: started\nOK\n");
+    assert_eq!(d.state("s:0"), "RUNNING");
+}
