@@ -25,6 +25,7 @@ pub mod oneshot;
 pub mod outfile;
 pub mod output;
 pub mod preflight;
+pub mod probe;
 pub mod procscan;
 pub mod protocol;
 pub mod reactor;

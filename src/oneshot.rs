@@ -48,6 +48,9 @@ pub enum Owner {
     /// A `report_command` run; the label names it in the log
     /// (`web:0 BACKOFF hook`).
     Hook(String),
+    /// A command check of the probe of this supervisor slot; the number tells
+    /// a probe since replaced (its late outcome is ignored).
+    Probe(usize, u64),
 }
 
 /// What to run.
@@ -218,6 +221,20 @@ impl OneShots {
     /// The outcomes since the last call, oldest first.
     pub fn take_finished(&mut self) -> Vec<(Owner, Outcome)> {
         std::mem::take(&mut self.finished)
+    }
+
+    /// The outcomes of probe commands only (the rest stay for `take_finished`),
+    /// so that probes act on them in the turn they happen.
+    pub fn take_probe_outcomes(&mut self) -> Vec<(usize, u64, Outcome)> {
+        let mut out = Vec::new();
+        self.finished.retain(|(owner, outcome)| match owner {
+            Owner::Probe(slot, generation) => {
+                out.push((*slot, *generation, outcome.clone()));
+                false
+            }
+            _ => true,
+        });
+        out
     }
 
     fn done(&mut self, id: usize, exit: Exit, reg: &Registry, timers: &mut Timers) {

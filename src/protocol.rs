@@ -424,11 +424,21 @@ pub struct ProcessView {
     pub message: String,
     /// Memory and CPU of its process group (`status --json` only).
     pub usage: Option<crate::procscan::Usage>,
+    /// (consecutive failed health checks, retries) while a health check runs.
+    pub health: Option<(u32, u32)>,
 }
 
 impl ProcessView {
-    /// The human detail column.
+    /// The human detail column, with `unhealthy (N/R)` while failures accumulate.
     pub fn detail(&self) -> String {
+        let text = self.base_detail();
+        match self.health {
+            Some((n, retries)) if n > 0 => format!("{text}, unhealthy ({n}/{retries})"),
+            _ => text,
+        }
+    }
+
+    fn base_detail(&self) -> String {
         match (self.pid, self.uptime) {
             // A live process shows its pid, not the text of its previous exit.
             (Some(pid), Some(up))
@@ -481,6 +491,8 @@ struct StatusItem<'a> {
     message: String,
     rss_kb: Option<u64>,
     cpu_s: Option<f64>,
+    /// null without a running health check.
+    healthy: Option<bool>,
 }
 
 /// The one-line JSON array of `status --json`.
@@ -517,6 +529,7 @@ pub fn status_json_item(p: &ProcessView) -> String {
         message: p.detail(),
         rss_kb: p.usage.map(|u| u.rss_kb()),
         cpu_s: p.usage.map(|u| u.cpu_seconds()),
+        healthy: p.health.map(|(failures, _)| failures == 0),
     };
     serde_json::to_string(&item).expect(ENCODES)
 }

@@ -295,6 +295,7 @@ fn view(name: &str, state: State) -> ProcessView {
         restarts: 0,
         message: String::new(),
         usage: None,
+        health: None,
     }
 }
 
@@ -333,6 +334,7 @@ fn status_json_shape() {
         rss_bytes: 2048 * 1024 + 1000,
         cpu_ticks: ticks,
     });
+    a.health = Some((1, 3));
     let mut b = view("db:0", State::Stopped);
     b.last_exit = Some(Exit::Signal(15));
     let mut c = view("q:0", State::Fatal);
@@ -340,9 +342,9 @@ fn status_json_shape() {
     c.message = "say \"hi\"\n\\".into();
     assert_eq!(
         status_json(&[a, b, c]),
-        "[{\"name\":\"web:1\",\"program\":\"web\",\"index\":1,\"state\":\"RUNNING\",\"pid\":42,\"uptime_s\":65,\"exit_code\":null,\"signal\":null,\"restarts\":2,\"message\":\"pid 42, uptime 0:01:05\",\"rss_kb\":2048,\"cpu_s\":1.5},\
-{\"name\":\"db:0\",\"program\":\"db\",\"index\":0,\"state\":\"STOPPED\",\"pid\":null,\"uptime_s\":null,\"exit_code\":null,\"signal\":\"SIGTERM\",\"restarts\":0,\"message\":\"killed by SIGTERM\",\"rss_kb\":null,\"cpu_s\":null},\
-{\"name\":\"q:0\",\"program\":\"q\",\"index\":0,\"state\":\"FATAL\",\"pid\":null,\"uptime_s\":null,\"exit_code\":3,\"signal\":null,\"restarts\":0,\"message\":\"say \\\"hi\\\"\\n\\\\\",\"rss_kb\":null,\"cpu_s\":null}]"
+        "[{\"name\":\"web:1\",\"program\":\"web\",\"index\":1,\"state\":\"RUNNING\",\"pid\":42,\"uptime_s\":65,\"exit_code\":null,\"signal\":null,\"restarts\":2,\"message\":\"pid 42, uptime 0:01:05, unhealthy (1/3)\",\"rss_kb\":2048,\"cpu_s\":1.5,\"healthy\":false},\
+{\"name\":\"db:0\",\"program\":\"db\",\"index\":0,\"state\":\"STOPPED\",\"pid\":null,\"uptime_s\":null,\"exit_code\":null,\"signal\":\"SIGTERM\",\"restarts\":0,\"message\":\"killed by SIGTERM\",\"rss_kb\":null,\"cpu_s\":null,\"healthy\":null},\
+{\"name\":\"q:0\",\"program\":\"q\",\"index\":0,\"state\":\"FATAL\",\"pid\":null,\"uptime_s\":null,\"exit_code\":3,\"signal\":null,\"restarts\":0,\"message\":\"say \\\"hi\\\"\\n\\\\\",\"rss_kb\":null,\"cpu_s\":null,\"healthy\":null}]"
     );
     assert_eq!(status_json(&[]), "[]");
     assert_eq!(json_str("\u{1}é"), "\"\\u0001é\"");

@@ -16,6 +16,7 @@ use crate::lifecycle::{self, SignalPlan};
 use crate::listen::{Listeners, METRICS_LISTENER, TCP_LISTENER, UNIX_LISTENER};
 use crate::oneshot::ONESHOT_TOKEN;
 use crate::output::Which;
+use crate::probe::{NOTIFY_TOKEN, PROBE_TOKEN};
 use crate::protocol;
 use crate::reload::{self, Top};
 use crate::state::Event;
@@ -220,6 +221,8 @@ impl Reactor {
                         again.retain(|a| *a != t);
                         self.accept(t, now)
                     }
+                    Token(t) if t >= PROBE_TOKEN => self.sup.on_probe_socket(t - PROBE_TOKEN, now),
+                    Token(t) if t >= NOTIFY_TOKEN => self.sup.on_notify(t - NOTIFY_TOKEN, now),
                     Token(t) if t >= ONESHOT_TOKEN => {
                         let (reg, sup) = (self.poll.registry(), &mut self.sup);
                         sup.oneshots
@@ -263,6 +266,8 @@ impl Reactor {
             }
             self.second_chances(again, now);
             self.fire_due(now);
+            // Probe commands reaped this turn act now, before replies settle.
+            self.sup.probe_commands(now);
         }
     }
 
@@ -272,6 +277,7 @@ impl Reactor {
             self.sweep_again = self.sup.on_sigchld(now);
         }
         self.sup.output_again();
+        self.sup.notify_again(now);
         for token in again {
             self.accept(token, now);
         }
@@ -296,6 +302,7 @@ impl Reactor {
                 }
                 Deadline::Client(id) => self.http_timeout(id),
                 Deadline::OneShot(id) => self.sup.oneshots.on_deadline(id),
+                Deadline::Probe(slot) => self.sup.on_probe_deadline(slot, now),
             }
         }
     }
@@ -506,6 +513,8 @@ impl Reactor {
         for (owner, outcome) in self.sup.oneshots.take_finished() {
             match owner {
                 crate::oneshot::Owner::Hook(label) => crate::alerts::hook_done(&label, &outcome),
+                // Taken by `probe_commands` in the turn they ended.
+                crate::oneshot::Owner::Probe(..) => {}
             }
         }
         self.sup.drop_retired();

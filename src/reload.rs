@@ -51,7 +51,7 @@ fn changed(pairs: &[(&'static str, bool)]) -> Vec<&'static str> {
 
 /// Keys applied in place.
 fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
-    let pairs: [(&'static str, bool); 17] = [
+    let pairs: [(&'static str, bool); 19] = [
         ("autorestart", a.autorestart != b.autorestart),
         ("exitcodes", a.exitcodes != b.exitcodes),
         ("startretries", a.startretries != b.startretries),
@@ -74,6 +74,9 @@ fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
         // The order is the supervisor's business: the running child never knows.
         ("depends_on", a.depends_on != b.depends_on),
         ("priority", a.priority != b.priority),
+        // Probes are the daemon's: applied from the next check on.
+        ("ready", a.ready != b.ready),
+        ("healthcheck", a.healthcheck != b.healthcheck),
     ];
     changed(&pairs)
 }

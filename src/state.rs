@@ -99,6 +99,11 @@ pub enum Event {
     /// A start that must wait for dependencies (the supervisor's gate decides,
     /// and says why): NOT_STARTED with that reason, any pending retry cancelled.
     Wait(String),
+    /// The `ready:` probe passed (notify: `READY=1` came).
+    Ready,
+    /// The health check failed `retries` times in a row, the last time for
+    /// this reason.
+    Unhealthy(String),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -154,6 +159,18 @@ pub struct Proc {
     pub drain: Option<Drain>,
     /// Spreads the jitter of different processes.
     pub seed: u64,
+    /// Set while STOPPING a process the daemon gave up on: how its end is
+    /// judged (a failed start, or an unexpected exit) instead of STOPPED.
+    pub verdict: Option<Verdict>,
+}
+
+/// Why the daemon itself stopped a process, and so how its end counts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Not ready within starttime: a failed start, for this reason.
+    NotReady(String),
+    /// Its health check failed: an unexpected exit, whatever its code.
+    Unhealthy,
 }
 
 /// A leader's exit, held back until its process group is empty.
@@ -185,6 +202,7 @@ impl Proc {
             message: String::new(),
             drain: None,
             seed,
+            verdict: None,
         }
     }
 }
@@ -229,14 +247,17 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
         }
         // The leader is gone already: stopped now, the rest of its group killed.
         (Stopping, Event::Stop) if p.drain.is_some() => {
+            n.verdict = None;
             let d = n.drain.take().map(|d| d.exit);
             n.start_after_stop = false;
             n.state = Stopped;
             n.message = d.map(Exit::describe).unwrap_or_default();
             vec![Disarm, KillGroup]
         }
+        // The operator's stop wins over the daemon's own reason to stop it.
         (Stopping, Event::Stop) => {
             n.start_after_stop = false;
+            n.verdict = None;
             vec![]
         }
         (Stopped, Event::Stop) => vec![],
@@ -246,6 +267,11 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
             vec![Disarm]
         }
 
+        // A probe decides; starttime only bounds the wait (0: no bound).
+        (Starting, Event::Spawned) if cfg.ready.is_some() => match cfg.starttime.is_zero() {
+            true => vec![],
+            false => vec![Arm(cfg.starttime)],
+        },
         (Starting, Event::Spawned) if cfg.starttime.is_zero() => {
             running(&mut n);
             vec![Disarm]
@@ -269,7 +295,7 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
             n.message = format!("{}; stopping what is left of its group", exit.describe());
             vec![Signal(cfg.stopsignal), Arm(cfg.stoptime)]
         }
-        (Stopping, Event::LeaderExited { exit, .. }) => stopped(&mut n, *exit),
+        (Stopping, Event::LeaderExited { exit, uptime }) => stop_ended(&mut n, cfg, *exit, *uptime),
         (_, Event::LeaderExited { .. }) => vec![],
 
         (Stopping, Event::GroupGone) if p.drain.is_some() => {
@@ -297,6 +323,14 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
         }
         (_, Event::GroupGone) => vec![],
 
+        (Starting, Event::Exited { exit, .. }) if cfg.ready.is_some() => {
+            n.last_exit = Some(*exit);
+            failed_start(
+                &mut n,
+                cfg,
+                format!("exited before it was ready ({})", exit.describe()),
+            )
+        }
         (Starting, Event::Exited { exit, uptime }) if *uptime < cfg.starttime => {
             n.last_exit = Some(*exit);
             failed_start(
@@ -308,9 +342,17 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
         (Starting | Running, Event::Exited { exit, uptime }) => {
             exited(&mut n, cfg, *exit, uptime.saturating_sub(cfg.starttime))
         }
-        (Stopping, Event::Exited { exit, .. }) => stopped(&mut n, *exit),
+        (Stopping, Event::Exited { exit, uptime }) => stop_ended(&mut n, cfg, *exit, *uptime),
         (_, Event::Exited { .. }) => vec![],
 
+        // Not ready in time: stopped, and its end is a failed start.
+        (Starting, Event::Deadline) if cfg.ready.is_some() => {
+            let why = format!("not ready after {}", secs(cfg.starttime));
+            n.message = format!("{why}; stopping it");
+            n.verdict = Some(Verdict::NotReady(why));
+            n.state = Stopping;
+            vec![Signal(cfg.stopsignal), Arm(cfg.stoptime)]
+        }
         (Starting, Event::Deadline) => {
             running(&mut n);
             vec![]
@@ -367,6 +409,20 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
             n.message = why.clone();
             vec![Disarm]
         }
+        (Starting, Event::Ready) => {
+            running(&mut n);
+            vec![Disarm]
+        }
+        (_, Event::Ready) => vec![],
+
+        (Running, Event::Unhealthy(why)) => {
+            n.state = Stopping;
+            n.start_after_stop = false;
+            n.verdict = Some(Verdict::Unhealthy);
+            n.message = format!("unhealthy: {why}; stopping it");
+            vec![Signal(cfg.stopsignal), Arm(cfg.stoptime)]
+        }
+        (_, Event::Unhealthy(_)) => vec![],
     };
     (n, acts)
 }
@@ -400,6 +456,25 @@ fn stopped(n: &mut Proc, exit: Exit) -> Vec<Action> {
     }
 }
 
+/// The leader of a STOPPING process exited: judged by the daemon's reason to
+/// stop it, if it had one and no start came meanwhile, else `stopped`.
+fn stop_ended(n: &mut Proc, cfg: &Program, exit: Exit, uptime: Duration) -> Vec<Action> {
+    let verdict = n.verdict.take();
+    let (Some(verdict), false) = (verdict, n.start_after_stop) else {
+        return stopped(n, exit);
+    };
+    n.last_exit = Some(exit);
+    let mut acts = vec![Action::Disarm, Action::KillGroup];
+    acts.extend(match verdict {
+        Verdict::NotReady(why) => failed_start(n, cfg, why),
+        Verdict::Unhealthy => {
+            let ran = uptime.saturating_sub(cfg.starttime);
+            judged(n, cfg, exit, ran, false, "unhealthy")
+        }
+    });
+    acts
+}
+
 fn running(n: &mut Proc) {
     n.state = State::Running;
     n.attempts = 0;
@@ -426,6 +501,22 @@ fn failed_start(n: &mut Proc, cfg: &Program, why: String) -> Vec<Action> {
 /// loops wait a growing delay instead of respawning at once forever.
 fn exited(n: &mut Proc, cfg: &Program, exit: Exit, ran: Duration) -> Vec<Action> {
     let expected = matches!(exit, Exit::Code(c) if cfg.exitcodes.contains(&c));
+    judged(n, cfg, exit, ran, expected, "")
+}
+
+/// An end after RUNNING, `expected` or not; `why` (if any) prefixes the message.
+fn judged(
+    n: &mut Proc,
+    cfg: &Program,
+    exit: Exit,
+    ran: Duration,
+    expected: bool,
+    why: &str,
+) -> Vec<Action> {
+    let describe = match why {
+        "" => exit.describe(),
+        why => format!("{why}, {}", exit.describe()),
+    };
     n.last_exit = Some(exit);
     n.attempts = 0;
     n.state = if expected {
@@ -433,7 +524,7 @@ fn exited(n: &mut Proc, cfg: &Program, exit: Exit, ran: Duration) -> Vec<Action>
     } else {
         State::ExitedUnexpectedly
     };
-    n.message = exit.describe();
+    n.message.clone_from(&describe);
     let restart = match cfg.autorestart {
         AutoRestart::Always => true,
         AutoRestart::Never => false,
@@ -445,17 +536,21 @@ fn exited(n: &mut Proc, cfg: &Program, exit: Exit, ran: Duration) -> Vec<Action>
     n.crashes = if ran < STABLE { n.crashes + 1 } else { 0 };
     let kind = if expected { "expected" } else { "unexpected" };
     if n.crashes <= 1 {
-        n.message = format!("{}, {kind}; restarted", exit.describe());
+        n.message = format!("{describe}, {kind}; restarted");
         let passed = n.state;
         n.state = State::Starting;
         n.restarts += 1;
         return vec![Action::Passed(passed), Action::Disarm, Action::Spawn];
     }
     let wait = delay(n.crashes - 1, n.seed);
-    n.message = format!("{}, {kind}; restarting in {}", exit.describe(), secs(wait));
+    n.message = format!("{describe}, {kind}; restarting in {}", secs(wait));
     vec![Action::Arm(wait)]
 }
 
 #[cfg(test)]
 #[path = "state_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "state_probe_tests.rs"]
+mod probe_tests;

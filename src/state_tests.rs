@@ -128,9 +128,14 @@ fn only_allowed_transitions_over_many_variants() {
     let mut zero = cfg();
     zero.starttime = Duration::ZERO;
     zero.startretries = 0;
-    configs.push(zero);
+    configs.push(zero.clone());
+    for mut c in [cfg(), zero] {
+        c.ready = Some(super::probe_tests::probe(crate::config::Check::Notify));
+        configs.push(c);
+    }
     let mut extra = events().to_vec();
     extra.push(Event::Reconfigured { autostart: false });
+    extra.extend([Event::Ready, Event::Unhealthy("refused".into())]);
     extra.extend([exit(1, 0), exit(0, 0), exit(1, 30)]);
     extra.push(Event::Wait("waiting for db (ready)".into()));
     extra.push(Event::Exited {
@@ -141,11 +146,13 @@ fn only_allowed_transitions_over_many_variants() {
         for s in State::ALL {
             for attempts in [0, 3, 9] {
                 for (flag, drain) in [false, true].into_iter().zip([None, drained(Running)]) {
+                    let verdict = [None, Some(Verdict::Unhealthy)][usize::from(flag)].clone();
                     let p = Proc {
                         attempts,
                         crashes: attempts,
-                        start_after_stop: flag,
+                        start_after_stop: flag && attempts != 3,
                         drain: drain.filter(|_| s == Stopping),
+                        verdict: verdict.filter(|_| s == Stopping),
                         ..at(s)
                     };
                     for ev in &extra {

@@ -23,6 +23,9 @@ pub enum Deadline {
     Client(usize),
     /// The timeout of an auxiliary child (`oneshot`).
     OneShot(usize),
+    /// The next check of the probe of this process slot, or the timeout of
+    /// the one in flight.
+    Probe(usize),
 }
 
 pub struct Timers<K: Ord + Hash + Copy = Deadline> {

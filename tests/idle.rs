@@ -60,6 +60,36 @@ fn scrapes_leave_no_wakeup_behind() {
     std::io::Write::write_all(&mut t, b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
     assert!(read_all(&mut t).starts_with("HTTP/1.1 200 OK"));
     drop(t);
+    assert_stays_idle(&d, "the daemon woke up while idle");
+}
+
+/// Readiness probes exist only while STARTING: once every process is RUNNING
+/// (no healthcheck), the daemon sleeps again.
+#[test]
+fn no_wakeup_once_ready_probes_passed() {
+    let d = Daemon::configure("", "");
+    let flag = d.path("ready");
+    std::fs::write(&flag, "").unwrap();
+    std::fs::write(
+        &d.conf,
+        format!(
+            "socket: {}\nlogfile: {}\nprograms:\n  f:\n    cmd: sleep 100\n    numprocs: 3\n    starttime: 60\n    ready: {{file: {}, interval: 0.05}}\n  c:\n    cmd: sleep 100\n    starttime: 60\n    ready: {{command: \"true\", interval: 0.05}}\n",
+            d.sock.display(),
+            d.log.display(),
+            flag.display()
+        ),
+    )
+    .unwrap();
+    let d = d.launch(&[]);
+    for name in ["f:0", "f:1", "f:2", "c:0"] {
+        d.wait_state(name, "RUNNING", 20.0);
+    }
+    assert_stays_idle(&d, "a probe woke the daemon after RUNNING");
+}
+
+/// Waits until the daemon has not woken for 300 ms, then asserts it stays
+/// asleep for 2.5 s.
+fn assert_stays_idle(d: &Daemon, why: &str) {
     let pid = d.child.as_ref().unwrap().id();
     let mut last = (wakeups(pid), std::time::Instant::now());
     wait_until(5.0, "the daemon to settle", || {
@@ -71,5 +101,5 @@ fn scrapes_leave_no_wakeup_behind() {
     });
     let before = wakeups(pid);
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(wakeups(pid), before, "the daemon woke up while idle");
+    assert_eq!(wakeups(pid), before, "{why}");
 }

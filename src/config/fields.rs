@@ -28,7 +28,7 @@ const PROGRAM_KEYS: &str = "cmd, numprocs, umask, workingdir, autostart, autores
      startretries, starttime, stopsignal, stoptime, stdout, stderr, redirect_stderr, \
      stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups, attach, env, \
      fatal_state_report_address, report_events, report_command, user, group, rlimits, \
-     depends_on, priority";
+     depends_on, priority, ready, healthcheck";
 /// Longest starttime/stoptime accepted (one year), so a typo cannot overflow a timer.
 const MAX_SECONDS: f64 = 365.0 * 86400.0;
 const MAX_NUMPROCS: u64 = 65536;
@@ -272,6 +272,8 @@ impl Ctx<'_> {
                 "rlimits" => p.rlimits = self.rlimits(&path, v),
                 "depends_on" => p.depends_on = self.depends_on(&path, v),
                 "priority" => p.priority = self.priority(&path, v),
+                "ready" => p.ready = self.ready(&path, v),
+                "healthcheck" => p.healthcheck = self.healthcheck(&path, v),
                 _ => self.unknown(&path, PROGRAM_KEYS, Level::Program),
             }
         }
@@ -518,6 +520,10 @@ mod templates;
 
 #[path = "graph.rs"]
 mod graph;
+
+#[path = "probes.rs"]
+mod probes;
+pub use probes::{parse_http, Check, HttpTarget, Probe};
 
 #[cfg(test)]
 #[path = "tests.rs"]

@@ -26,6 +26,7 @@ pub use defaults::{
     check_folder_of, default_logfile, default_socket, is_default_path, prepare_default_path,
 };
 pub use fields::{parse_address, DEFAULT_SYSLOG};
+pub use fields::{parse_http, Check, HttpTarget, Probe};
 pub use fields::{Rlimit, RunAs, RLIMIT_NAMES};
 pub use peek::socket_of;
 pub use size::parse_size;
@@ -91,6 +92,10 @@ pub struct Program {
     /// Only when a string uses `%(process_num)`: its template, completed per
     /// process by `for_process` (the fields above hold process 0's values).
     pub per_process: Option<Box<expand::PerProcess>>,
+    /// When STARTING becomes RUNNING (instead of `starttime` alone).
+    pub ready: Option<Probe>,
+    /// Checked while RUNNING; enough consecutive failures stop the process.
+    pub healthcheck: Option<Probe>,
 }
 
 impl Program {
@@ -128,6 +133,8 @@ impl Program {
             depends_on: Vec::new(),
             priority: crate::deps::DEFAULT_PRIORITY,
             per_process: None,
+            ready: None,
+            healthcheck: None,
         }
     }
 

@@ -8,7 +8,7 @@ const DOC: &str = include_str!("../../docs/configuration.md");
 
 /// Keys documented from the contract while other branches add them to the
 /// loader; once one is in TOP_KEYS or PROGRAM_KEYS it can leave this list.
-const PENDING: &[&str] = &["ready", "healthcheck"];
+const PENDING: &[&str] = &[];
 
 fn keys(list: &str) -> Vec<&str> {
     list.split(',').map(str::trim).collect()

@@ -102,6 +102,7 @@ impl Supervisor {
         self.rebuild_gate();
         self.start_ordered(&start);
         self.run(now);
+        self.sync_all_probes(now);
     }
 
     /// Removed by a reload: stop with its own (old) settings, then drop.

@@ -10,6 +10,7 @@ mod apply;
 mod gate;
 mod names;
 mod output;
+mod probes;
 mod trees;
 
 pub use gate::Intent;
@@ -114,6 +115,8 @@ pub struct Supervisor {
     pub fatal_exit: Option<String>,
     /// Auxiliary children (hooks, probes): reaped here, never supervised.
     pub oneshots: crate::oneshot::OneShots,
+    /// Readiness probes and health checks in flight, and notify sockets.
+    probes: crate::probe::Probes,
 }
 
 impl Supervisor {
@@ -144,6 +147,7 @@ impl Supervisor {
             fatal_exit: None,
             counters: Default::default(),
             oneshots: crate::oneshot::OneShots::new(use_pidfd),
+            probes: Default::default(),
         };
         let programs: Vec<Rc<Program>> = sup.config.programs.clone();
         for cfg in &programs {
@@ -293,6 +297,7 @@ impl Supervisor {
         for action in actions {
             self.perform(slot, action, now);
         }
+        self.sync_probe(slot, now);
         let Some(p) = self.get_mut(slot) else { return };
         let draining = p.proc.drain.is_some();
         let mut done_with = None;
@@ -344,9 +349,10 @@ impl Supervisor {
 
     fn spawn(&mut self, slot: usize, now: Instant) {
         let fds = self.prepare_output(slot);
+        let cfg = self.spawn_config(slot);
         let Some(p) = self.get(slot) else { return };
         let socket = &self.config.socket;
-        let spawned = fds.and_then(|io| spawn::spawn(&p.cfg, p.index, io, socket));
+        let spawned = fds.and_then(|io| spawn::spawn(&*cfg?, p.index, io, socket));
         match spawned {
             Ok(pid) => {
                 info!("{}: spawned pid {pid} ({})", p.name, p.cfg.cmd_text);
@@ -490,7 +496,7 @@ impl Supervisor {
 
     /// Whether work is left over for the next turn (unread output).
     pub fn has_leftovers(&self) -> bool {
-        !self.out_ready.is_empty()
+        !self.out_ready.is_empty() || self.probes.has_leftovers()
     }
 
     /// True once no process is alive (shutdown may finish).

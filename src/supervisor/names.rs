@@ -89,6 +89,7 @@ impl Supervisor {
             restarts: p.proc.restarts,
             message: p.proc.message.clone(),
             usage: None,
+            health: self.health(slot),
         })
     }
 }
