@@ -15,6 +15,9 @@ pub mod listen;
 pub mod notify;
 pub mod outfile;
 pub mod output;
+/// For the property tests (unit and integration): their case counts.
+#[doc(hidden)]
+pub mod proptest_env;
 pub mod protocol;
 pub mod reactor;
 pub mod reap;

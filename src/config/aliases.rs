@@ -33,16 +33,13 @@ pub fn check(text: &str) -> Result<(), Option<usize>> {
         return Ok(());
     }
     let left = Cell::new(budget(text));
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        if let Err(e) = Count(&left).deserialize(doc) {
-            if left.get() == 0 {
-                return Err(e.location().map(|l| l.line()));
-            }
-            // Any other error is the real parse's to report.
-            return Ok(());
-        }
+    // As a whole, not document by document: serde_yaml's document iterator
+    // can yield without end on some broken texts, and a config is one document.
+    match Count(&left).deserialize(serde_yaml::Deserializer::from_str(text)) {
+        Err(e) if left.get() == 0 => Err(e.location().map(|l| l.line())),
+        // Any other error is the real parse's to report.
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Counts one node (and everything below it) against the nodes left.
