@@ -6,7 +6,7 @@ use common::*;
 use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What one `--check` run cost.
 struct Run {
@@ -17,6 +17,8 @@ struct Run {
 }
 
 /// Runs `taskmasterd --check -c path`, killed if it is still running after 60 s.
+// Reaped by wait4 (for its rusage), which std's `Child` does not see.
+#[allow(clippy::zombie_processes)]
 fn check(path: &Path) -> Run {
     let dir = path.parent().expect("a file in a directory");
     let out = dir.join("check.out");
@@ -32,14 +34,18 @@ fn check(path: &Path) -> Run {
     let mut status = 0;
     // SAFETY: a zeroed rusage is a valid value for wait4 to fill.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let mut reaped = false;
-    wait_until(60.0, "taskmasterd --check to finish", || {
-        // SAFETY: `pid` is our child; status and usage are valid pointers.
-        reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) } == pid;
-        reaped
-    });
-    if !reaped {
-        let _ = child.kill();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // SAFETY: `pid` is our child; status and usage are valid pointers.
+    while unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) } != pid {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "taskmasterd --check {} still running after 60 s",
+                path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     let time = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
