@@ -197,7 +197,7 @@ proptest! {
                 "a group left behind in {:?}:\n{}", p.state, t()
             );
             prop_assert!(
-                !(p.state == Starting && !cfg.starttime.is_zero()) || w.armed,
+                p.state != Starting || cfg.starttime.is_zero() || w.armed,
                 "STARTING without a timer:\n{}", t()
             );
             prop_assert!(
