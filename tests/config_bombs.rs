@@ -91,7 +91,7 @@ fn chained_maps() -> String {
 }
 
 /// Before the alias guard a 15 KB `wide(3000)` took 10 s and 900 MiB, and a
-/// 50 KB `wide(10000)` ran the daemon out of memory. Now each is refused in
+/// 50 KB `wide(10000)` more than 2 GiB. Now each is refused in
 /// well under a second of CPU (debug build) and a few MiB.
 #[test]
 fn alias_bombs_are_refused_quickly_in_bounded_memory() {
