@@ -448,3 +448,7 @@ mod tests {
         assert!(c.input.len() <= MAX_LINE + CHUNK);
     }
 }
+
+#[cfg(test)]
+#[path = "conn_proptests.rs"]
+mod proptests;

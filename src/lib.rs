@@ -27,6 +27,9 @@ pub mod output;
 pub mod preflight;
 pub mod probe;
 pub mod procscan;
+/// For the property tests (unit and integration): their case counts.
+#[doc(hidden)]
+pub mod proptest_env;
 pub mod protocol;
 pub mod reactor;
 pub mod reap;

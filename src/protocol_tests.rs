@@ -271,6 +271,37 @@ proptest::proptest! {
     fn parse_never_panics(line in "(tail|attach|signal|pid|reopen|-f|-n|[0-9]{1,6}|x| |[ -~]){0,12}") {
         let _ = parse(&line);
     }
+
+    /// Any text at all, not only text that looks like a command.
+    #[test]
+    fn parse_never_panics_on_any_text(line in proptest::prelude::any::<String>()) {
+        let _ = parse(&line);
+    }
+
+    /// A whole reply decodes to its body and its result: the first line a
+    /// client takes for final is the real one.
+    #[test]
+    fn replies_round_trip(
+        body in proptest::collection::vec("(\\.|OK|ERR|\r|[ -~]|é){0,12}", 0..8),
+        result in proptest::option::of("[ -~\n]{0,20}"),
+    ) {
+        let sent = reply(&body, result.clone().map_or(Ok(()), Err));
+        let lines: Vec<&str> = sent.strip_suffix('\n').unwrap_or(&sent).split('\n').collect();
+        let end = lines
+            .iter()
+            .position(|l| {
+                let seen = l.trim_end_matches('\r');
+                seen == "OK" || seen.starts_with("ERR")
+            })
+            .unwrap_or(lines.len());
+        proptest::prop_assert_eq!(end, body.len(), "{:?}", sent);
+        let got: Vec<&str> = lines[..end].iter().map(|l| unstuff(l)).collect();
+        proptest::prop_assert_eq!(got, body);
+        match result {
+            None => proptest::prop_assert_eq!(lines[end], "OK"),
+            Some(e) => proptest::prop_assert_eq!(lines[end], format!("ERR {}", e.replace('\n', " "))),
+        }
+    }
 }
 
 #[test]

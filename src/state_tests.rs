@@ -501,3 +501,6 @@ fn reload_restarts_only_what_runs_or_should_run() {
         (Stopping, vec![], false)
     );
 }
+
+#[path = "state_proptests.rs"]
+mod proptests;

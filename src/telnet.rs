@@ -283,3 +283,7 @@ mod tests {
         assert!(out.is_empty());
     }
 }
+
+#[cfg(test)]
+#[path = "telnet_proptests.rs"]
+mod proptests;

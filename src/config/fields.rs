@@ -50,10 +50,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         Err(e) => {
             return Err(vec![ConfigError {
                 file,
-                line: e.location().map(|l| l.line()),
+                // The one error without a position: a second document.
+                line: e
+                    .location()
+                    .map(|l| l.line())
+                    .or_else(|| super::locate::second_document(text)),
                 key: String::new(),
                 message: format!("invalid YAML: {e}"),
-            }])
+            }]);
         }
     };
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());

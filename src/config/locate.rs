@@ -130,6 +130,40 @@ fn split_key(line: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// The line where a second YAML document starts, if the text has one (for
+/// serde_yaml's "more than one document", which comes without a position).
+/// Not always a `---`: a root scalar, a comment, then a mapping is two documents
+/// to libyaml. So: the shortest run of whole lines that parses as two
+/// documents, found by bisection (a few parses, only on this error's path).
+pub fn second_document(text: &str) -> Option<usize> {
+    let ends: Vec<usize> = text
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .chain((!text.ends_with('\n')).then_some(text.len()))
+        .collect();
+    // Not by counting serde_yaml's documents: its iterator can yield without
+    // end on a broken text.
+    let two = |lines: usize| {
+        serde_yaml::from_str::<serde_yaml::Value>(&text[..ends[lines - 1]]).is_err_and(|e| {
+            e.location().is_none() && e.to_string().contains("more than one document")
+        })
+    };
+    if ends.is_empty() || !two(ends.len()) {
+        return None;
+    }
+    // two(hi) holds, two(lo) does not (no document fits in zero lines).
+    let (mut lo, mut hi) = (0, ends.len());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if two(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +198,23 @@ programs:
         // Siblings under a sequence item `- key:` stay siblings.
         let l = Locator::new("a:\n- b: 1\n  c: 2\n");
         assert_eq!(l.line(&["a", "c"]), Some(3));
+    }
+
+    #[test]
+    fn second_documents() {
+        for (text, want) in [
+            ("a: 1\n", None),
+            ("---\na: 1\n", None),
+            ("# c\n%YAML 1.2\n---\na: 1\n...\n", None),
+            ("a: 1\n---\nb: 2\n", Some(2)),
+            ("--- a\n--- b\n", Some(2)),
+            ("a: 1\n...\n\n# c\nb: 2\n", Some(5)),
+            ("a: 1\n...\n---\n", Some(3)),
+            ("a: |\n  ---x\n", None),
+            ("root scalar # note\nprograms:\n  a: 1\n", Some(2)),
+        ] {
+            assert_eq!(second_document(text), want, "{text:?}");
+        }
     }
 
     #[test]

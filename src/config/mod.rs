@@ -229,7 +229,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
-// The file's bytes, and the guard that runs before serde_yaml.
+// The file's bytes, and the guards that run before serde_yaml.
+mod aliases;
 mod nesting;
 #[cfg(test)]
 mod proptests;
@@ -251,6 +252,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             message: format!(
                 "invalid YAML: nested more than {} levels deep",
                 nesting::MAX_DEPTH
+            ),
+        }]);
+    }
+    if let Err(line) = aliases::check(text) {
+        return Err(vec![ConfigError {
+            file: path.display().to_string(),
+            line,
+            key: String::new(),
+            message: format!(
+                "invalid YAML: aliases expand it to more than {} nodes",
+                aliases::budget(text)
             ),
         }]);
     }

@@ -19,11 +19,13 @@ pub fn socket_of(path: &Path) -> Result<PathBuf, String> {
 /// [`socket_of`] for `text` as if read from `path`.
 pub fn socket_in(path: &Path, text: &str) -> Result<PathBuf, String> {
     let file = path.display();
-    let found = match serde_yaml::from_str::<Value>(text) {
-        Ok(Value::Mapping(m)) => m.get("socket").map(|v| (String::new(), v.clone())),
-        Ok(_) => None,
+    // The loader's guards first: an alias bomb or deep nesting is scanned.
+    let guarded = super::nesting::check(text).is_ok() && super::aliases::check(text).is_ok();
+    let found = match guarded.then(|| serde_yaml::from_str::<Value>(text)) {
+        Some(Ok(Value::Mapping(m))) => m.get("socket").map(|v| (String::new(), v.clone())),
+        Some(Ok(_)) => None,
         // Half-edited YAML: the top-level `socket:` line may still be fine.
-        Err(_) => scan(text)
+        _ => scan(text)
             .map_err(|n| format!("{file}:{n}: socket: cannot read its value"))?
             .map(|(n, v)| (format!(":{n}"), v)),
     };
@@ -94,6 +96,22 @@ mod tests {
         assert_eq!(
             sock("programs:\n  socket:\n    cmd: x\n"),
             Ok(crate::config::default_socket())
+        );
+    }
+
+    /// An alias bomb is not expanded (it took seconds and hundreds of MiB):
+    /// the `socket:` line is read on its own.
+    #[test]
+    fn an_alias_bomb_is_scanned_not_expanded() {
+        let items = vec!["x"; 3000].join(",");
+        let refs = vec!["*b"; 3000].join(",");
+        let text = format!("socket: /run/f.sock\nbig: &b [{items}]\nrefs: [{refs}]\n");
+        let t = std::time::Instant::now();
+        assert_eq!(sock(&text), Ok(PathBuf::from("/run/f.sock")));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
         );
     }
 

@@ -14,6 +14,9 @@ const FILE: &str = "/etc/tm/t.yaml";
 mod values;
 use values::{env_value, output, quote, seconds, signal, top_keys, umask, yaml_special, TopKeys};
 
+#[path = "proptests_mutated.rs"]
+mod mutated;
+
 /// One key of a generated program: `name: value`, then `below` lines one level
 /// deeper (or, for a block list at the key's own level, `below_level` 0).
 #[derive(Clone, Debug)]
@@ -343,7 +346,7 @@ fn check_errors(errors: &[super::ConfigError], text_lines: usize) -> Result<(), 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(crate::proptest_env::cases(256)))]
 
     #[test]
     fn any_bytes_load_or_name_the_file(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
