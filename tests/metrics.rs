@@ -444,3 +444,44 @@ fn a_scrape_is_not_shed_as_an_unauthenticated_control_peer() {
     );
     assert!(reply.contains("taskmaster_process_up{program=\"a\",process=\"a:0\"}"));
 }
+
+/// A scrape longer than the socket buffers is written over many turns; a
+/// reload meanwhile reorders the table (programs are listed by name). No
+/// process may be listed twice in a family: Prometheus rejects such a
+/// scrape whole.
+#[test]
+fn a_reload_during_a_long_scrape_never_lists_a_process_twice() {
+    let progs = "  p:\n    cmd: sleep 1000\n    numprocs: 1000\n    autostart: false\n";
+    let d = Daemon::start(progs);
+    let mut s = d.connect();
+    s.write_all(b"metrics\n").unwrap();
+    // Well into the per-state family (about 800 KB for 1000 processes),
+    // then stop reading: the daemon stalls there, at most a few hundred KB on.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16384];
+    while got.len() < 100_000 {
+        let n = s.read(&mut buf).expect("metrics reply");
+        assert!(n > 0, "the reply ended early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let conf = std::fs::read_to_string(&d.conf).unwrap();
+    let added = "  a:\n    cmd: sleep 1000\n    numprocs: 3\n    autostart: false\n";
+    std::fs::write(&d.conf, format!("{conf}{added}")).unwrap();
+    assert!(d.cmd("reload").contains("added a"));
+    got.extend_from_slice(read_all_until_ok(&mut s).as_bytes());
+    let text = String::from_utf8(got).unwrap();
+    let body = text.strip_suffix("OK\n").expect("final OK");
+    parse_exposition(body).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Reads `s` until the text read ends with a final `OK` line.
+fn read_all_until_ok(s: &mut std::os::unix::net::UnixStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !out.ends_with(b"\nOK\n") {
+        let n = s.read(&mut buf).expect("the rest of the reply");
+        assert!(n > 0, "the reply ended without OK");
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(out).unwrap()
+}
