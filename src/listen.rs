@@ -40,7 +40,12 @@ pub fn bind_socket(path: &Path, mode: u32, group: Option<u32>) -> Result<UnixLis
                 path.display()
             ));
         }
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        // A non-blocking probe: a blocking connect() waits for as long as
+        // the listener's backlog is full, and a listener that never accepts
+        // (another user's, in a shared folder) would hang the start, or the
+        // whole loop on a reload. A full backlog (WouldBlock) means alive.
+        let probe = mio::net::UnixStream::connect(path);
+        if probe.is_ok() || probe.is_err_and(|e| e.kind() == io::ErrorKind::WouldBlock) {
             return Err(format!(
                 "another taskmasterd is already running on {}",
                 path.display()

@@ -163,7 +163,25 @@ impl Reactor {
             }
         );
         // Survivors of a crashed predecessor go before anything of ours starts.
-        crate::recovery::recover(&self.listeners.socket_path);
+        // Recovery may wait a whole stoptime: a SIGTERM meanwhile ends it
+        // (and the daemon, with nothing of its own started). Other signals
+        // that came are raised again for the loop.
+        let mut held = Vec::new();
+        let signals = &mut self.signals;
+        let path = self.listeners.socket_path.clone();
+        let stopped = crate::recovery::recover(&path, &mut || {
+            held.extend(signals.pending());
+            let stop = |s: &i32| lifecycle::on_signal(*s, false) == SignalPlan::Shutdown;
+            held.iter().any(stop)
+        });
+        if stopped {
+            info!("asked to stop during crash recovery: exiting, nothing started");
+            self.listeners.remove_socket();
+            return 0;
+        }
+        for sig in held {
+            unsafe { libc::raise(sig) };
+        }
         if let Err(e) = crate::daemonize::serving() {
             error!("{e}");
             eprintln!("taskmasterd: {e}");

@@ -279,16 +279,21 @@ fn signal(pgid: i32, members: &[i32], sig: i32) {
     }
 }
 
-/// Waits until every group in `left` is gone or `limit` passes; returns
-/// the groups still alive with their members.
-fn wait_gone(left: Vec<(i32, Entry)>, limit: Duration) -> Vec<(i32, Entry, Vec<i32>)> {
+/// Waits until every group in `left` is gone, `limit` passes, or `stop`
+/// says the daemon is asked to stop; returns the groups still alive with
+/// their members.
+fn wait_gone(
+    left: Vec<(i32, Entry)>,
+    limit: Duration,
+    stop: &mut dyn FnMut() -> bool,
+) -> Vec<(i32, Entry, Vec<i32>)> {
     let deadline = Instant::now() + limit;
     loop {
         let alive: Vec<_> = (left.iter())
             .map(|(g, e)| (*g, e.clone(), survivors(*g, e)))
             .filter(|(_, _, m)| !m.is_empty())
             .collect();
-        if alive.is_empty() || Instant::now() >= deadline {
+        if alive.is_empty() || Instant::now() >= deadline || stop() {
             return alive;
         }
         std::thread::sleep(POLL);
@@ -307,7 +312,12 @@ fn trusted(f: &std::fs::File) -> bool {
     })
 }
 
-pub fn recover(socket: &Path) {
+///
+/// `stop` is asked while recovery waits (which may last the longest recorded
+/// stoptime): once it says a SIGTERM came, the wait ends and what is left
+/// gets SIGKILL at once, as a second SIGTERM during a shutdown would do.
+/// Returns whether `stop` said so.
+pub fn recover(socket: &Path, stop: &mut dyn FnMut() -> bool) -> bool {
     let path = state_path(socket);
     let opened = std::fs::OpenOptions::new()
         .read(true)
@@ -319,17 +329,17 @@ pub fn recover(socket: &Path) {
                 "crash recovery: ignoring {}: not a regular file of ours, mode 0600 (someone else may have written it)",
                 path.display()
             );
-            return;
+            return false;
         }
         Ok(f) => {
             let mut s = String::new();
             let _ = std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_FILE), &mut s);
             s
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
         Err(e) => {
             warn!("crash recovery: cannot read {}: {e}", path.display());
-            return;
+            return false;
         }
     };
     let mut found = Vec::new();
@@ -358,22 +368,31 @@ pub fn recover(socket: &Path) {
         signal(pgid, &members, e.signal);
         found.push((pgid, e));
     }
+    let mut stopped = false;
     if found.is_empty() {
         info!("crash recovery: {} names no live group", path.display());
     } else {
         let longest = found.iter().map(|(_, e)| e.stoptime).max();
         let count = found.len();
-        let stubborn = wait_gone(found, longest.unwrap_or_default());
+        let mut asked = || {
+            stopped = stopped || stop();
+            stopped
+        };
+        let stubborn = wait_gone(found, longest.unwrap_or_default(), &mut asked);
         for (pgid, e, members) in &stubborn {
-            warn!(
-                "crash recovery: {}: process group {pgid} still alive after {:.1}s: SIGKILL",
-                e.name,
-                e.stoptime.as_secs_f64()
-            );
+            if stopped {
+                warn!("crash recovery: {}: process group {pgid}: SIGKILL (the daemon is asked to stop)", e.name);
+            } else {
+                warn!(
+                    "crash recovery: {}: process group {pgid} still alive after {:.1}s: SIGKILL",
+                    e.name,
+                    e.stoptime.as_secs_f64()
+                );
+            }
             signal(*pgid, members, libc::SIGKILL);
         }
         let left: Vec<_> = stubborn.into_iter().map(|(g, e, _)| (g, e)).collect();
-        for (pgid, e, _) in wait_gone(left, KILL_WAIT) {
+        for (pgid, e, _) in wait_gone(left, KILL_WAIT, &mut || false) {
             warn!(
                 "crash recovery: {}: process group {pgid} survives SIGKILL",
                 e.name
@@ -384,6 +403,7 @@ pub fn recover(socket: &Path) {
     if let Err(e) = std::fs::remove_file(&path) {
         warn!("crash recovery: cannot remove {}: {e}", path.display());
     }
+    stopped
 }
 
 #[cfg(test)]

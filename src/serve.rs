@@ -120,8 +120,10 @@ impl Reactor {
                     && c.attached.is_none()
                     && c.conn.idle();
                 // A TCP peer that has not authenticated is idle by definition
-                // (it can do nothing else) and the first of those to go.
-                let locked = !c.conn.authed && self.sup.config.listen_secret.is_some();
+                // (it can do nothing else) and the first of those to go. Not
+                // a metrics client: it needs no secret (and is not `is_tcp`).
+                let locked =
+                    c.conn.is_tcp() && !c.conn.authed && self.sup.config.listen_secret.is_some();
                 let rank = if c.conn.hup {
                     0
                 } else if locked {

@@ -3,8 +3,6 @@
 mod common;
 use common::*;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[test]
@@ -67,27 +65,4 @@ fn many_processes_with_output_files_all_run() {
             .count()
             == 300
     });
-}
-
-/// Starts the daemon on `d`'s config with RLIMIT_NOFILE `soft`/`hard`.
-fn launch_limited(d: &mut Daemon, soft: u64, hard: u64) {
-    let mut cmd = Command::new(DAEMON);
-    cmd.arg("-c")
-        .arg(&d.conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    unsafe {
-        cmd.pre_exec(move || {
-            let r = libc::rlimit {
-                rlim_cur: soft,
-                rlim_max: hard,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    d.child = Some(cmd.spawn().expect("spawn taskmasterd"));
 }

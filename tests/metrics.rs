@@ -382,3 +382,106 @@ fn metrics_listen_is_bound_on_reload() {
     assert!(r.ends_with("nothing changed\n"), "{r}");
     assert!(http(port, b"GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
 }
+
+/// The client table is shared: when it is full, unauthenticated peers of
+/// the secret-protected TCP control port go first. A metrics client needs no
+/// secret and must not be taken for one of them (a flood of unauthenticated
+/// connects would otherwise close every scrape first).
+#[test]
+fn a_scrape_is_not_shed_as_an_unauthenticated_control_peer() {
+    let secret = tempfile::tempdir().unwrap();
+    let file = secret.path().join("secret");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let extra = format!(
+        "listen: 127.0.0.1:0\nlisten_secret_file: {}\nmetrics_listen: \"127.0.0.1:0\"\nminfds: 50\n",
+        file.display()
+    );
+    let mut d = Daemon::configure("  a:\n    cmd: sleep 1000\n", &extra);
+    // 100 fds: a client table of about 30.
+    launch_limited(&mut d, 100, 100);
+    let port = metrics_port(&d);
+    let mark = "TCP control listener on 127.0.0.1:";
+    d.wait_log(mark, 10.0);
+    let log = d.log_text();
+    let control: u16 = log
+        .rsplit(mark)
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("the control port");
+    let mut scrape = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    scrape.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    scrape.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
+    // A whole request on the same listener: once answered, the scrape
+    // before it was admitted too.
+    let mut other = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    other.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    other.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    assert!(read_all(other).starts_with("HTTP/1.1 200 OK"));
+    // Twice the table of unauthenticated control peers.
+    let mut flood = Vec::new();
+    for _ in 0..60 {
+        let s = TcpStream::connect(("127.0.0.1", control)).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        flood.push(s);
+    }
+    // The last one is served: every one before it was admitted (or shed).
+    let last = flood.last_mut().unwrap();
+    last.write_all(b"status\n").unwrap();
+    let mut got = [0u8; 64];
+    let n = last.read(&mut got).unwrap();
+    assert!(
+        got[..n].starts_with(b"ERR authentication required"),
+        "{:?}",
+        &got[..n]
+    );
+    scrape.write_all(b"\r\n").unwrap();
+    let reply = read_all(scrape);
+    assert!(
+        reply.starts_with("HTTP/1.1 200 OK"),
+        "the scrape was closed: {reply:?}"
+    );
+    assert!(reply.contains("taskmaster_process_up{program=\"a\",process=\"a:0\"}"));
+}
+
+/// A scrape longer than the socket buffers is written over many turns; a
+/// reload meanwhile reorders the table (programs are listed by name). No
+/// process may be listed twice in a family: Prometheus rejects such a
+/// scrape whole.
+#[test]
+fn a_reload_during_a_long_scrape_never_lists_a_process_twice() {
+    let progs = "  p:\n    cmd: sleep 1000\n    numprocs: 1000\n    autostart: false\n";
+    let d = Daemon::start(progs);
+    let mut s = d.connect();
+    s.write_all(b"metrics\n").unwrap();
+    // Well into the per-state family (about 800 KB for 1000 processes),
+    // then stop reading: the daemon stalls there, at most a few hundred KB on.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16384];
+    while got.len() < 100_000 {
+        let n = s.read(&mut buf).expect("metrics reply");
+        assert!(n > 0, "the reply ended early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let conf = std::fs::read_to_string(&d.conf).unwrap();
+    let added = "  a:\n    cmd: sleep 1000\n    numprocs: 3\n    autostart: false\n";
+    std::fs::write(&d.conf, format!("{conf}{added}")).unwrap();
+    assert!(d.cmd("reload").contains("added a"));
+    got.extend_from_slice(read_all_until_ok(&mut s).as_bytes());
+    let text = String::from_utf8(got).unwrap();
+    let body = text.strip_suffix("OK\n").expect("final OK");
+    parse_exposition(body).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Reads `s` until the text read ends with a final `OK` line.
+fn read_all_until_ok(s: &mut std::os::unix::net::UnixStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !out.ends_with(b"\nOK\n") {
+        let n = s.read(&mut buf).expect("the rest of the reply");
+        assert!(n > 0, "the reply ended without OK");
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(out).unwrap()
+}

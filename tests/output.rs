@@ -32,6 +32,10 @@ fn tail_by_lines_partial_stderr_and_dot_stuffing() {
     );
     d.wait_state("talk:0", "RUNNING", 5.0);
     wait_until(5.0, "the output", || d.cmd("tail talk").contains("partial"));
+    // stderr is another pipe, read in its own turn: wait for it too.
+    wait_until(5.0, "the stderr", || {
+        d.cmd("tail talk stderr").contains("oops")
+    });
     assert_eq!(d.cmd("tail talk:0"), "a\n..dot\n.OK\n.ERR x\npartial\nOK\n");
     assert_eq!(d.cmd("tail -n 2 talk"), ".ERR x\npartial\nOK\n");
     assert_eq!(d.cmd("tail talk stderr"), "oops\nOK\n");

@@ -206,3 +206,34 @@ fn descendants_that_left_their_group_are_ended_too_and_only_ours() {
     assert_eq!(other.cmd("status s").lines().count(), 2);
     assert!(other.cmd("status s").contains("RUNNING"));
 }
+
+/// Recovery may wait a whole stoptime before the loop runs: a SIGTERM then
+/// must end it (what is left gets SIGKILL) and the daemon, without starting
+/// the programs first and without waiting out the stoptime.
+#[test]
+fn sigterm_during_recovery_ends_it_at_once_and_starts_nothing() {
+    let prog = "  s:\n    cmd: \"sh -c 'trap \\\"\\\" TERM; while :; do sleep 0.2; done'\"\n    \
+                starttime: 0.1\n    stoptime: 300\n";
+    let mut d = Daemon::start(prog);
+    d.wait_state("s:0", "RUNNING", 5.0);
+    let pgid = d.pid("s:0").expect("pid");
+    let state = std::path::PathBuf::from(format!("{}.state", d.sock.display()));
+    wait_until(5.0, "the state file", || state.exists());
+    d.signal(libc::SIGKILL);
+    d.wait_exit(5.0);
+    d.relaunch(&[]);
+    d.wait_log("survived the previous daemon; sending SIGTERM", 10.0);
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(20.0);
+    assert_eq!(status.code(), Some(0));
+    wait_until(10.0, "the old group to be gone", || {
+        group_members(pgid).is_empty()
+    });
+    let log = d.log_text();
+    assert_eq!(
+        log.matches("spawned pid").count(),
+        1,
+        "nothing started: {log}"
+    );
+    assert!(!d.sock.exists(), "the socket is removed");
+}

@@ -94,3 +94,72 @@ fn stale_socket_is_reclaimed_and_non_socket_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists and is not a socket"));
     assert_eq!(std::fs::read_to_string(&other.sock).unwrap(), "precious");
 }
+
+/// A listener on `path` whose backlog is full and which never accepts: what
+/// another local user can leave at a socket path in a shared folder. A
+/// blocking connect() to it waits for as long as it stays so.
+fn squat(path: &std::path::Path) -> (std::os::unix::net::UnixListener, Vec<mio::net::UnixStream>) {
+    use std::os::fd::AsRawFd;
+    let l = std::os::unix::net::UnixListener::bind(path).unwrap();
+    // listen() again lowers the backlog: one connection fills it.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    let mut held = Vec::new();
+    loop {
+        match mio::net::UnixStream::connect(path) {
+            Ok(s) => held.push(s),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("filling the backlog: {e}"),
+        }
+        assert!(held.len() < 1000, "the backlog never filled");
+    }
+    (l, held)
+}
+
+#[test]
+fn a_socket_that_never_accepts_is_neither_waited_on_nor_taken() {
+    let d = Daemon::start("  a:\n    cmd: sleep 100\n");
+    let busy = d.path("busy.sock");
+    let _squatter = squat(&busy);
+    // A second daemon on that path: refused at once, the socket left alone.
+    let other = Daemon::configure("  a:\n    cmd: sleep 100\n", "");
+    let conf = std::fs::read_to_string(&other.conf).unwrap();
+    let conf = conf.replace(
+        &other.sock.display().to_string(),
+        &busy.display().to_string(),
+    );
+    std::fs::write(&other.conf, conf).unwrap();
+    let mut child = Command::new(DAEMON)
+        .arg("-c")
+        .arg(&other.conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status.is_none() && std::time::Instant::now() < deadline {
+        status = child.try_wait().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let exited = status.is_some();
+    if !exited {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    assert!(exited, "taskmasterd hung on a socket that never accepts");
+    assert_eq!(status.code(), Some(1));
+    let err = read_all(child.stderr.take().unwrap());
+    assert!(
+        err.contains("another taskmasterd is already running on"),
+        "{err}"
+    );
+    assert!(busy.exists(), "the other listener's socket was not removed");
+    // A reload onto that path keeps the old socket, and the loop never stalls.
+    let conf = std::fs::read_to_string(&d.conf).unwrap();
+    let conf = conf.replace(&d.sock.display().to_string(), &busy.display().to_string());
+    std::fs::write(&d.conf, conf).unwrap();
+    let reply = d.cmd("reload");
+    assert!(reply.contains("kept socket"), "{reply}");
+    assert!(d.cmd("status").ends_with("OK\n"));
+}

@@ -317,3 +317,27 @@ pub fn running(argv: &[&str]) -> Vec<i32> {
     }
     out
 }
+
+/// Starts the daemon on `d`'s config with RLIMIT_NOFILE `soft`/`hard`.
+pub fn launch_limited(d: &mut Daemon, soft: u64, hard: u64) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(DAEMON);
+    cmd.arg("-c")
+        .arg(&d.conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    d.child = Some(cmd.spawn().expect("spawn taskmasterd"));
+}
