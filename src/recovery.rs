@@ -18,7 +18,7 @@
 
 use crate::supervisor::Supervisor;
 use log::{info, warn};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -191,28 +191,44 @@ fn proc_stat(pid: i32) -> Option<Stat> {
     })
 }
 
-/// Live processes of the recorded group `pgid` (started no earlier than its
-/// leader), or nothing if the number now belongs to an unrelated process.
-fn survivors(pgid: i32, e: &Entry) -> Vec<i32> {
-    let leader = proc_stat(pgid);
-    if leader.as_ref().is_some_and(|s| s.start != e.start) {
-        return Vec::new();
+/// Every live (non-zombie) process by process group: (pid, start time).
+/// One pass over /proc serves every recorded group, however many there are.
+struct Snapshot(HashMap<i32, Vec<(i32, u64)>>);
+
+impl Snapshot {
+    fn take() -> Snapshot {
+        let mut groups: HashMap<i32, Vec<(i32, u64)>> = HashMap::new();
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for pid in dir
+                .flatten()
+                .filter_map(|d| d.file_name().to_str()?.parse::<i32>().ok())
+            {
+                if let Some(s) = proc_stat(pid).filter(|s| !s.zombie) {
+                    groups.entry(s.pgrp).or_default().push((pid, s.start));
+                }
+            }
+        }
+        Snapshot(groups)
     }
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut out: Vec<i32> = dir
-        .flatten()
-        .filter_map(|d| d.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            proc_stat(*pid).is_some_and(|s| !s.zombie && s.pgrp == pgid && s.start >= e.start)
-        })
-        .collect();
-    // A leader that moved to a group of its own is still ours.
-    if leader.is_some_and(|s| !s.zombie) && !out.contains(&pgid) {
-        out.push(pgid);
+
+    /// Live processes of the recorded group `pgid` (started no earlier than
+    /// its leader), or nothing if the number now belongs to an unrelated
+    /// process.
+    fn survivors(&self, pgid: i32, e: &Entry) -> Vec<i32> {
+        let leader = proc_stat(pgid);
+        if leader.as_ref().is_some_and(|s| s.start != e.start) {
+            return Vec::new();
+        }
+        let mut out: Vec<i32> = (self.0.get(&pgid).into_iter().flatten())
+            .filter(|(_, start)| *start >= e.start)
+            .map(|(pid, _)| *pid)
+            .collect();
+        // A leader that moved to a group of its own is still ours.
+        if leader.is_some_and(|s| !s.zombie) && !out.contains(&pgid) {
+            out.push(pgid);
+        }
+        out
     }
-    out
 }
 
 /// Descendants that left their recorded group (setsid or setpgid, then
@@ -289,8 +305,9 @@ fn wait_gone(
 ) -> Vec<(i32, Entry, Vec<i32>)> {
     let deadline = Instant::now() + limit;
     loop {
+        let snap = Snapshot::take();
         let alive: Vec<_> = (left.iter())
-            .map(|(g, e)| (*g, e.clone(), survivors(*g, e)))
+            .map(|(g, e)| (*g, e.clone(), snap.survivors(*g, e)))
             .filter(|(_, _, m)| !m.is_empty())
             .collect();
         if alive.is_empty() || Instant::now() >= deadline || stop() {
@@ -343,8 +360,9 @@ pub fn recover(socket: &Path, stop: &mut dyn FnMut() -> bool) -> bool {
         }
     };
     let mut found = Vec::new();
+    let snap = Snapshot::take();
     for (pgid, e) in parse(&text) {
-        let members = survivors(pgid, &e);
+        let members = snap.survivors(pgid, &e);
         if members.is_empty() {
             continue;
         }
@@ -357,8 +375,9 @@ pub fn recover(socket: &Path, stop: &mut dyn FnMut() -> bool) -> bool {
         signal(pgid, &members, e.signal);
         found.push((pgid, e));
     }
+    let snap = Snapshot::take();
     for (pgid, e) in escaped(&parse(&text), socket, &found) {
-        let members = survivors(pgid, &e);
+        let members = snap.survivors(pgid, &e);
         warn!(
             "crash recovery: {}: process group {pgid} ({} processes) left its process's group and survived the previous daemon; sending {}",
             e.name,
@@ -435,8 +454,9 @@ mod tests {
             stoptime: Duration::ZERO,
             name: "t".into(),
         };
-        assert!(survivors(me, &e(real + 1)).is_empty());
-        assert!(survivors(me, &e(real)).contains(&me));
+        let snap = Snapshot::take();
+        assert!(snap.survivors(me, &e(real + 1)).is_empty());
+        assert!(snap.survivors(me, &e(real)).contains(&me));
     }
 
     #[test]
