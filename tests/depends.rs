@@ -376,6 +376,9 @@ fn shipped_chain_example_runs_in_order() {
     assert!(at("migrate:0: RUNNING -> EXITED_EXPECTEDLY") < at("api:0: spawned"));
     assert!(at("api:0: STARTING -> RUNNING") < at("web:0: spawned"));
     assert!(at("api:0: STARTING -> RUNNING") < at("web:1: spawned"));
+    // The log names each process's own command line.
+    let spawned = log[at("web:1: spawned")..].lines().next().unwrap_or("");
+    assert!(spawned.ends_with(" 47321)"), "{spawned}");
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(60.0).success());
     let log = d.log_text();
