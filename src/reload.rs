@@ -2,7 +2,7 @@
 //! program, and the lines that say so.
 
 use crate::config::expand::templates_differ;
-use crate::config::{Config, Program};
+use crate::config::{probes_differ, Config, Program};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
@@ -51,6 +51,7 @@ fn changed(pairs: &[(&'static str, bool)]) -> Vec<&'static str> {
 
 /// Keys applied in place.
 fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
+    let n = a.numprocs.min(b.numprocs);
     let pairs: [(&'static str, bool); 19] = [
         ("autorestart", a.autorestart != b.autorestart),
         ("exitcodes", a.exitcodes != b.exitcodes),
@@ -75,8 +76,15 @@ fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
         ("depends_on", a.depends_on != b.depends_on),
         ("priority", a.priority != b.priority),
         // Probes are the daemon's: applied from the next check on.
-        ("ready", a.ready != b.ready),
-        ("healthcheck", a.healthcheck != b.healthcheck),
+        // Compared after expansion, for the processes both versions have.
+        (
+            "ready",
+            probes_differ(a.ready.as_ref(), b.ready.as_ref(), n),
+        ),
+        (
+            "healthcheck",
+            probes_differ(a.healthcheck.as_ref(), b.healthcheck.as_ref(), n),
+        ),
     ];
     changed(&pairs)
 }

@@ -12,6 +12,7 @@ pub(super) fn probe(check: Check) -> Probe {
         interval: Duration::from_millis(500),
         timeout: Duration::from_secs(2),
         retries: 3,
+        per_process: None,
     }
 }
 

@@ -80,6 +80,7 @@ fn program() -> impl Strategy<Value = Program> {
                 interval: Duration::from_millis(500),
                 timeout: Duration::from_secs(2),
                 retries: 3,
+                per_process: None,
             };
             c.ready = Some(p.clone());
             c.healthcheck = Some(p);

@@ -317,11 +317,82 @@ fn shipped_chain_example_is_valid() {
     let c = taskmaster::config::load(std::path::Path::new(conf)).unwrap();
     let api = c.programs.iter().find(|p| p.name == "api").unwrap();
     assert_eq!(api.depends_on.len(), 2);
+    // Each web process is probed on its own port.
+    let web = c.programs.iter().find(|p| p.name == "web").unwrap();
+    let ready = web.ready.as_ref().unwrap();
+    for (i, port) in [(0, 47320), (1, 47321)] {
+        let want = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(
+            ready.for_index(i).check,
+            taskmaster::config::Check::Tcp(want)
+        );
+    }
     let out = Command::new(DAEMON)
         .args(["--check", "-c", conf])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// The shipped example for real (it needs python3 and its four ports): all
+/// RUNNING in dependency order, each once its probe passed; shutdown stops
+/// web before api before db.
+#[test]
+fn shipped_chain_example_runs_in_order() {
+    let python = Command::new("python3").arg("--version").output();
+    if !python.is_ok_and(|o| o.status.success()) {
+        return eprintln!("skipped: conf/chain.yaml needs python3, not found");
+    }
+    let ports = [47310, 47311, 47320, 47321];
+    if let Some(p) = ports
+        .iter()
+        .find(|&&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_err())
+    {
+        return eprintln!("skipped: port {p} of conf/chain.yaml is in use");
+    }
+    let d = Daemon::configure("", "");
+    let shipped = include_str!("../conf/chain.yaml");
+    // The same file with this test's own socket and log.
+    let text: String = shipped
+        .lines()
+        .map(|l| match l {
+            _ if l.starts_with("socket:") => format!("socket: {}\n", d.sock.display()),
+            _ if l.starts_with("logfile:") => format!("logfile: {}\n", d.log.display()),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&d.conf, text).unwrap();
+    let mut d = d.launch(&[]);
+    for n in ["db:0", "api:0", "web:0", "web:1"] {
+        d.wait_state(n, "RUNNING", 60.0);
+    }
+    d.wait_state("migrate:0", "EXITED_EXPECTEDLY", 20.0);
+    let log = d.log_text();
+    let at = |needle: &str| position(&log, needle);
+    for n in ["db:0", "api:0", "web:0", "web:1"] {
+        assert!(at(&format!("{n}: ready")) < at(&format!("{n}: STARTING -> RUNNING")));
+    }
+    assert!(at("db:0: STARTING -> RUNNING") < at("migrate:0: spawned"));
+    assert!(at("migrate:0: RUNNING -> EXITED_EXPECTEDLY") < at("api:0: spawned"));
+    assert!(at("api:0: STARTING -> RUNNING") < at("web:0: spawned"));
+    assert!(at("api:0: STARTING -> RUNNING") < at("web:1: spawned"));
+    // The log names each process's own command line.
+    let spawned = log[at("web:1: spawned")..].lines().next().unwrap_or("");
+    assert!(spawned.ends_with(" 47321)"), "{spawned}");
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(60.0).success());
+    let log = d.log_text();
+    let at = |needle: &str| position(&log, needle);
+    for web in ["web:0", "web:1"] {
+        assert!(at(&format!("{web}: STOPPING -> STOPPED")) < at("api:0: RUNNING -> STOPPING"));
+    }
+    assert!(at("api:0: STOPPING -> STOPPED") < at("db:0: RUNNING -> STOPPING"));
+}
+
+/// Where `needle` first is in the daemon's log.
+fn position(log: &str, needle: &str) -> usize {
+    log.find(needle)
+        .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{log}"))
 }
 
 /// Many processes on both sides: each dependency transition is one count

@@ -316,3 +316,94 @@ fn start_replies_once_the_probe_passed() {
     assert_eq!(read_reply(&mut c), "s:0: started\nOK\n");
     assert_eq!(d.state("s:0"), "RUNNING");
 }
+
+/// A base B such that ports B0, B1 and B2 (B * 10 + i) are free now; below
+/// the kernel's ephemeral range, so no outgoing connection takes one later.
+fn free_port_triple() -> u16 {
+    let start = 1000 + (std::process::id() % 2000) as u16;
+    (start..3276)
+        .chain(1000..start)
+        .find(|b| (0..3).all(|i| TcpListener::bind(("127.0.0.1", b * 10 + i)).is_ok()))
+        .expect("three free ports in a row")
+}
+
+/// `%(ENV_…)s` and `%(process_num)d` in a tcp probe: each of three processes
+/// is probed on its own port and becomes RUNNING when that one accepts.
+#[test]
+fn each_process_is_ready_when_its_own_port_listens() {
+    let base = free_port_triple();
+    let d = Daemon::start_with(
+        "  srv:\n    cmd: sleep 100\n    starttime: 60\n    \
+         ready: {tcp: \"127.0.0.1:%(ENV_TM_PORT_BASE)s%(process_num)d\", interval: 0.1}\n    \
+         numprocs: 3\n",
+        "",
+        &[("TM_PORT_BASE", &base.to_string())],
+    );
+    for i in 0..3 {
+        still_starting_after_a_while(&d, &format!("srv:{i}"));
+    }
+    let listen = |i: u16| TcpListener::bind(("127.0.0.1", base * 10 + i)).unwrap();
+    // Another second of probes, every 0.1 s, for those whose port is closed.
+    let a_second_more = |name: &str| {
+        let now = d.proc(name)["uptime_s"].as_u64().unwrap_or(0);
+        wait_until(20.0, "another second", || {
+            d.proc(name)["uptime_s"].as_u64().unwrap_or(0) > now
+        });
+        assert_eq!(d.state(name), "STARTING", "{}", d.proc(name));
+    };
+    let _one = listen(1);
+    d.wait_state("srv:1", "RUNNING", 20.0);
+    a_second_more("srv:0");
+    a_second_more("srv:2");
+    let _two = listen(2);
+    d.wait_state("srv:2", "RUNNING", 20.0);
+    a_second_more("srv:0");
+    let _zero = listen(0);
+    d.wait_state("srv:0", "RUNNING", 20.0);
+    let log = d.log_text();
+    for i in 0..3 {
+        assert_eq!(log.matches(&format!("srv:{i}: ready")).count(), 1, "{log}");
+    }
+}
+
+/// Reload compares expanded probe strings (another spelling of the same ports
+/// is no change), and a per-process health check watches each process's own
+/// port: closing one port makes only that process unhealthy.
+#[test]
+fn reload_compares_expanded_probes_and_health_checks_each_own_port() {
+    let base = free_port_triple();
+    let d = Daemon::start_with(
+        "  srv:\n    cmd: sleep 100\n    starttime: 60\n    autorestart: never\n    numprocs: 2\n    \
+         ready: {tcp: \"127.0.0.1:%(ENV_TM_PORT_BASE)s%(process_num)d\", interval: 0.1}\n",
+        "",
+        &[("TM_PORT_BASE", &base.to_string())],
+    );
+    let zero = TcpListener::bind(("127.0.0.1", base * 10)).unwrap();
+    let one = TcpListener::bind(("127.0.0.1", base * 10 + 1)).unwrap();
+    d.wait_state("srv:0", "RUNNING", 20.0);
+    d.wait_state("srv:1", "RUNNING", 20.0);
+    let pid0 = d.pid("srv:0");
+    // Connections srv:0's probes make to its port, counted from here on.
+    zero.set_nonblocking(true).unwrap();
+    while zero.accept().is_ok() {}
+    let text = std::fs::read_to_string(&d.conf).unwrap();
+    std::fs::write(&d.conf, text.replace("%(process_num)d", "%(process_num)1d")).unwrap();
+    assert_eq!(d.cmd("reload"), "OK\n", "the same ports, spelled otherwise");
+    let text = std::fs::read_to_string(&d.conf).unwrap();
+    let health = "    healthcheck: {tcp: \"127.0.0.1:%(ENV_TM_PORT_BASE)s%(process_num)d\", \
+                  interval: 0.2, retries: 2}\n";
+    std::fs::write(&d.conf, text + health).unwrap();
+    assert_eq!(d.cmd("reload"), "updated srv (healthcheck)\nOK\n");
+    drop(one);
+    d.wait_state("srv:1", "EXITED_UNEXPECTEDLY", 30.0);
+    d.wait_log("srv:1: unhealthy", 5.0);
+    // srv:0's checks go to its own port, which still accepts: healthy.
+    let mut checks = 0;
+    wait_until(30.0, "3 health checks of srv:0 on its port", || {
+        checks += std::iter::from_fn(|| zero.accept().ok()).count();
+        checks >= 3
+    });
+    assert_eq!(d.state("srv:0"), "RUNNING");
+    assert_eq!(d.pid("srv:0"), pid0);
+    assert!(!d.log_text().contains("srv:0: health check failed"));
+}

@@ -276,8 +276,8 @@ impl Ctx<'_> {
                 "rlimits" => p.rlimits = self.rlimits(&path, v),
                 "depends_on" => p.depends_on = self.depends_on(&path, v),
                 "priority" => p.priority = self.priority(&path, v),
-                "ready" => p.ready = self.ready(&path, v),
-                "healthcheck" => p.healthcheck = self.healthcheck(&path, v),
+                "ready" => raw.ready = self.ready(&path, v),
+                "healthcheck" => raw.healthcheck = self.healthcheck(&path, v),
                 _ => self.unknown(&path, PROGRAM_KEYS, Level::Program),
             }
         }
@@ -528,6 +528,9 @@ mod graph;
 #[path = "probes.rs"]
 mod probes;
 pub use probes::{parse_http, Check, HttpTarget, Probe};
+#[path = "probe_expand.rs"]
+mod probe_expand;
+pub use probe_expand::probes_differ;
 
 #[cfg(test)]
 #[path = "tests.rs"]

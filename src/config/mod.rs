@@ -26,7 +26,7 @@ pub use defaults::{
     check_folder_of, default_logfile, default_socket, is_default_path, prepare_default_path,
 };
 pub use fields::{parse_address, DEFAULT_SYSLOG};
-pub use fields::{parse_http, Check, HttpTarget, Probe};
+pub use fields::{parse_http, probes_differ, Check, HttpTarget, Probe};
 pub use fields::{Rlimit, RunAs, RLIMIT_NAMES};
 pub use peek::socket_of;
 pub use size::parse_size;

@@ -2,6 +2,9 @@
 //! and for readiness also notify and file), its interval and timeout, and for
 //! health checks the number of consecutive failures tolerated.
 //! (A child module of `fields`, so it shares its error collector.)
+//!
+//! The check's string is kept as written here and expanded (`%(…)`) once the
+//! whole program is read (`probe_expand.rs`): `numprocs` may come after it.
 
 use super::{parse_address, show, Ctx};
 use serde_yaml::Value;
@@ -57,6 +60,17 @@ pub struct Probe {
     /// Consecutive failures before a health check declares the process
     /// unhealthy (unused for readiness: any success counts, failures retry).
     pub retries: u32,
+    /// Only when the check's string uses `%(process_num)`: its template
+    /// (`check` holds process 0's value); `for_index` completes it.
+    pub per_process: Option<String>,
+}
+
+/// A probe whose check string (tcp, http, command or file) is not expanded
+/// yet: `probe.check` is a placeholder until `finish_probe`.
+pub(super) struct RawProbe {
+    pub probe: Probe,
+    /// The check's key and its text as written; none for `notify`.
+    pub text: Option<(&'static str, String)>,
 }
 
 /// Readiness: checked often, so a start is noticed quickly.
@@ -74,16 +88,16 @@ const HEALTH_KEYS: &str = "one of tcp, http, command; and interval, timeout, ret
 
 impl Ctx<'_> {
     /// `ready: {tcp|http|command|notify|file: …, interval, timeout}`.
-    pub(super) fn ready(&mut self, path: &[&str], v: &Value) -> Option<Probe> {
+    pub(super) fn ready(&mut self, path: &[&str], v: &Value) -> Option<RawProbe> {
         self.probe(path, v, false)
     }
 
     /// `healthcheck: {tcp|http|command: …, interval, timeout, retries}`.
-    pub(super) fn healthcheck(&mut self, path: &[&str], v: &Value) -> Option<Probe> {
+    pub(super) fn healthcheck(&mut self, path: &[&str], v: &Value) -> Option<RawProbe> {
         self.probe(path, v, true)
     }
 
-    fn probe(&mut self, path: &[&str], v: &Value, health: bool) -> Option<Probe> {
+    fn probe(&mut self, path: &[&str], v: &Value, health: bool) -> Option<RawProbe> {
         let keys = if health { HEALTH_KEYS } else { READY_KEYS };
         let Value::Mapping(map) = v else {
             self.err(
@@ -101,6 +115,7 @@ impl Ctx<'_> {
             },
             timeout: TIMEOUT,
             retries: RETRIES,
+            per_process: None,
         };
         let mut checks = Vec::new();
         let mut ok = true;
@@ -111,25 +126,28 @@ impl Ctx<'_> {
             };
             let full: Vec<&str> = path.iter().copied().chain([key]).collect();
             let check = match key {
-                "tcp" => self.address(&full, v).map(Check::Tcp),
-                "http" => self.http(&full, v).map(Check::Http),
+                "tcp" => self
+                    .string(&full, v, "an address HOST:PORT")
+                    .map(|t| Some(("tcp", t))),
+                "http" => self
+                    .string(&full, v, "an http:// URL")
+                    .map(|t| Some(("http", t))),
                 "command" => self
                     .string(&full, v, "a command line string")
-                    .and_then(|text| self.cmd(&full, text))
-                    .map(|(text, argv)| Check::Command { text, argv }),
+                    .map(|t| Some(("command", t))),
                 "notify" | "file" if health => {
                     self.err(&full, format!("is a readiness check only; expected {keys}"));
                     ok = false;
                     continue;
                 }
                 "notify" => match v {
-                    Value::Bool(true) => Some(Check::Notify),
+                    Value::Bool(true) => Some(None),
                     _ => {
                         self.err(&full, format!("expected true, got {}", show(v)));
                         None
                     }
                 },
-                "file" => self.path(&full, v).map(Check::File),
+                "file" => self.path_text(&full, v).map(|t| Some(("file", t))),
                 "interval" | "timeout" => {
                     match self.positive_seconds(&full, v) {
                         Some(d) if key == "interval" => probe.interval = d,
@@ -156,8 +174,8 @@ impl Ctx<'_> {
                 None => ok = false,
             }
         }
-        match checks.len() {
-            1 => probe.check = checks.remove(0).1,
+        let text = match checks.len() {
+            1 => checks.remove(0).1,
             0 if ok => {
                 self.err(path, format!("missing the check: expected {keys}"));
                 return None;
@@ -175,8 +193,8 @@ impl Ctx<'_> {
                 );
                 return None;
             }
-        }
-        ok.then_some(probe)
+        };
+        ok.then_some(RawProbe { probe, text })
     }
 
     fn positive_seconds(&mut self, path: &[&str], v: &Value) -> Option<Duration> {
@@ -196,11 +214,6 @@ impl Ctx<'_> {
                 None
             }
         }
-    }
-
-    fn http(&mut self, path: &[&str], v: &Value) -> Option<HttpTarget> {
-        let text = self.string(path, v, "an http:// URL")?;
-        parse_http(&text).map_err(|e| self.err(path, e)).ok()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Applies the `%(…)` expansions (expand.rs) to a program's `cmd`, `env`,
-//! `workingdir`, `stdout` and `stderr` once all its keys are read.
+//! `workingdir`, `stdout` and `stderr` (and the probe strings, probe_expand.rs)
+//! once all its keys are read.
 //! (A child module of `fields`, so it shares its error collector.)
 
 use super::Ctx;
@@ -14,6 +15,8 @@ pub(super) struct Raw {
     pub workingdir: Option<String>,
     pub stdout: Option<String>,
     pub stderr: Option<String>,
+    pub ready: Option<super::probes::RawProbe>,
+    pub healthcheck: Option<super::probes::RawProbe>,
 }
 
 impl Ctx<'_> {
@@ -81,6 +84,12 @@ impl Ctx<'_> {
         }
         if t != PerProcess::default() {
             p.per_process = Some(Box::new(t));
+        }
+        if let Some(r) = raw.ready {
+            p.ready = self.finish_probe(p, "ready", r);
+        }
+        if let Some(r) = raw.healthcheck {
+            p.healthcheck = self.finish_probe(p, "healthcheck", r);
         }
     }
 

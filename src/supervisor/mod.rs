@@ -355,7 +355,8 @@ impl Supervisor {
         let spawned = fds.and_then(|io| spawn::spawn(&*cfg?, p.index, io, socket));
         match spawned {
             Ok(pid) => {
-                info!("{}: spawned pid {pid} ({})", p.name, p.cfg.cmd_text);
+                let cmd = &p.cfg.for_process(p.index).cmd_text;
+                info!("{}: spawned pid {pid} ({cmd})", p.name);
                 let pidfd = self.use_pidfd.then(|| self.watch(slot, pid)).flatten();
                 if let Some(p) = self.get_mut(slot) {
                     (p.pid, p.pgid, p.pidfd, p.spawned_at) =

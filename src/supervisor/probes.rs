@@ -19,14 +19,22 @@ impl Supervisor {
                 .probes
                 .set(slot, None, now, &mut self.timers, &self.reg);
         };
-        let cfg = p.cfg.clone();
+        let (cfg, index) = (p.cfg.clone(), p.index);
+        // The process's own check: its strings may use %(process_num).
         let want = match (p.proc.state, p.pid) {
-            (State::Starting, Some(pid)) => cfg.ready.as_ref().map(|r| (Phase::Ready, r, pid)),
-            (State::Running, Some(pid)) => {
-                cfg.healthcheck.as_ref().map(|h| (Phase::Health, h, pid))
-            }
+            (State::Starting, Some(pid)) => cfg
+                .ready
+                .as_ref()
+                .map(|r| (Phase::Ready, r.for_index(index), pid)),
+            (State::Running, Some(pid)) => cfg
+                .healthcheck
+                .as_ref()
+                .map(|h| (Phase::Health, h.for_index(index), pid)),
             _ => None,
         };
+        let want = want
+            .as_ref()
+            .map(|(phase, probe, pid)| (*phase, &**probe, *pid));
         self.probes
             .set(slot, want, now, &mut self.timers, &self.reg);
     }
