@@ -451,3 +451,30 @@ fn attach_needs_a_terminal() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(err_lines(&out), ["taskmasterctl: attach needs a terminal"]);
 }
+
+#[test]
+fn a_closed_stdout_ends_the_client_quietly() {
+    let d = Daemon::start("  a:\n    cmd: sleep 100\n    numprocs: 50\n    starttime: 0\n");
+    d.wait_state("a:49", "RUNNING", 10.0);
+    for cmd in ["metrics", "status", "help"] {
+        // `taskmasterctl metrics | head -0`: the reader is gone before the
+        // client writes (the end of the pipe we keep is closed at once).
+        let mut child = Command::new(CTL)
+            .args(["-s".as_ref(), d.sock.as_os_str(), cmd.as_ref()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn taskmasterctl");
+        drop(child.stdout.take());
+        let err = drain(child.stderr.take());
+        let mut status = None;
+        wait_until(CTL_LIMIT, "taskmasterctl to exit", || {
+            status = child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        let err = text(&err.join().expect("stderr"));
+        assert!(!err.contains("panicked"), "{cmd}: {err}");
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{cmd}: {err}");
+    }
+}

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use taskmaster::client::shell::{self, run_line};
 use taskmaster::client::{format, socket, Client, DEFAULT_TIMEOUT, EXIT_OK, EXIT_USAGE};
+use taskmaster::{say, tell};
 
 const USAGE: &str = "usage: taskmasterctl [-s SOCKET | -c FILE] [-t SECONDS] [COMMAND ARGS...]
   -s, --socket SOCKET    the daemon's control socket
@@ -50,11 +51,11 @@ fn run() -> i32 {
                 None => return usage("-t needs SECONDS"),
             },
             "-h" | "--help" => {
-                println!("{USAGE}");
+                say!("{USAGE}");
                 return EXIT_OK;
             }
             "-V" | "--version" => {
-                println!("taskmasterctl {}", taskmaster::avail::VERSION);
+                say!("taskmasterctl {}", taskmaster::avail::VERSION);
                 return EXIT_OK;
             }
             s if s.starts_with('-') => return usage(&format!("unknown option {s}")),
@@ -70,7 +71,7 @@ fn run() -> i32 {
     let socket = match found {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("taskmasterctl: {e}");
+            tell!("taskmasterctl: {e}");
             return EXIT_USAGE;
         }
     };
@@ -98,7 +99,7 @@ fn run() -> i32 {
 }
 
 fn usage(msg: &str) -> i32 {
-    eprintln!("taskmasterctl: {msg}\n{USAGE}");
+    tell!("taskmasterctl: {msg}\n{USAGE}");
     EXIT_USAGE
 }
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use taskmaster::{config, daemonize, eventlog, notify, preflight, reactor::Reactor, spawn};
+use taskmaster::{say, tell};
 
 const USAGE: &str = "usage: taskmasterd [-c FILE] [--check] [-d] [--pidfile PATH] [--no-pidfd]
        taskmasterd --version
@@ -59,11 +60,11 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             Some("-h" | "--help") => {
-                println!("{USAGE}");
+                say!("{USAGE}");
                 std::process::exit(0);
             }
             Some("-V" | "--version") => {
-                println!("taskmasterd {}", taskmaster::avail::VERSION);
+                say!("taskmasterd {}", taskmaster::avail::VERSION);
                 std::process::exit(0);
             }
             _ => return Err(format!("unexpected argument {a:?}")),
@@ -92,7 +93,7 @@ fn import(file: &std::path::Path) -> i32 {
             }
         }
         Err(e) => {
-            eprintln!("taskmasterd: {e}");
+            tell!("taskmasterd: {e}");
             1
         }
     }
@@ -102,7 +103,7 @@ fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("taskmasterd: {e}\n{USAGE}");
+            tell!("taskmasterd: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -110,9 +111,9 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors {
-                eprintln!("{e}");
+                tell!("{e}");
             }
-            eprintln!(
+            tell!(
                 "taskmasterd: {} in {}",
                 preflight::errors(errors.len()),
                 args.config.display()
@@ -126,7 +127,7 @@ fn main() -> ExitCode {
     let pidfile = args.pidfile.as_deref().or(config.pidfile.as_deref());
     if let Some(p) = pidfile {
         if let Err(e) = daemonize::check_pidfile(p) {
-            eprintln!("taskmasterd: {e}");
+            tell!("taskmasterd: {e}");
             return ExitCode::from(1);
         }
     }
@@ -144,7 +145,7 @@ fn main() -> ExitCode {
         config.logfile_maxbytes,
         config.logfile_backups,
     ) {
-        eprintln!("taskmasterd: {e}");
+        tell!("taskmasterd: {e}");
         return ExitCode::from(1);
     }
     if let Some(note) = eventlog::set_syslog(config.syslog.as_deref()) {
@@ -152,7 +153,7 @@ fn main() -> ExitCode {
     }
     if let Err(e) = taskmaster::fdlimit::ensure(config.minfds()) {
         log::error!("{e}");
-        eprintln!("taskmasterd: {e}");
+        tell!("taskmasterd: {e}");
         return ExitCode::from(1);
     }
     let use_pidfd = !args.no_pidfd && taskmaster::reap::pidfd_supported();
@@ -170,7 +171,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             log::error!("{e}");
-            eprintln!("taskmasterd: {e}");
+            tell!("taskmasterd: {e}");
             ExitCode::from(1)
         }
     }
@@ -181,20 +182,20 @@ fn main() -> ExitCode {
 fn check(args: &Args, config: &config::Config) -> ExitCode {
     let found = preflight::check(config);
     for w in &found.warnings {
-        eprintln!("warning: {w}");
+        tell!("warning: {w}");
     }
     for e in &found.errors {
-        eprintln!("{e}");
+        tell!("{e}");
     }
     if !found.errors.is_empty() {
-        eprintln!(
+        tell!(
             "taskmasterd: {} in {}: it would not start",
             preflight::errors(found.errors.len()),
             args.config.display()
         );
         return ExitCode::from(1);
     }
-    println!(
+    say!(
         "{}: OK, {}, {}",
         args.config.display(),
         preflight::programs(config.programs.len()),

@@ -9,6 +9,7 @@
 use super::term::{self, RawMode, Traps};
 use super::wire::{self, Line, Partial, Stop};
 use super::{secs, Client, EXIT_ERR, EXIT_OK, EXIT_USAGE};
+use crate::{say, tell};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::io::{BufReader, ErrorKind, IsTerminal, Read, Write};
@@ -81,7 +82,7 @@ impl Client {
     /// Attaches this terminal to `name`; the exit code.
     pub fn attach(&mut self, name: &str, size: Option<(u16, u16)>) -> i32 {
         if !std::io::stdin().is_terminal() {
-            eprintln!("taskmasterctl: attach needs a terminal");
+            tell!("taskmasterctl: attach needs a terminal");
             return EXIT_USAGE;
         }
         let mut line = format!("attach {name}");
@@ -91,7 +92,7 @@ impl Client {
         let traps = match Traps::get(self.interrupt.is_some()) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("taskmasterctl: {e}");
+                tell!("taskmasterctl: {e}");
                 return EXIT_USAGE;
             }
         };
@@ -99,14 +100,14 @@ impl Client {
             Ok(Started::Raw(sock, pending)) => (sock, pending),
             Ok(Started::Done(code)) => return code,
             Err(e) => {
-                eprintln!("taskmasterctl: {e}");
+                tell!("taskmasterctl: {e}");
                 return EXIT_USAGE;
             }
         };
         let raw = match RawMode::enter(traps) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("taskmasterctl: cannot put the terminal in raw mode: {e}");
+                tell!("taskmasterctl: cannot put the terminal in raw mode: {e}");
                 return EXIT_USAGE;
             }
         };
@@ -116,28 +117,28 @@ impl Client {
         let fresh = if mid_line { "\n" } else { "" };
         match end {
             End::Final(l) if l == "OK" => {
-                println!("{fresh}detached from {name} (it keeps running)");
+                say!("{fresh}detached from {name} (it keeps running)");
                 EXIT_OK
             }
             End::Final(l) if l.starts_with("ERR") => {
-                eprintln!("{fresh}{l}");
+                tell!("{fresh}{l}");
                 EXIT_ERR
             }
             End::Final(l) => {
-                eprintln!("{fresh}taskmasterctl: unexpected end of attach: {l:?}");
+                tell!("{fresh}taskmasterctl: unexpected end of attach: {l:?}");
                 EXIT_USAGE
             }
             End::Closed => {
-                eprintln!("{fresh}taskmasterctl: the daemon closed the connection");
+                tell!("{fresh}taskmasterctl: the daemon closed the connection");
                 EXIT_USAGE
             }
             End::Failed(e) => {
-                eprintln!("{fresh}taskmasterctl: {e}");
+                tell!("{fresh}taskmasterctl: {e}");
                 EXIT_USAGE
             }
             // The shell's Ctrl-C means "stop this", not "end the shell".
             End::Signal(libc::SIGINT) if self.interrupt.is_some() => {
-                eprintln!("{fresh}taskmasterctl: interrupted; detached");
+                tell!("{fresh}taskmasterctl: interrupted; detached");
                 EXIT_USAGE
             }
             End::Signal(sig) => term::die_of(sig),
@@ -164,15 +165,15 @@ impl Client {
         let deadline = Instant::now() + timeout;
         match Partial::new().next_line(&mut reader, deadline, flag.as_deref()) {
             Ok(Line::Body(first)) => {
-                println!("{first}");
+                say!("{first}");
                 let pending = reader.buffer().to_vec();
                 Ok(Started::Raw(reader.into_inner(), pending))
             }
             Ok(Line::Final(reply)) => {
-                reply.body.iter().for_each(|l| println!("{l}"));
+                reply.body.iter().for_each(|l| say!("{l}"));
                 Ok(Started::Done(match reply.error {
                     Some(e) => {
-                        eprintln!("ERR {e}");
+                        tell!("ERR {e}");
                         EXIT_ERR
                     }
                     None => EXIT_OK,

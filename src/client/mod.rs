@@ -1,5 +1,7 @@
 //! The client side of the protocol, shared by taskmasterctl and the tests.
 
+pub mod out;
+
 mod attach;
 pub mod complete;
 mod follow;

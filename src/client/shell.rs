@@ -5,6 +5,7 @@
 use super::complete::{Helper, Names};
 use super::{format, Client, EXIT_OK, EXIT_USAGE};
 use crate::protocol;
+use crate::{say, tell};
 use rustyline::config::{CompletionType, Config, EditMode};
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
@@ -47,15 +48,15 @@ pub fn run_line(client: &mut Client, line: &str, colour: bool) -> i32 {
         let topic: Vec<&str> = words.collect();
         return match protocol::help(topic.first().copied()) {
             Ok(body) if topic.len() <= 1 => {
-                body.iter().for_each(|l| println!("{l}"));
+                body.iter().for_each(|l| say!("{l}"));
                 EXIT_OK
             }
             Ok(_) => {
-                eprintln!("ERR usage: help [COMMAND]");
+                tell!("ERR usage: help [COMMAND]");
                 super::EXIT_ERR
             }
             Err(e) => {
-                eprintln!("ERR {e}");
+                tell!("ERR {e}");
                 super::EXIT_ERR
             }
         };
@@ -70,20 +71,20 @@ pub fn run_line(client: &mut Client, line: &str, colour: bool) -> i32 {
     match reply {
         Ok(reply) => {
             for l in format::body(line, &reply.body, colour) {
-                println!("{l}");
+                say!("{l}");
             }
             if reply.body.is_empty() && reply.error.is_none() {
                 if let Some(l) = format::silent_ok(line) {
-                    println!("{l}");
+                    say!("{l}");
                 }
             }
             if let Some(e) = &reply.error {
-                eprintln!("ERR {e}");
+                tell!("ERR {e}");
             }
             super::exit_code(line, &reply)
         }
         Err(e) => {
-            eprintln!("taskmasterctl: {e}");
+            tell!("taskmasterctl: {e}");
             EXIT_USAGE
         }
     }
@@ -141,14 +142,14 @@ pub fn run(client: &mut Client, colour: bool) -> i32 {
     {
         Ok(c) => c.build(),
         Err(e) => {
-            eprintln!("taskmasterctl: {e}");
+            tell!("taskmasterctl: {e}");
             return EXIT_USAGE;
         }
     };
     let mut rl: Editor<Helper, FileHistory> = match Editor::with_config(config) {
         Ok(rl) => rl,
         Err(e) => {
-            eprintln!("taskmasterctl: cannot open the terminal: {e}");
+            tell!("taskmasterctl: cannot open the terminal: {e}");
             return EXIT_USAGE;
         }
     };
@@ -159,7 +160,7 @@ pub fn run(client: &mut Client, colour: bool) -> i32 {
         client.interruptible(interrupted);
     }
     let names = fetch_names(client).unwrap_or_else(|e| {
-        eprintln!("taskmasterctl: {e}");
+        tell!("taskmasterctl: {e}");
         Names::default()
     });
     rl.set_helper(Some(Helper { names, colour }));
@@ -184,7 +185,7 @@ pub fn run(client: &mut Client, colour: bool) -> i32 {
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => return EXIT_OK,
             Err(e) => {
-                eprintln!("taskmasterctl: {e}");
+                tell!("taskmasterctl: {e}");
                 return EXIT_USAGE;
             }
         };
@@ -205,7 +206,7 @@ pub fn run(client: &mut Client, colour: bool) -> i32 {
                     "Stop every process and shut taskmasterd down? [y/N] ",
                 ) =>
             {
-                println!("not shutting down");
+                say!("not shutting down");
                 continue;
             }
             _ => {}
