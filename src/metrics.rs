@@ -14,20 +14,10 @@ use std::borrow::Cow;
 use std::fmt::Write;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// The values of `taskmaster_events_total{event=…}`: the nine states and
-/// UNHEALTHY (raised by health checks, not by the state table).
-pub const EVENTS: [&str; 10] = [
-    "NOT_STARTED",
-    "STARTING",
-    "RUNNING",
-    "BACKOFF",
-    "STOPPING",
-    "STOPPED",
-    "EXITED_EXPECTEDLY",
-    "EXITED_UNEXPECTEDLY",
-    "FATAL",
-    "UNHEALTHY",
-];
+/// The values of `taskmaster_events_total{event=…}`: the events
+/// `report_events` knows, the nine states and UNHEALTHY (raised by health
+/// checks, not by the state table).
+pub use crate::alerts::NAMES as EVENTS;
 
 /// Daemon-wide counters, since the daemon started; never reset (not even by
 /// a reload), as Prometheus counters must be.
