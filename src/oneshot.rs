@@ -218,6 +218,14 @@ impl OneShots {
         }
     }
 
+    /// Ends the live one-shots of `owner` now (SIGKILL to their groups):
+    /// their outcome no longer matters. They are reaped as usual.
+    pub fn kill(&mut self, owner: &Owner) {
+        for c in self.live.values().filter(|c| c.owner == *owner) {
+            reap::signal_group(c.pid, libc::SIGKILL);
+        }
+    }
+
     /// The outcomes since the last call, oldest first.
     pub fn take_finished(&mut self) -> Vec<(Owner, Outcome)> {
         std::mem::take(&mut self.finished)

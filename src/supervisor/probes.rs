@@ -15,9 +15,10 @@ impl Supervisor {
     /// Gives `slot` the probe its state needs (called after every step).
     pub(super) fn sync_probe(&mut self, slot: usize, now: Instant) {
         let Some(p) = self.get(slot) else {
+            let (timers, oneshots) = (&mut self.timers, &mut self.oneshots);
             return self
                 .probes
-                .set(slot, None, now, &mut self.timers, &self.reg);
+                .set(slot, None, now, timers, &self.reg, oneshots);
         };
         let cfg = p.cfg.clone();
         let want = match (p.proc.state, p.pid) {
@@ -27,8 +28,9 @@ impl Supervisor {
             }
             _ => None,
         };
+        let (timers, oneshots) = (&mut self.timers, &mut self.oneshots);
         self.probes
-            .set(slot, want, now, &mut self.timers, &self.reg);
+            .set(slot, want, now, timers, &self.reg, oneshots);
     }
 
     /// After a reload changed `ready:`/`healthcheck:` in place.
