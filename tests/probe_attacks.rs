@@ -33,3 +33,37 @@ fn a_probe_command_in_flight_ends_with_its_probe() {
         || running(&ARGV).is_empty(),
     );
 }
+
+/// During shutdown a dependency's stop is held while its dependents stop, so
+/// it is still RUNNING and still checked. If it is then found unhealthy (or
+/// crashes) it is stopped for good, never restarted by the restart rules.
+#[test]
+fn a_held_dependency_that_ends_during_shutdown_is_not_restarted() {
+    let d = Daemon::configure("", "");
+    let ok = d.path("ok");
+    std::fs::write(&ok, "").unwrap();
+    let programs = format!(
+        "  db:\n    cmd: sleep 100\n    starttime: 0\n    healthcheck: {{command: \"test -e {ok}\", interval: 0.1, retries: 1}}\n\
+         \x20 cache:\n    cmd: sh -c 'while [ -e {ok} ]; do sleep 0.05; done; exit 1'\n    starttime: 0\n\
+         \x20 web:\n    cmd: sh -c 'trap \"\" TERM; while :; do sleep 0.1; done'\n    depends_on: [db, cache]\n    starttime: 0\n    stoptime: 60\n",
+        ok = ok.display()
+    );
+    let text = std::fs::read_to_string(&d.conf).unwrap() + &programs;
+    std::fs::write(&d.conf, text).unwrap();
+    let mut d = d.launch(&[]);
+    d.wait_state("web:0", "RUNNING", 20.0);
+    d.signal(libc::SIGTERM);
+    // web ignores SIGTERM for 60 s: db and cache are held RUNNING meanwhile.
+    d.wait_log("web:0: sending SIGTERM", 20.0);
+    std::fs::remove_file(&ok).unwrap();
+    d.wait_log("db:0: STOPPING -> STOPPED", 30.0);
+    d.wait_log("cache:0: STOPPING -> STOPPED", 30.0);
+    let log = d.log_text();
+    for p in ["db", "cache"] {
+        let spawns = log.matches(&format!("{p}:0: spawned pid")).count();
+        assert_eq!(spawns, 1, "{p} respawned during shutdown:\n{log}");
+    }
+    // A second signal ends web's stoptime at once.
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(30.0).success());
+}
