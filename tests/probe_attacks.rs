@@ -67,3 +67,29 @@ fn a_held_dependency_that_ends_during_shutdown_is_not_restarted() {
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(30.0).success());
 }
+
+/// A reload that removes `ready:` from a STARTING process with `starttime: 0`
+/// (no bound) must not leave it STARTING forever: with neither a probe nor a
+/// starttime, it is RUNNING at once, as if just spawned so.
+#[test]
+fn reload_removing_ready_ends_starting() {
+    let d = Daemon::configure("", "");
+    let never = d.path("never");
+    let with = format!(
+        "  a:\n    cmd: sleep 100\n    starttime: 0\n    ready: {{file: {}, interval: 0.1}}\n",
+        never.display()
+    );
+    let head = std::fs::read_to_string(&d.conf).unwrap();
+    std::fs::write(&d.conf, head.clone() + &with).unwrap();
+    let d = d.launch(&[]);
+    d.wait_state("a:0", "STARTING", 20.0);
+    let pid = d.pid("a:0");
+    std::fs::write(
+        &d.conf,
+        head + "  a:\n    cmd: sleep 100\n    starttime: 0\n",
+    )
+    .unwrap();
+    assert!(d.cmd("reload").contains("updated a (ready)"));
+    d.wait_state("a:0", "RUNNING", 20.0);
+    assert_eq!(d.pid("a:0"), pid, "applied in place, no restart");
+}
