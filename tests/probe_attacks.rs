@@ -93,3 +93,22 @@ fn reload_removing_ready_ends_starting() {
     d.wait_state("a:0", "RUNNING", 20.0);
     assert_eq!(d.pid("a:0"), pid, "applied in place, no restart");
 }
+
+/// A check command that leaves a child in its process group (`cmd &`) must
+/// not leak it: one more each interval would exhaust the pids in time.
+#[test]
+fn what_a_check_command_leaves_in_its_group_ends_with_it() {
+    const ARGV: [&str; 2] = ["sleep", "7342.5"];
+    let d = Daemon::start(
+        "  a:\n    cmd: sleep 100\n    starttime: 0\n    healthcheck: {command: \"sh -c 'sleep 7342.5 & exit 0'\", interval: 0.1}\n",
+    );
+    d.wait_state("a:0", "RUNNING", 20.0);
+    // Twenty checks or so.
+    wait_until(20.0, "uptime 2s", || {
+        d.proc("a:0")["uptime_s"].as_u64().unwrap_or(0) >= 2
+    });
+    assert_eq!(d.proc("a:0")["healthy"], true);
+    wait_until(10.0, "at most the child of the check in flight", || {
+        running(&ARGV).len() <= 1
+    });
+}
