@@ -218,6 +218,14 @@ impl OneShots {
         }
     }
 
+    /// Ends the live one-shots of `owner` now (SIGKILL to their groups):
+    /// their outcome no longer matters. They are reaped as usual.
+    pub fn kill(&mut self, owner: &Owner) {
+        for c in self.live.values().filter(|c| c.owner == *owner) {
+            reap::signal_group(c.pid, libc::SIGKILL);
+        }
+    }
+
     /// The outcomes since the last call, oldest first.
     pub fn take_finished(&mut self) -> Vec<(Owner, Outcome)> {
         std::mem::take(&mut self.finished)
@@ -247,9 +255,13 @@ impl OneShots {
             let _ = reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
         }
         close_stdin(&mut c, reg);
-        let outcome = if c.timed_out {
-            // What is left of its group must not outlive it either.
+        // A check is over when its command ends: what it left running in
+        // its group would pile up, one more each interval. (A hook may
+        // leave work behind on purpose; only its timeout ends that.)
+        if c.timed_out || matches!(c.owner, Owner::Probe(..)) {
             reap::signal_group(c.pid, libc::SIGKILL);
+        }
+        let outcome = if c.timed_out {
             Outcome::TimedOut(c.timeout)
         } else {
             Outcome::Exited(exit)

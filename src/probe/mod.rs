@@ -102,6 +102,7 @@ impl Probes {
         now: Instant,
         timers: &mut Timers,
         reg: &Registry,
+        oneshots: &mut OneShots,
     ) {
         let same = match (self.active.get(&slot), want) {
             (Some(a), Some((phase, probe, pid))) => {
@@ -119,7 +120,7 @@ impl Probes {
         if same {
             return;
         }
-        self.drop_slot(slot, timers, reg);
+        self.drop_slot(slot, timers, reg, oneshots);
         let Some((phase, probe, pid)) = want else {
             return;
         };
@@ -141,9 +142,22 @@ impl Probes {
         );
     }
 
-    fn drop_slot(&mut self, slot: usize, timers: &mut Timers, reg: &Registry) {
+    fn drop_slot(
+        &mut self,
+        slot: usize,
+        timers: &mut Timers,
+        reg: &Registry,
+        oneshots: &mut OneShots,
+    ) {
         if let Some(mut a) = self.active.remove(&slot) {
             timers.cancel(Deadline::Probe(slot));
+            if matches!(a.in_flight, Some(InFlight::Command)) {
+                // Nobody waits for its answer any more: a check must not
+                // outlive its probe (a stopped process is checked no more,
+                // and stop/start cycles would pile up hung commands until
+                // their timeouts). Reaped as usual; its outcome is ignored.
+                oneshots.kill(&Owner::Probe(slot, a.generation));
+            }
             close(&mut a, reg);
         }
     }

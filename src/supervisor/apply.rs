@@ -4,7 +4,8 @@
 use super::Supervisor;
 use crate::config::Config;
 use crate::reload::{Change, Plan};
-use crate::state::{self, Event};
+use crate::state::{self, Event, State};
+use crate::timers::Deadline;
 use log::info;
 use std::time::Instant;
 
@@ -77,7 +78,18 @@ impl Supervisor {
                             sink.set_limits(max, backups);
                         }
                     }
+                    // Gaining or losing `ready:` changes what ends STARTING:
+                    // judged again as just spawned (removed with starttime 0,
+                    // nothing would ever end it; added, the old starttime's
+                    // deadline would fail it as not ready).
+                    let rejudge = p.proc.state == State::Starting
+                        && p.pid.is_some()
+                        && p.cfg.ready.is_some() != cfg.ready.is_some();
                     p.cfg = cfg.clone();
+                    if rejudge {
+                        self.timers.cancel(Deadline::Proc(slot));
+                        self.feed(slot, Event::Spawned);
+                    }
                 }
             }
             let added: Vec<usize> = (have..cfg.numprocs).map(|i| self.add(&cfg, i)).collect();

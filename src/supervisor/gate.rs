@@ -127,6 +127,28 @@ impl Supervisor {
         (!waits.is_empty()).then(|| (format!("waiting for {}", waits.join(", ")), false))
     }
 
+    /// Whether `ev` ends `slot` by itself while its stop is held (it crashed,
+    /// was found unhealthy, or not ready in time): then there is nothing left
+    /// to hold, and the held stop must go first, or the end would be judged
+    /// by the restart rules and respawn a process asked to stop (during
+    /// shutdown, too).
+    pub(super) fn ends_held(&self, slot: usize, ev: &Event) -> bool {
+        if self.gate.intent.get(&slot) != Some(&Intent::Held) {
+            return false;
+        }
+        let Some(p) = self.get(slot) else {
+            return false;
+        };
+        match ev {
+            Event::Exited { .. }
+            | Event::LeaderExited { .. }
+            | Event::GroupGone
+            | Event::Unhealthy(_) => true,
+            Event::Deadline => p.proc.state == State::Starting && p.cfg.ready.is_some(),
+            _ => false,
+        }
+    }
+
     /// Why `slot` is not where it was asked to go yet, if the gate holds it.
     pub fn intent(&self, slot: usize) -> Option<Intent> {
         self.gate.intent.get(&slot).copied()

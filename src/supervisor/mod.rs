@@ -254,6 +254,10 @@ impl Supervisor {
     }
 
     fn step(&mut self, slot: usize, ev: &Event, now: Instant) {
+        if self.ends_held(slot, ev) {
+            // Its held stop goes first: the end is judged as a stop.
+            self.step(slot, &Event::Stop, now);
+        }
         let gated = self.gate_event(slot, ev);
         let ev = gated.as_ref().unwrap_or(ev);
         let Some(p) = self.get_mut(slot) else {

@@ -15,9 +15,10 @@ impl Supervisor {
     /// Gives `slot` the probe its state needs (called after every step).
     pub(super) fn sync_probe(&mut self, slot: usize, now: Instant) {
         let Some(p) = self.get(slot) else {
+            let (timers, oneshots) = (&mut self.timers, &mut self.oneshots);
             return self
                 .probes
-                .set(slot, None, now, &mut self.timers, &self.reg);
+                .set(slot, None, now, timers, &self.reg, oneshots);
         };
         let (cfg, index) = (p.cfg.clone(), p.index);
         // The process's own check: its strings may use %(process_num).
@@ -35,8 +36,9 @@ impl Supervisor {
         let want = want
             .as_ref()
             .map(|(phase, probe, pid)| (*phase, &**probe, *pid));
+        let (timers, oneshots) = (&mut self.timers, &mut self.oneshots);
         self.probes
-            .set(slot, want, now, &mut self.timers, &self.reg);
+            .set(slot, want, now, timers, &self.reg, oneshots);
     }
 
     /// After a reload changed `ready:`/`healthcheck:` in place.
