@@ -100,7 +100,7 @@ pub enum Event {
     /// and says why): NOT_STARTED with that reason, any pending retry cancelled.
     Wait(String),
     /// The `ready:` probe passed (notify: `READY=1` came).
-    Ready,
+    Ready { uptime: Duration },
     /// The health check failed `retries` times in a row, the last time for
     /// this reason.
     Unhealthy(String),
@@ -162,6 +162,10 @@ pub struct Proc {
     /// Set while STOPPING a process the daemon gave up on: how its end is
     /// judged (a failed start, or an unexpected exit) instead of STOPPED.
     pub verdict: Option<Verdict>,
+    /// How long after its spawn a `ready:` probe passed: the crash-loop clock
+    /// ("ran less than 10 s after RUNNING") starts there, not at `starttime`,
+    /// which is only the probe's upper bound. None without a probe.
+    pub ready_after: Option<Duration>,
 }
 
 /// Why the daemon itself stopped a process, and so how its end counts.
@@ -203,6 +207,7 @@ impl Proc {
             drain: None,
             seed,
             verdict: None,
+            ready_after: None,
         }
     }
 }
@@ -228,6 +233,9 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
     use Action::*;
     use State::*;
     let mut n = p.clone();
+    if matches!(ev, Event::Spawned) {
+        n.ready_after = None;
+    }
     let acts = match (p.state, ev) {
         (Starting | Running, Event::Start) => vec![],
         (Stopping, Event::Start) => {
@@ -340,7 +348,7 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
             )
         }
         (Starting | Running, Event::Exited { exit, uptime }) => {
-            exited(&mut n, cfg, *exit, uptime.saturating_sub(cfg.starttime))
+            exited(&mut n, cfg, *exit, ran(p, cfg, *uptime))
         }
         (Stopping, Event::Exited { exit, uptime }) => stop_ended(&mut n, cfg, *exit, *uptime),
         (_, Event::Exited { .. }) => vec![],
@@ -409,11 +417,12 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
             n.message = why.clone();
             vec![Disarm]
         }
-        (Starting, Event::Ready) => {
+        (Starting, Event::Ready { uptime }) => {
             running(&mut n);
+            n.ready_after = Some(*uptime);
             vec![Disarm]
         }
-        (_, Event::Ready) => vec![],
+        (_, Event::Ready { .. }) => vec![],
 
         (Running, Event::Unhealthy(why)) => {
             n.state = Stopping;
@@ -468,11 +477,16 @@ fn stop_ended(n: &mut Proc, cfg: &Program, exit: Exit, uptime: Duration) -> Vec<
     acts.extend(match verdict {
         Verdict::NotReady(why) => failed_start(n, cfg, why),
         Verdict::Unhealthy => {
-            let ran = uptime.saturating_sub(cfg.starttime);
+            let ran = ran(n, cfg, uptime);
             judged(n, cfg, exit, ran, false, "unhealthy")
         }
     });
     acts
+}
+
+/// How long it ran after reaching RUNNING, for an end after `uptime` alive.
+fn ran(n: &Proc, cfg: &Program, uptime: Duration) -> Duration {
+    uptime.saturating_sub(n.ready_after.unwrap_or(cfg.starttime))
 }
 
 fn running(n: &mut Proc) {

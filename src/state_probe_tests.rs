@@ -50,7 +50,9 @@ fn probe_matrix() {
     let stop = || vec![Signal(libc::SIGTERM), Arm(Duration::from_secs(5))];
     let same = |s: State| (s, vec![]);
     let events = [
-        Event::Ready,
+        Event::Ready {
+            uptime: Duration::from_millis(300),
+        },
         Event::Unhealthy("connection refused".into()),
         Event::Spawned,
         Event::Deadline,
@@ -123,7 +125,13 @@ fn never_ready_is_a_failed_start_until_fatal() {
 fn ready_wins_over_starttime_and_zero_means_no_bound() {
     let mut c = cfg();
     let (p, _) = step(&at(Starting), &Event::Spawned, &c);
-    let (p, acts) = step(&p, &Event::Ready, &c);
+    let (p, acts) = step(
+        &p,
+        &Event::Ready {
+            uptime: Duration::from_millis(300),
+        },
+        &c,
+    );
     assert_eq!((p.state, acts), (Running, vec![Disarm]));
     c.starttime = Duration::ZERO;
     let (p, acts) = step(&at(Starting), &Event::Spawned, &c);
@@ -189,4 +197,49 @@ fn the_operator_wins_over_a_verdict() {
     let (p, _) = step(&at(Starting), &Event::Deadline, &c);
     let (s, _) = step(&p, &Event::Stop, &c);
     assert_eq!(step(&s, &exit(0, 2), &c).0.state, Stopped);
+}
+
+/// With a probe, starttime is only an upper bound: a process ready after 1 s
+/// that crashes 25 s later ran 24 s, a stable run, not a crash loop (the old
+/// clock, uptime − starttime, saw 0 s and slowed every restart down).
+#[test]
+fn the_crash_loop_clock_starts_when_the_probe_passed() {
+    let mut c = cfg();
+    c.starttime = Duration::from_secs(30);
+    c.autorestart = AutoRestart::Always;
+    let mut p = at(Starting);
+    for round in 0..3 {
+        (p, _) = step(&p, &Event::Spawned, &c);
+        let ready = Event::Ready {
+            uptime: Duration::from_secs(1),
+        };
+        (p, _) = step(&p, &ready, &c);
+        assert_eq!(
+            (p.state, p.ready_after),
+            (Running, Some(Duration::from_secs(1)))
+        );
+        let acts;
+        (p, acts) = step(&p, &exit(1, 25), &c);
+        assert_eq!(
+            (p.state, p.crashes),
+            (Starting, 0),
+            "round {round}: {}",
+            p.message
+        );
+        assert!(acts.contains(&Spawn), "round {round}: restarted at once");
+    }
+    // A real crash loop (ready, then dead within 10 s) still backs off.
+    (p, _) = step(&p, &Event::Spawned, &c);
+    assert_eq!(p.ready_after, None, "a new spawn has not been ready yet");
+    for _ in 0..2 {
+        let ready = Event::Ready {
+            uptime: Duration::from_secs(1),
+        };
+        (p, _) = step(&p, &ready, &c);
+        (p, _) = step(&p, &exit(1, 3), &c);
+        if p.state == Starting {
+            (p, _) = step(&p, &Event::Spawned, &c);
+        }
+    }
+    assert!(p.message.contains("restarting in"), "{}", p.message);
 }

@@ -113,7 +113,9 @@ fn possible(p: &Proc, w: &World, k: &Pick) -> Vec<Event> {
     ];
     if w.leader {
         // Probe verdicts come only while the process they checked lives.
-        evs.push(Event::Ready);
+        evs.push(Event::Ready {
+            uptime: Duration::from_millis(300),
+        });
         evs.push(Event::Unhealthy("timed out".into()));
     }
     let group_gone = p.drain.is_some() && !w.members;

@@ -135,7 +135,12 @@ fn only_allowed_transitions_over_many_variants() {
     }
     let mut extra = events().to_vec();
     extra.push(Event::Reconfigured { autostart: false });
-    extra.extend([Event::Ready, Event::Unhealthy("refused".into())]);
+    extra.extend([
+        Event::Ready {
+            uptime: Duration::from_millis(300),
+        },
+        Event::Unhealthy("refused".into()),
+    ]);
     extra.extend([exit(1, 0), exit(0, 0), exit(1, 30)]);
     extra.push(Event::Wait("waiting for db (ready)".into()));
     extra.push(Event::Exited {

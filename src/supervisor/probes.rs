@@ -111,7 +111,13 @@ impl Supervisor {
             Outcome::Pending => return,
             Outcome::Ready => {
                 info!("{name}: ready");
-                self.feed(slot, Event::Ready);
+                let uptime = p.spawned_at.map(|t| now.saturating_duration_since(t));
+                self.feed(
+                    slot,
+                    Event::Ready {
+                        uptime: uptime.unwrap_or_default(),
+                    },
+                );
             }
             Outcome::Healthy { failures: 0 } => return debug!("{name}: healthy"),
             Outcome::Healthy { failures } => {
