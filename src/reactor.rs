@@ -305,10 +305,7 @@ impl Reactor {
         for sig in pending {
             let name = crate::signals::name(sig);
             match lifecycle::on_signal(sig, self.shutdown.is_some()) {
-                // Swept after this batch's events: exits with a pidfd are
-                // reaped by it first (one child looked at), and `waitpid(-1)`,
-                // which walks every child, runs once.
-                SignalPlan::Reap => self.sweep_again = true,
+                SignalPlan::Reap => self.sweep_again |= self.sup.on_sigchld(now),
                 SignalPlan::Reload => {
                     info!("SIGHUP: reloading {}", self.sup.config.file.display());
                     let _ = self.reload(false, now);

@@ -78,18 +78,6 @@ pub fn reap_pidfd(pidfd: &OwnedFd) -> Option<Exit> {
         .map(|(_, e)| e)
 }
 
-/// Reaps child `pid` if it has exited. Only for a child not reaped yet (its
-/// pid cannot have been reused): waiting by pid looks at that one child,
-/// where waiting by pidfd (like `waitpid(-1)`) walks the daemon's list of
-/// children, a thousand of them at 1000 processes.
-pub fn reap_child(pid: i32) -> Option<Exit> {
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG;
-    waitid(Id::Pid(Pid::from_raw(pid)), flags)
-        .ok()
-        .and_then(to_exit)
-        .map(|(_, e)| e)
-}
-
 /// Reaps up to `SWEEP_BATCH` exited children (ours and adopted orphans).
 /// Returns them and whether more may be waiting.
 pub fn sweep() -> (Vec<(i32, Exit)>, bool) {

@@ -394,16 +394,10 @@ impl Supervisor {
 
     /// The pidfd of `slot` is readable: reap it if it has exited.
     pub fn on_pidfd(&mut self, slot: usize, now: Instant) {
-        // A pidfd is dropped when its process is reaped (by the sweep too), so
-        // while it is here the pid is still our unreaped child.
-        let Some(pid) = self
-            .get(slot)
-            .filter(|p| p.pidfd.is_some())
-            .and_then(|p| p.pid)
-        else {
+        let Some(fd) = self.get(slot).and_then(|p| p.pidfd.as_ref()) else {
             return;
         };
-        if let Some(exit) = reap::reap_child(pid) {
+        if let Some(exit) = reap::reap_pidfd(fd) {
             self.exited(slot, exit, now);
         }
         self.run(now);
