@@ -289,6 +289,16 @@ impl Conn {
         true
     }
 
+    /// Queues `text` without writing yet; with nothing else pending, its
+    /// buffer becomes the output as it is (no copy of a big `status`).
+    pub fn queue_owned(&mut self, text: String) {
+        if self.telnet.is_none() && self.output.is_empty() {
+            self.output = text.into_bytes();
+        } else {
+            self.queue(&text);
+        }
+    }
+
     /// Queues `text` without writing yet.
     pub fn queue(&mut self, text: &str) {
         if self.telnet.is_some() {

@@ -7,7 +7,7 @@
 use crate::commands;
 use crate::metrics::MetricsStream;
 use crate::procscan::{self, Scan};
-use crate::protocol::{self, Request};
+use crate::protocol::{self, ProcessView, Request};
 use crate::state::{Event, State};
 use crate::supervisor::{Intent, Supervisor, Transition};
 use std::time::Instant;
@@ -301,6 +301,8 @@ pub struct StatusStream {
     /// Objects written so far (for the JSON commas).
     written: usize,
     opened: bool,
+    /// The line being written, reused from process to process.
+    view: ProcessView,
 }
 
 impl StatusStream {
@@ -320,6 +322,19 @@ impl StatusStream {
             width: 0,
             written: 0,
             opened: false,
+            view: ProcessView {
+                name: String::new(),
+                program: String::new(),
+                index: 0,
+                state: State::NotStarted,
+                pid: None,
+                uptime: None,
+                last_exit: None,
+                restarts: 0,
+                message: String::new(),
+                usage: None,
+                health: None,
+            },
         };
         if !json {
             s.width = s
@@ -380,10 +395,12 @@ impl Streamed for StatusStream {
                 out.push_str(if self.json { "]\nOK\n" } else { "OK\n" });
                 return true;
             };
-            // A process removed since the reply began is skipped.
-            let Some(mut view) = sup.view(slot, now) else {
+            // A process removed since the reply began is skipped. One view
+            // is refilled for every line: no strings allocated per process.
+            let view = &mut self.view;
+            if !sup.view_into(slot, now, view) {
                 continue;
-            };
+            }
             if let (Some(scan), Some(p)) = (&self.scan, sup.get(slot)) {
                 view.usage = p.pid.and(p.pgid).and_then(|g| scan.get(g));
             }
@@ -391,10 +408,12 @@ impl Streamed for StatusStream {
                 if self.written > 0 {
                     out.push(',');
                 }
-                out.push_str(&protocol::status_json_item(&view));
+                out.push_str(&protocol::status_json_item(view));
             } else {
                 // A program may be called `.x` or `ERR`: body lines are stuffed.
-                out.push_str(&protocol::stuff(&protocol::status_line(&view, self.width)));
+                let line = out.len();
+                protocol::write_status_line(out, view, self.width);
+                protocol::stuff_tail(out, line);
                 out.push('\n');
             }
             self.written += 1;

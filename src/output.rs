@@ -103,7 +103,9 @@ pub struct Stream {
     pub ring: Ring,
     /// Read end of the current pipe (non-blocking, registered by the caller).
     pub pipe: Option<OwnedFd>,
-    pub sink: Option<Sink>,
+    /// Boxed: most processes have no output file, and a thousand slots
+    /// would each carry its room.
+    pub sink: Option<Box<Sink>>,
     /// The incomplete last line, for followers.
     partial: Vec<u8>,
     /// A write to the file failed; logged once until a write works again.

@@ -431,37 +431,52 @@ pub struct ProcessView {
 impl ProcessView {
     /// The human detail column, with `unhealthy (N/R)` while failures accumulate.
     pub fn detail(&self) -> String {
-        let text = self.base_detail();
-        match self.health {
-            Some((n, retries)) if n > 0 => format!("{text}, unhealthy ({n}/{retries})"),
-            _ => text,
-        }
+        let mut out = String::new();
+        self.write_detail(&mut out);
+        out
     }
 
-    fn base_detail(&self) -> String {
+    /// The detail column appended to `out`: `status` of a thousand processes
+    /// writes every line into one buffer instead of a string per piece.
+    pub fn write_detail(&self, out: &mut String) {
+        use std::fmt::Write;
         match (self.pid, self.uptime) {
             // A live process shows its pid, not the text of its previous exit.
-            (Some(pid), Some(up))
-                if self.message.is_empty()
-                    || matches!(self.state, State::Starting | State::Running) =>
-            {
-                format!("pid {pid}, uptime {}", hms(up))
+            (Some(pid), Some(up)) => {
+                let _ = write!(out, "pid {pid}, uptime ");
+                write_hms(out, up);
+                if !self.message.is_empty()
+                    && !matches!(self.state, State::Starting | State::Running)
+                {
+                    out.push_str(", ");
+                    out.push_str(&self.message);
+                }
             }
-            (Some(pid), Some(up)) => format!("pid {pid}, uptime {}, {}", hms(up), self.message),
-            _ if !self.message.is_empty() => self.message.clone(),
+            _ if !self.message.is_empty() => out.push_str(&self.message),
             _ => match (self.state, self.last_exit) {
-                (State::NotStarted, _) => "not started".into(),
-                (_, Some(e)) => e.describe(),
-                _ => String::new(),
+                (State::NotStarted, _) => out.push_str("not started"),
+                (_, Some(e)) => out.push_str(&e.describe()),
+                _ => {}
             },
+        }
+        if let Some((n, retries)) = self.health.filter(|(n, _)| *n > 0) {
+            let _ = write!(out, ", unhealthy ({n}/{retries})");
         }
     }
 }
 
 /// `H:MM:SS`.
 pub fn hms(d: Duration) -> String {
+    let mut out = String::new();
+    write_hms(&mut out, d);
+    out
+}
+
+fn write_hms(out: &mut String, d: Duration) {
+    use std::fmt::Write;
     let s = d.as_secs();
-    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    // Writing into a String cannot fail.
+    let _ = write!(out, "{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
 }
 
 /// Aligned `name state detail` lines, no header.
@@ -472,8 +487,26 @@ pub fn status_lines(procs: &[ProcessView]) -> Vec<String> {
 
 /// One `status` line with the name column `width` wide.
 pub fn status_line(p: &ProcessView, width: usize) -> String {
-    let line = format!("{:width$}  {:19}  {}", p.name, p.state.token(), p.detail());
-    line.trim_end().to_string()
+    let mut out = String::new();
+    write_status_line(&mut out, p, width);
+    out
+}
+
+/// One `status` line appended to `out`, without its `\n`.
+pub fn write_status_line(out: &mut String, p: &ProcessView, width: usize) {
+    use std::fmt::Write;
+    let start = out.len();
+    let _ = write!(out, "{:width$}  {:19}  ", p.name, p.state.token());
+    p.write_detail(out);
+    let end = out[start..].trim_end().len();
+    out.truncate(start + end);
+}
+
+/// `stuff` for the line that starts at `start` in `out` and runs to its end.
+pub fn stuff_tail(out: &mut String, start: usize) {
+    if matches!(stuff(&out[start..]), Cow::Owned(_)) {
+        out.insert(start, '.');
+    }
 }
 
 /// One `status --json` object, field for field as the contract lists them.

@@ -433,3 +433,25 @@ fn status_json_names_unknown_signals_too() {
     assert_eq!(v["signal"], "signal 99");
     assert!(v["exit_code"].is_null());
 }
+
+/// `status` writes every line into one buffer: each line lands after what is
+/// there, trailing blanks trimmed, and only that line is stuffed.
+#[test]
+fn status_lines_written_into_one_buffer() {
+    let mut out = String::from("ERR:0  STOPPED\n");
+    let start = out.len();
+    let mut a = view("ERR:1", State::Backoff);
+    a.pid = Some(7);
+    a.uptime = Some(Duration::from_secs(3599));
+    a.message = "exited 1".into();
+    write_status_line(&mut out, &a, 6);
+    stuff_tail(&mut out, start);
+    out.push('\n');
+    let start = out.len();
+    write_status_line(&mut out, &view("b:0", State::Stopped), 6);
+    stuff_tail(&mut out, start);
+    assert_eq!(
+        out,
+        "ERR:0  STOPPED\n.ERR:1   BACKOFF              pid 7, uptime 0:59:59, exited 1\nb:0     STOPPED"
+    );
+}

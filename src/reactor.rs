@@ -495,6 +495,8 @@ impl Reactor {
 
     /// Deferred replies that became due, new FATAL reports, closed clients.
     fn after_batch(&mut self) {
+        // Descendants left by the groups that ended this turn, in one pass.
+        self.sup.kill_strays();
         let now = Instant::now();
         let transitions = std::mem::take(&mut self.sup.transitions);
         if !transitions.is_empty() {

@@ -159,29 +159,47 @@ fn stat_ids(pid: i32) -> Option<StatIds> {
 }
 
 /// SIGKILLs the daemon's children (re-parented descendants) that are still
-/// in process group or session `id`, except those `tracked` says are
-/// supervised processes. Returns the pids killed; the sweep reaps them.
-pub fn kill_strays(id: i32, name: &str, tracked: impl Fn(i32) -> bool) -> Vec<i32> {
-    let mut killed = Vec::new();
-    let marker = format!("{}={name}", crate::spawn::PROCESS_NAME_VAR);
+/// in process group or session `id` of one of `groups` (`(id, name)`), or
+/// carry that name in their environment, except those `tracked` says are
+/// supervised processes. Returns the pids killed, per group. All groups are
+/// checked in one pass over the children: at shutdown a thousand groups end
+/// within a few turns, and a pass per group would read the children list a
+/// thousand times.
+pub fn kill_strays(groups: &[(i32, String)], tracked: impl Fn(i32) -> bool) -> Vec<Vec<i32>> {
+    let mut killed = vec![Vec::new(); groups.len()];
+    let markers: Vec<String> = groups
+        .iter()
+        .map(|(_, name)| format!("{}={name}", crate::spawn::PROCESS_NAME_VAR))
+        .collect();
     for pid in children() {
         if tracked(pid) {
             continue;
         }
-        let ours = stat_ids(pid).is_some_and(|s| s.pgrp == id || s.session == id)
-            || (!name.is_empty() && environ_has(pid, &marker));
-        if ours {
+        let ids = stat_ids(pid);
+        let mut owner = groups.iter().position(|(id, _)| {
+            ids.as_ref()
+                .is_some_and(|s| s.pgrp == *id || s.session == *id)
+        });
+        if owner.is_none() {
+            owner = environ_of(pid).and_then(|env| {
+                let entries: Vec<&[u8]> = env.split(|b| *b == 0).collect();
+                groups
+                    .iter()
+                    .zip(&markers)
+                    .position(|((_, name), m)| !name.is_empty() && entries.contains(&m.as_bytes()))
+            });
+        }
+        if let Some(i) = owner {
             unsafe { libc::kill(pid, libc::SIGKILL) };
-            killed.push(pid);
+            killed[i].push(pid);
         }
     }
     killed
 }
 
-/// Whether `pid`'s environment holds `entry` (`KEY=value`), as it was at exec.
-fn environ_has(pid: i32, entry: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == entry.as_bytes()))
+/// `pid`'s environment as it was at exec (`KEY=value`, NUL-separated).
+fn environ_of(pid: i32) -> Option<Vec<u8>> {
+    std::fs::read(format!("/proc/{pid}/environ")).ok()
 }
 
 /// Longest shutdown waits for killed descendants (one stuck in the kernel,

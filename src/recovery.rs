@@ -68,29 +68,37 @@ impl Recorder {
                 let _ = std::fs::remove_file(old);
             }
         }
-        let mut now = BTreeMap::new();
-        for p in sup.order.iter().filter_map(|s| sup.get(*s)) {
-            let Some(pgid) = p.pgid else { continue };
-            let start = match self.entries.get(&pgid) {
-                Some(e) => e.start,
-                None => proc_stat(pgid).map_or(0, |s| s.start),
-            };
-            let (signal, stoptime) = (p.cfg.stopsignal, p.cfg.stoptime);
-            let name = p.name.clone();
-            now.insert(
-                pgid,
-                Entry {
-                    start,
-                    signal,
-                    stoptime,
-                    name,
-                },
-            );
-        }
-        if now == self.entries && !moved {
+        // Called after every batch of transitions, with up to thousands of
+        // processes: the usual case (no group started or ended) is one pass
+        // that allocates nothing.
+        let live = || sup.order.iter().filter_map(|s| sup.get(*s));
+        let mut count = 0;
+        let same = live().filter(|p| p.pgid.is_some()).all(|p| {
+            count += 1;
+            p.pgid.and_then(|g| self.entries.get(&g)).is_some_and(|e| {
+                (e.signal, e.stoptime) == (p.cfg.stopsignal, p.cfg.stoptime) && e.name == p.name
+            })
+        });
+        if same && count == self.entries.len() && !moved {
             return;
         }
-        self.entries = now;
+        // Unchanged entries move over; only new groups read /proc.
+        let mut old = std::mem::take(&mut self.entries);
+        for p in live() {
+            let Some(pgid) = p.pgid else { continue };
+            let (signal, stoptime) = (p.cfg.stopsignal, p.cfg.stoptime);
+            let entry = match old.remove(&pgid) {
+                Some(e) if (e.signal, e.stoptime) == (signal, stoptime) && e.name == p.name => e,
+                found => Entry {
+                    start: found
+                        .map_or_else(|| proc_stat(pgid).map_or(0, |s| s.start), |e| e.start),
+                    signal,
+                    stoptime,
+                    name: p.name.clone(),
+                },
+            };
+            self.entries.insert(pgid, entry);
+        }
         match write(&path, &self.entries) {
             Ok(()) => self.failing = false,
             Err(e) if !self.failing => {
@@ -120,13 +128,14 @@ fn write(path: &Path, entries: &BTreeMap<i32, Entry>) -> std::io::Result<()> {
             _ => Ok(()),
         };
     }
-    let mut text = format!("{HEADER}\n");
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(32 * entries.len() + 32);
+    text.push_str(HEADER);
+    text.push('\n');
     for (pgid, e) in entries {
         let ms = e.stoptime.as_millis();
-        text.push_str(&format!(
-            "{pgid} {} {} {ms} {}\n",
-            e.start, e.signal, e.name
-        ));
+        // Writing into a String cannot fail.
+        let _ = writeln!(text, "{pgid} {} {} {ms} {}", e.start, e.signal, e.name);
     }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");

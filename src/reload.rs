@@ -294,15 +294,15 @@ mod tests {
             |p: &mut Program| p.stdout = Some("/o".into()),
             |p: &mut Program| p.stderr = Some("/e".into()),
             |p: &mut Program| {
-                p.user = Some(crate::config::RunAs {
+                p.user = Some(Box::new(crate::config::RunAs {
                     name: "u".into(),
                     uid: 1,
                     gid: 1,
                     home: "/".into(),
                     shell: "/bin/sh".into(),
-                })
+                }))
             },
-            |p: &mut Program| p.group = Some(("g".into(), 1)),
+            |p: &mut Program| p.group = Some(Box::new(("g".into(), 1))),
             |p: &mut Program| {
                 p.rlimits = vec![crate::config::Rlimit {
                     name: "nofile",

@@ -256,14 +256,17 @@ impl Reactor {
                 if bytes == 0 {
                     return self.wake(id);
                 }
-                let mut out = String::new();
-                let done = st.fill(&self.sup, now, &mut out, room.min(bytes).min(4 * CHUNK));
-                bytes = bytes.saturating_sub(out.len());
-                c.conn.queue(&out);
+                let budget = room.min(bytes).min(4 * CHUNK);
+                // Sized once: a stream stops after the line that crosses its budget.
+                let mut out = String::with_capacity(budget + 512);
+                let done = st.fill(&self.sup, now, &mut out, budget);
+                let filled = out.len();
+                bytes = bytes.saturating_sub(filled);
+                c.conn.queue_owned(out);
                 if done {
                     c.stream = None;
                     c.conn.last_active = now;
-                } else if out.is_empty() {
+                } else if filled == 0 {
                     // A /proc scan batch was this turn's work.
                     return self.wake(id);
                 }

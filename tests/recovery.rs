@@ -79,6 +79,49 @@ fn kill_9_then_restart_leaves_exactly_one_set() {
     assert!(!state.exists(), "a clean exit leaves no state file");
 }
 
+/// The state file follows replacements: a crashed process's group leaves
+/// it and its replacement's enters it (the file is rewritten only when the
+/// set of groups changes, so a missed change would leave it stale).
+#[test]
+fn the_state_file_follows_a_replacement() {
+    let mut d = Daemon::start(
+        "  s:\n    cmd: sleep 1000\n    numprocs: 2\n    starttime: 0\n    autorestart: always\n",
+    );
+    for n in ["s:0", "s:1"] {
+        d.wait_state(n, "RUNNING", 5.0);
+    }
+    let state = std::path::PathBuf::from(format!("{}.state", d.sock.display()));
+    let groups = || -> Vec<i32> {
+        let text = std::fs::read_to_string(&state).unwrap_or_default();
+        let mut g: Vec<i32> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(' ').next()?.parse().ok())
+            .collect();
+        g.sort_unstable();
+        g
+    };
+    let pids = |d: &Daemon| -> Vec<i32> {
+        let mut p: Vec<i32> = ["s:0", "s:1"].iter().filter_map(|n| d.pid(n)).collect();
+        p.sort_unstable();
+        p
+    };
+    wait_until(5.0, "the state file to list both groups", || {
+        groups() == pids(&d)
+    });
+    let old = d.pid("s:0").expect("pid");
+    unsafe { libc::kill(old, libc::SIGKILL) };
+    wait_until(10.0, "a replacement of s:0", || {
+        d.pid("s:0").is_some_and(|p| p != old) && d.state("s:0") == "RUNNING"
+    });
+    wait_until(5.0, "the state file to list the replacement", || {
+        let g = groups();
+        g == pids(&d) && !g.contains(&old)
+    });
+    assert_eq!(d.cmd("shutdown"), "OK\n");
+    assert!(d.wait_exit(10.0).success());
+}
+
 #[test]
 fn a_group_that_ignores_its_stopsignal_is_killed_after_stoptime() {
     let prog = "  s:\n    cmd: \"sh -c 'trap \\\"\\\" TERM; while :; do sleep 0.1; done'\"\n    starttime: 0.1\n    stoptime: 0.5\n";

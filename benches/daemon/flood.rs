@@ -386,7 +386,7 @@ fn closed_by_peer(s: &UnixStream) -> bool {
 }
 
 /// User plus system CPU time of process `pid` so far, in seconds.
-fn cpu_seconds(pid: i32) -> f64 {
+pub fn cpu_seconds(pid: i32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which ends at the last ')': utime and
     // stime are the 12th and 13th, in clock ticks.

@@ -69,9 +69,11 @@ pub struct Program {
     /// Run without a shell for each reported event.
     pub report_command: Option<Vec<String>>,
     /// Who the child runs as (a root daemon switches to it before exec).
-    pub user: Option<RunAs>,
+    /// Boxed, like `group`: rarely set, and a thousand programs would each
+    /// carry its room.
+    pub user: Option<Box<RunAs>>,
     /// (name, gid): the child's gid instead of the user's primary group.
-    pub group: Option<(String, u32)>,
+    pub group: Option<Box<(String, u32)>>,
     /// Soft and hard limits set in the child, in `RLIMIT_NAMES` order.
     pub rlimits: Vec<Rlimit>,
     /// stderr joins the stdout stream and file. As written: `attach` implies it

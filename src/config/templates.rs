@@ -116,7 +116,11 @@ impl Ctx<'_> {
     pub(super) fn cmd(&mut self, path: &[&str], text: String) -> Option<(String, Vec<String>)> {
         match shell_words::split(&text) {
             Ok(argv) if argv.is_empty() => self.err(path, "expected a command, got an empty one"),
-            Ok(argv) => return Some((text, argv)),
+            Ok(mut argv) => {
+                // Kept for the daemon's life: no spare capacity per program.
+                argv.shrink_to_fit();
+                return Some((text, argv));
+            }
             Err(_) => self.err(path, "unterminated quote in the command line"),
         }
         None

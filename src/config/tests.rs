@@ -240,7 +240,10 @@ fn user_and_group_resolve_or_fail_with_their_line() {
         .flatten()
         .expect("the test runs in a known group");
     let p = one(&format!("    group: {}\n", own.name));
-    assert_eq!(p.group, Some((own.name.clone(), own.gid.as_raw())));
+    assert_eq!(
+        p.group.as_deref(),
+        Some(&(own.name.clone(), own.gid.as_raw()))
+    );
     bad_program_key(
         "group",
         "no-such-group-xyz",

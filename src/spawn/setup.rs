@@ -72,7 +72,7 @@ impl ChildSetup {
         if !nix::unistd::geteuid().is_root() {
             return Ok(s);
         }
-        let group = p.group.as_ref().map(|(_, gid)| *gid);
+        let group = p.group.as_deref().map(|(_, gid)| *gid);
         match &p.user {
             Some(u) => {
                 let gid = group.unwrap_or(u.gid);
@@ -148,7 +148,7 @@ pub fn setup_failure(p: &Program, e: &io::Error) -> Option<String> {
     let (step, errno) = (code >> STEP_SHIFT, code & ((1 << STEP_SHIFT) - 1));
     let why = nix::errno::Errno::from_raw(errno).desc();
     let user = p.user.as_ref();
-    let group = p.group.as_ref();
+    let group = p.group.as_deref();
     Some(match step {
         STEP_SETSID => format!("pty: setsid: {why}"),
         STEP_TIOCSCTTY => format!("pty: cannot make it the controlling terminal: {why}"),

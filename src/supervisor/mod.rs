@@ -95,6 +95,9 @@ pub struct Supervisor {
     pub transition_seq: u64,
     /// Slots whose leader exited by itself and whose group is being stopped.
     draining: Vec<usize>,
+    /// Groups done with this turn (slot, pgid): their strays are looked for
+    /// once, at the end of the turn (`kill_strays`).
+    strays: Vec<(usize, i32)>,
     /// Retired processes not yet freed.
     retiring: usize,
     /// Streams someone follows (`tail -f`), with how many followers.
@@ -137,6 +140,7 @@ impl Supervisor {
             transitions: Vec::new(),
             transition_seq: 0,
             draining: Vec::new(),
+            strays: Vec::new(),
             retiring: 0,
             followed: HashMap::new(),
             lines: Vec::new(),
@@ -313,7 +317,7 @@ impl Supervisor {
             self.draining.push(slot);
         }
         if let Some(pgid) = done_with {
-            self.kill_strays(slot, pgid);
+            self.strays.push((slot, pgid));
         }
     }
 

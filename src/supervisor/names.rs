@@ -72,24 +72,26 @@ impl Supervisor {
         self.get_mut(slot)
     }
 
-    /// What `status` shows of `slot`; `None` if the slot was freed meanwhile.
-    pub fn view(&self, slot: usize, now: Instant) -> Option<ProcessView> {
-        let p = self.get(slot)?;
-        Some(ProcessView {
-            name: p.name.clone(),
-            program: p.cfg.name.clone(),
-            index: p.index,
-            state: p.proc.state,
-            pid: p.pid,
-            uptime: p
-                .pid
-                .and(p.spawned_at)
-                .map(|t| now.saturating_duration_since(t)),
-            last_exit: p.proc.last_exit,
-            restarts: p.proc.restarts,
-            message: p.proc.message.clone(),
-            usage: None,
-            health: self.health(slot),
-        })
+    /// What `status` shows of `slot`, written over `view` (its strings'
+    /// buffers are reused); false if the slot was freed meanwhile.
+    pub fn view_into(&self, slot: usize, now: Instant, view: &mut ProcessView) -> bool {
+        let Some(p) = self.get(slot) else {
+            return false;
+        };
+        view.name.clone_from(&p.name);
+        view.program.clone_from(&p.cfg.name);
+        view.index = p.index;
+        view.state = p.proc.state;
+        view.pid = p.pid;
+        view.uptime = p
+            .pid
+            .and(p.spawned_at)
+            .map(|t| now.saturating_duration_since(t));
+        view.last_exit = p.proc.last_exit;
+        view.restarts = p.proc.restarts;
+        view.message.clone_from(&p.proc.message);
+        view.usage = None;
+        view.health = self.health(slot);
+        true
     }
 }

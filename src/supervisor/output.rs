@@ -54,7 +54,12 @@ impl Supervisor {
                 .and_then(|p| p.out[which as usize].sink.as_ref());
             sinks.push(match (path, keep) {
                 (Some(path), Some(s)) if s.path() == path.as_path() => None,
-                (Some(path), _) => Some(Some(Sink::open(path, which.name(), max, backups)?)),
+                (Some(path), _) => Some(Some(Box::new(Sink::open(
+                    path,
+                    which.name(),
+                    max,
+                    backups,
+                )?))),
                 (None, _) => Some(None),
             });
         }
