@@ -276,8 +276,9 @@ impl Waiter {
 
 /// Which processes a `status` lists.
 enum Slots {
-    /// Every process, by position in the status order (no copy of the table).
-    All(usize),
+    /// Every process, by position in the status order (no copy of the table),
+    /// and the last one written (the order may change between two turns).
+    All(usize, Option<crate::supervisor::ResumeKey>),
     /// Named ones, by slot.
     List(Vec<u32>, usize),
 }
@@ -308,7 +309,7 @@ pub struct StatusStream {
 impl StatusStream {
     fn new(sup: &Supervisor, names: &[String], json: bool) -> Result<StatusStream, String> {
         let slots = if names.is_empty() {
-            Slots::All(0)
+            Slots::All(0, None)
         } else {
             Slots::List(
                 sup.resolve(names)?.into_iter().map(|s| s as u32).collect(),
@@ -357,15 +358,19 @@ impl StatusStream {
 
     fn remaining<'a>(&'a self, sup: &'a Supervisor) -> Box<dyn Iterator<Item = usize> + 'a> {
         match &self.slots {
-            Slots::All(pos) => Box::new(sup.order.iter().skip(*pos).copied()),
+            Slots::All(pos, _) => Box::new(sup.order.iter().skip(*pos).copied()),
             Slots::List(v, pos) => Box::new(v.iter().skip(*pos).map(|s| *s as usize)),
         }
     }
 
     fn next_slot(&mut self, sup: &Supervisor) -> Option<usize> {
         match &mut self.slots {
-            Slots::All(pos) => {
+            Slots::All(pos, last) => {
+                *pos = sup.resume_at(*pos, last.as_ref());
                 let s = sup.order.get(*pos).copied();
+                if let Some(slot) = s {
+                    sup.remember(slot, last);
+                }
                 *pos += 1;
                 s
             }

@@ -152,7 +152,7 @@ pub struct MetricsStream {
     /// reload between two turns reorders the table, and the stream goes on
     /// after this key rather than at a stale position (which would list
     /// some processes twice, and Prometheus rejects such a scrape whole).
-    last: Option<(String, u32, bool)>,
+    last: Option<crate::supervisor::ResumeKey>,
     headed: bool,
 }
 
@@ -171,24 +171,6 @@ impl MetricsStream {
             pos: 0,
             last: None,
             headed: false,
-        }
-    }
-
-    /// Puts `pos` right after `last` if the table changed since it was passed.
-    fn resync(&mut self, sup: &Supervisor) {
-        let Some((name, index, retired)) = &self.last else {
-            return;
-        };
-        let last = (name.as_str(), *index, *retired);
-        let key = |s: &usize| {
-            sup.get(*s)
-                .map(|p| (p.cfg.name.as_str(), p.index, p.retired))
-        };
-        let before = self.pos.checked_sub(1).and_then(|i| sup.order.get(i));
-        if before.and_then(key) != Some(last) {
-            self.pos = sup
-                .order
-                .partition_point(|s| key(s).is_some_and(|k| k <= last));
         }
     }
 
@@ -276,7 +258,7 @@ impl Streamed for MetricsStream {
                 self.headed = true;
                 header(out, &PROCESS[self.family]);
             }
-            self.resync(sup);
+            self.pos = sup.resume_at(self.pos, self.last.as_ref());
             let Some(&slot) = sup.order.get(self.pos) else {
                 (self.family, self.pos, self.headed) = (self.family + 1, 0, false);
                 self.last = None;
@@ -284,13 +266,7 @@ impl Streamed for MetricsStream {
             };
             self.pos += 1;
             let Some(p) = sup.get(slot) else { continue };
-            match &mut self.last {
-                Some((name, index, retired)) => {
-                    name.clone_from(&p.cfg.name);
-                    (*index, *retired) = (p.index, p.retired);
-                }
-                None => self.last = Some((p.cfg.name.clone(), p.index, p.retired)),
-            }
+            sup.remember(slot, &mut self.last);
             // A retired process may share its name with a new one: a scrape
             // with the same labels twice would be rejected whole.
             if !p.retired {

@@ -196,3 +196,70 @@ fn quick_stop_start_cycles_get_the_right_replies() {
         assert_eq!(d.cmd("start fast"), "fast:0: started\nOK\n");
     }
 }
+
+/// A `status` reply streamed over several turns stays one consistent list
+/// when a reload re-sorts the table in between: no process twice, none of the
+/// old ones skipped (human and JSON forms).
+#[test]
+fn a_reload_during_a_long_status_never_lists_a_process_twice() {
+    use std::io::Read;
+    // 20 000 processes never started (no fds needed, hence the low minfds):
+    // replies far larger than what socket buffers can hold in flight.
+    let d = Daemon::start_with(
+        "  p:\n    cmd: sleep 1000\n    numprocs: 20000\n    autostart: false\n",
+        "minfds: 1000\n",
+        &[],
+    );
+    let mut added = 0;
+    for json in [false, true] {
+        let mut s = d.connect();
+        s.write_all(if json {
+            b"status --json\n"
+        } else {
+            b"status\n"
+        })
+        .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16384];
+        while got.len() < 100_000 {
+            let n = s.read(&mut buf).expect("status reply");
+            assert!(n > 0, "the reply ended early");
+            got.extend_from_slice(&buf[..n]);
+        }
+        // A program sorted before `p`: every position shifts.
+        added += 1;
+        let conf = std::fs::read_to_string(&d.conf).unwrap();
+        let more =
+            format!("  a{added}:\n    cmd: sleep 1000\n    numprocs: 7\n    autostart: false\n");
+        std::fs::write(&d.conf, format!("{conf}{more}")).unwrap();
+        assert!(d.cmd("reload").contains(&format!("added a{added}")));
+        while !got.ends_with(b"\nOK\n") {
+            let n = s.read(&mut buf).expect("the rest of the reply");
+            assert!(n > 0, "the reply ended without OK");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8(got).unwrap();
+        let names: Vec<String> = if json {
+            let line = text.lines().next().unwrap();
+            let v: serde_json::Value = serde_json::from_str(line).expect("one JSON array");
+            (v.as_array().unwrap().iter())
+                .map(|o| o["name"].as_str().unwrap().to_string())
+                .collect()
+        } else {
+            (text.lines())
+                .filter(|l| *l != "OK")
+                .map(|l| l.split_whitespace().next().unwrap().to_string())
+                .collect()
+        };
+        let mut seen = std::collections::HashSet::new();
+        for n in &names {
+            assert!(seen.insert(n), "{n} listed twice (json: {json})");
+        }
+        for i in 0..20000 {
+            assert!(
+                seen.contains(&format!("p:{i}")),
+                "p:{i} skipped (json: {json})"
+            );
+        }
+    }
+}

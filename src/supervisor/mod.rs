@@ -9,6 +9,7 @@
 mod apply;
 mod gate;
 mod names;
+pub use names::ResumeKey;
 mod output;
 mod probes;
 mod trees;

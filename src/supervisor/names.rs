@@ -72,6 +72,39 @@ impl Supervisor {
         self.get_mut(slot)
     }
 
+    /// Where a reply streamed over several turns goes on in the status order
+    /// (`status`, `metrics`): `pos`, unless the order changed since the
+    /// process at `pos - 1` was written (a reload between two turns re-sorts
+    /// it): then right after that process's place, so nothing is listed
+    /// twice (Prometheus rejects a whole scrape with a repeated series) or
+    /// skipped. `last` is (program, index, retired) of that process.
+    pub fn resume_at(&self, pos: usize, last: Option<&ResumeKey>) -> usize {
+        let Some(last) = last else { return pos };
+        let last = (last.0.as_str(), last.1, last.2);
+        let key = |s: &usize| {
+            self.get(*s)
+                .map(|p| (p.cfg.name.as_str(), p.index, p.retired))
+        };
+        let before = pos.checked_sub(1).and_then(|i| self.order.get(i));
+        if before.and_then(key) == Some(last) {
+            return pos;
+        }
+        self.order
+            .partition_point(|s| key(s).is_some_and(|k| k <= last))
+    }
+
+    /// Records `slot` as the last one written, for `resume_at`.
+    pub fn remember(&self, slot: usize, last: &mut Option<ResumeKey>) {
+        let Some(p) = self.get(slot) else { return };
+        match last {
+            Some((name, index, retired)) => {
+                name.clone_from(&p.cfg.name);
+                (*index, *retired) = (p.index, p.retired);
+            }
+            None => *last = Some((p.cfg.name.clone(), p.index, p.retired)),
+        }
+    }
+
     /// What `status` shows of `slot`, written over `view` (its strings'
     /// buffers are reused); false if the slot was freed meanwhile.
     pub fn view_into(&self, slot: usize, now: Instant, view: &mut ProcessView) -> bool {
@@ -95,3 +128,6 @@ impl Supervisor {
         true
     }
 }
+
+/// A process's place in the status order: (program, index, retired).
+pub type ResumeKey = (String, u32, bool);
