@@ -15,7 +15,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 /// Bytes kept per process and stream for `tail` (the contract's minimum).
 pub const TAIL_BYTES: usize = 64 * 1024;
 /// Bytes read from one pipe per turn of the loop.
-pub const READ_PER_TURN: usize = 64 * 1024;
+pub const READ_PER_TURN: usize = 256 * 1024;
+/// The pipe capacity a stream gets once it fills its pipe faster than a turn
+/// drains it: a flooding child then blocks (and the daemon wakes) once per
+/// MiB rather than per 64 KiB. Quiet streams keep the kernel's default, so a
+/// thousand processes do not pin a thousand big buffers.
+const BUSY_PIPE: libc::c_int = 1 << 20;
 /// A line longer than this reaches followers in pieces of this size.
 pub const MAX_FOLLOW_LINE: usize = 64 * 1024;
 
@@ -112,6 +117,15 @@ pub struct Stream {
     pub sink_failing: bool,
 }
 
+/// Gives a busy pipe `BUSY_PIPE` bytes of room, if the kernel allows (an
+/// unprivileged daemon is bounded by /proc/sys/fs/pipe-max-size and its
+/// pipe quota: then the pipe simply stays as it is).
+fn grow(fd: std::os::fd::RawFd) {
+    if unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) } < BUSY_PIPE {
+        unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, BUSY_PIPE) };
+    }
+}
+
 /// What one `read` got.
 #[derive(Debug, Default, PartialEq)]
 pub struct Read {
@@ -136,7 +150,7 @@ impl Stream {
         let Some(fd) = self.pipe.as_ref().map(AsRawFd::as_raw_fd) else {
             return out;
         };
-        let mut buf = [0u8; 16 * 1024];
+        let mut buf = [0u8; 64 * 1024];
         while out.bytes < budget {
             let want = buf.len().min(budget - out.bytes);
             let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), want) };
@@ -163,6 +177,7 @@ impl Stream {
             self.consume(chunk, follow, &mut out);
         }
         out.more = true;
+        grow(fd);
         out
     }
 
