@@ -3,6 +3,7 @@
 //! when it starts and when it gets its stop signal).
 mod common;
 use common::*;
+use std::io::{BufReader, Write};
 use std::process::Command;
 
 /// A program that appends `start NAME` when it starts and `stop NAME` on
@@ -421,4 +422,40 @@ fn a_wide_dependency_releases_every_dependent_once_all_are_running() {
     );
     let reply = d.cmd("stop all");
     assert_eq!(reply.matches(": stopped\n").count(), 400, "{reply}");
+}
+
+/// `stop all` holds db's stop while web stops; another client starts web
+/// again meanwhile. The held stop must not wait for web forever: it goes,
+/// and the `stop all` client gets its reply (it used to hang for good).
+#[test]
+fn a_dependent_started_again_does_not_hold_its_dependency_stop_forever() {
+    let d = Daemon::configure("", "");
+    let go = d.path("go");
+    let programs = format!(
+        "  db:\n    cmd: sleep 1000\n    starttime: 0\n  web:\n    cmd: \"sh -c 'trap \\\"until [ -e {g} ]; \
+         do sleep 0.05; done; exit 0\\\" TERM; while :; do sleep 0.05; done'\"\n    starttime: 0\n    \
+         stoptime: 30\n    depends_on: [db]\n",
+        g = go.display()
+    );
+    std::fs::write(
+        &d.conf,
+        std::fs::read_to_string(&d.conf).unwrap() + &programs,
+    )
+    .unwrap();
+    let d = d.launch(&[]);
+    all_running(&d, &["db:0", "web:0"]);
+    let mut stop = BufReader::new(d.connect());
+    stop.get_mut().write_all(b"stop all\n").unwrap();
+    d.wait_state("web:0", "STOPPING", 10.0);
+    let mut start = BufReader::new(d.connect());
+    start.get_mut().write_all(b"start web\n").unwrap();
+    // web is still STOPPING; a status round trip proves `start web` was read.
+    wait_until(10.0, "db's stop held", || {
+        d.state("db:0") == "RUNNING" && d.state("web:0") == "STOPPING"
+    });
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(read_reply(&mut start), "web:0: started\nOK\n");
+    let reply = read_reply(&mut stop);
+    assert!(reply.contains("db:0: stopped\n"), "{reply}");
+    assert_eq!(d.state("db:0"), "STOPPED");
 }

@@ -7,6 +7,7 @@
 use super::glob::glob;
 use super::ini::{self, Section};
 use super::{parse_size, read};
+use std::collections::HashSet;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +34,9 @@ struct Out {
     /// Lines written as comments: settings the user must decide on.
     commented: Vec<String>,
     programs: Vec<Program>,
+    /// Their names, for the check of a second definition (a scan of
+    /// `programs` per section made 100 000 sections take minutes).
+    names: HashSet<String>,
     /// `[supervisord] environment`, given to every program.
     env: Vec<(String, String)>,
     warnings: Vec<String>,
@@ -44,8 +48,8 @@ struct Program {
     env: Vec<(String, String)>,
 }
 
-/// Reads `path` (and the files of its `[include]`): `Err` only when the main
-/// file cannot be read.
+/// Reads `path` (and the files of its `[include]`): `Err` when the main file
+/// cannot be read, or when the YAML would be larger than taskmasterd reads.
 pub fn import(path: &Path) -> Result<Import, String> {
     let text = read::read(path).map_err(|e| e.to_string())?;
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -70,7 +74,7 @@ pub fn import(path: &Path) -> Result<Import, String> {
         }
     }
     Ok(Import {
-        yaml: out.yaml(&abs),
+        yaml: out.yaml(&abs)?,
         warnings: out.warnings,
     })
 }
@@ -278,7 +282,10 @@ impl Out {
         }
     }
 
-    fn yaml(&self, main: &Path) -> String {
+    /// The YAML; `Err` past `read::MAX_BYTES`: the daemon-wide environment
+    /// is written into every program, so a small INI file (many variables,
+    /// many programs) could make gigabytes that no daemon would read.
+    fn yaml(&self, main: &Path) -> Result<String, String> {
         let mut y = format!(
             "# Converted by `taskmasterd --import` from {}\n",
             main.display()
@@ -291,7 +298,7 @@ impl Out {
         }
         if self.programs.is_empty() {
             y.push_str("programs: {}\n");
-            return y;
+            return Ok(y);
         }
         y.push_str("programs:\n");
         for p in &self.programs {
@@ -300,20 +307,30 @@ impl Out {
                 let _ = writeln!(y, "    {k}: {v}");
             }
             // The daemon-wide environment first; the program's own wins.
+            let own: HashSet<&str> = p.env.iter().map(|(k, _)| k.as_str()).collect();
             let mut env: Vec<&(String, String)> = self
                 .env
                 .iter()
-                .filter(|(k, _)| !p.env.iter().any(|(o, _)| o == k))
+                .filter(|(k, _)| !own.contains(k.as_str()))
                 .collect();
             env.extend(&p.env);
             if !env.is_empty() {
                 y.push_str("    env:\n");
                 for (k, v) in env {
                     let _ = writeln!(y, "      {}: {}", quote(k), quote(v));
+                    if y.len() as u64 > read::MAX_BYTES {
+                        return Err(format!(
+                            "the converted config would be larger than {} MiB, the most \
+                             taskmasterd reads ([supervisord] environment is copied into each \
+                             of the {} programs): split it",
+                            read::MAX_BYTES >> 20,
+                            self.programs.len()
+                        ));
+                    }
                 }
             }
         }
-        y
+        Ok(y)
     }
 }
 

@@ -13,7 +13,7 @@ impl Out {
             );
             self.warn(file, s.line, &format!("[{}]", s.name), msg);
         }
-        if self.programs.iter().any(|p| p.name == name) {
+        if self.names.contains(&name) {
             let msg = format!("program `{name}` is defined twice: this one is skipped");
             return self.warn(file, s.line, &format!("[{}]", s.name), msg);
         }
@@ -141,6 +141,7 @@ impl Out {
             let msg = "no `command`: skipped (a program needs one)";
             return self.warn(file, s.line, &format!("[{}]", s.name), msg.into());
         }
+        self.names.insert(p.name.clone());
         self.programs.push(p);
     }
 }

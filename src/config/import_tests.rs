@@ -110,3 +110,44 @@ fn include_files_are_inlined_and_an_unreadable_file_is_an_error() {
         .unwrap_err()
         .contains("cannot read"));
 }
+
+#[test]
+fn many_programs_and_variables_convert_in_linear_time() {
+    // A scan per section (duplicate names) and per variable (the daemon-wide
+    // environment against each program's) made these take minutes.
+    let vars = |v: u8| -> String {
+        let all: Vec<String> = (0..100_000).map(|i| format!("G{i}={v}")).collect();
+        all.join(",")
+    };
+    let global = format!("[supervisord]\nenvironment={}\n", vars(1));
+    let mut own = String::new();
+    for i in 0..2 {
+        own += &format!(
+            "[program:e{i}]\ncommand=/bin/true\nenvironment={}\n",
+            vars(2)
+        );
+    }
+    let mut many = String::new();
+    for i in 0..50_000 {
+        many += &format!("[program:p{i}]\ncommand=/bin/true\n");
+    }
+    many += "[program:p7]\ncommand=/bin/false\n";
+    let timed = |text: String| {
+        let start = std::time::Instant::now();
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("supervisord.conf");
+        fs::write(&f, text).unwrap();
+        let i = import(&f);
+        assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
+        i
+    };
+    let i = timed(global.clone() + &own).unwrap();
+    assert_eq!(i.yaml.matches("\"G7\": \"2\"").count(), 2);
+    assert!(!i.yaml.contains("\"G7\": \"1\""));
+    let i = timed(many.clone()).unwrap();
+    assert_eq!(i.warnings.len(), 1, "{:?}", i.warnings);
+    assert!(i.warnings[0].contains("program `p7` is defined twice"));
+    // The daemon-wide variables copied into 50 000 programs: far too much.
+    let e = timed(global + &many).unwrap_err();
+    assert!(e.contains("larger than 16 MiB"), "{e}");
+}

@@ -257,6 +257,15 @@ impl Supervisor {
         ALIVE.iter().any(|s| c[deps::state_index(*s)] > 0) || self.gate.held.contains_key(program)
     }
 
+    /// Whether a dependent, already sent its stop, keeps a held stop waiting:
+    /// STOPPING, or held itself. Not merely alive: one started again by
+    /// another command while it stopped would hold the stop (and the reply
+    /// of the command that asked for it) for as long as it runs.
+    fn still_stopping(&self, program: &str) -> bool {
+        let c = self.gate.counts.get(program).copied().unwrap_or_default();
+        c[deps::state_index(State::Stopping)] > 0 || self.gate.held.contains_key(program)
+    }
+
     /// Every held stop goes now (a second signal during shutdown).
     pub fn release_held(&mut self) {
         for (_, (slots, _)) in std::mem::take(&mut self.gate.held) {
@@ -335,7 +344,7 @@ impl Supervisor {
                 .get(&program)
                 .map(|h| h.1.clone())
                 .unwrap_or_default();
-            if blockers.iter().any(|b| self.busy(b)) {
+            if blockers.iter().any(|b| self.still_stopping(b)) {
                 continue;
             }
             for slot in self
