@@ -36,11 +36,18 @@ const MAX_BACKUPS: u64 = 1000;
 /// Highest `minfds` (Linux's ceiling for `fs.nr_open` is just below 2^30).
 const MAX_MINFDS: u64 = 1 << 30;
 
+/// Errors listed at most per file: a file of a million bad keys is
+/// refused as fast as one with a few (no hint computed, no line kept for the
+/// rest), and a `reload` reply or log stays readable.
+const MAX_ERRORS: usize = 100;
+
 struct Ctx<'a> {
     file: String,
     dir: PathBuf,
     loc: Locator<'a>,
     errors: Vec<ConfigError>,
+    /// Errors past `MAX_ERRORS`, counted only.
+    unshown: usize,
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
@@ -67,8 +74,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         dir,
         loc: Locator::new(text),
         errors: Vec::new(),
+        unshown: 0,
     };
     let config = cx.top(abs, &doc);
+    cx.summarize();
     match config {
         Some(c) if cx.errors.is_empty() => Ok(c),
         _ => Err(cx.errors),
@@ -94,7 +103,30 @@ pub fn parse_address(text: &str) -> Result<SocketAddr, String> {
 }
 
 impl Ctx<'_> {
+    /// The last error line of a file with more than `MAX_ERRORS`.
+    fn summarize(&mut self) {
+        if self.unshown > 0 {
+            self.errors.push(ConfigError {
+                file: self.file.clone(),
+                line: None,
+                key: String::new(),
+                message: format!("… and {} more errors", self.unshown),
+            });
+        }
+    }
+
+    fn full(&mut self) -> bool {
+        if self.errors.len() < MAX_ERRORS {
+            return false;
+        }
+        self.unshown += 1;
+        true
+    }
+
     fn err(&mut self, path: &[&str], message: impl Into<String>) {
+        if self.full() {
+            return;
+        }
         self.errors.push(ConfigError {
             file: self.file.clone(),
             line: self.loc.line(path),
@@ -196,6 +228,9 @@ impl Ctx<'_> {
 
     /// An unknown key: supervisord's name for ours, or the nearest known key.
     fn unknown(&mut self, path: &[&str], known: &str, level: Level) {
+        if self.full() {
+            return;
+        }
         let known: Vec<&str> = known.split(", ").collect();
         let key = path.last().copied().unwrap_or_default();
         self.err(path, hint::unknown_key(key, &known, level));

@@ -137,6 +137,7 @@ impl Ctx<'_> {
             dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
             loc: Locator::new(text),
             errors: Vec::new(),
+            unshown: 0,
         };
         let mut found = Vec::new();
         match &doc {
@@ -170,6 +171,7 @@ impl Ctx<'_> {
             origin.insert(p.name.clone(), (shown.clone(), line));
             programs.push(p.into());
         }
+        sub.summarize();
         self.errors.append(&mut sub.errors);
     }
 

@@ -487,3 +487,18 @@ fn supervisord_keys_and_typos_get_hints_at_every_level() {
         assert!(got.starts_with(want), "{got} !~ {want}");
     }
 }
+
+#[test]
+fn a_flood_of_errors_lists_a_hundred_and_counts_the_rest() {
+    let mut text = String::from("programs:\n  p:\n    cmd: sleep 1\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("    unknown_key_{i}: 1\n"));
+    }
+    let t = std::time::Instant::now();
+    let e = errors(&text);
+    assert_eq!(e.len(), 101, "{:?}", &e[..3]);
+    assert!(e[0].contains("unknown_key_0"), "{}", e[0]);
+    assert!(e[100].ends_with("… and 19900 more errors"), "{}", e[100]);
+    // No hint computed for the ones not shown (that took a minute before).
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+}
