@@ -3,10 +3,7 @@
 //! A reply is zero or more body lines, then `OK` or `ERR <message>`. Body
 //! lines are dot-stuffed (`stuff`), so no body line can look like a final one.
 
-use crate::state::{Exit, State};
-use serde::Serialize;
 use std::borrow::Cow;
-use std::time::Duration;
 
 /// Longest accepted request line, in bytes.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -410,175 +407,12 @@ pub fn reply(body: &[String], result: Result<(), String>) -> String {
     out
 }
 
-/// What `status` shows of one process.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProcessView {
-    pub name: String,
-    pub program: String,
-    pub index: u32,
-    pub state: State,
-    pub pid: Option<i32>,
-    pub uptime: Option<Duration>,
-    pub last_exit: Option<Exit>,
-    pub restarts: u32,
-    pub message: String,
-    /// Memory and CPU of its process group (`status --json` only).
-    pub usage: Option<crate::procscan::Usage>,
-    /// (consecutive failed health checks, retries) while a health check runs.
-    pub health: Option<(u32, u32)>,
-}
-
-impl ProcessView {
-    /// The human detail column, with `unhealthy (N/R)` while failures accumulate.
-    pub fn detail(&self) -> String {
-        let mut out = String::new();
-        self.write_detail(&mut out);
-        out
-    }
-
-    /// The detail column appended to `out`: `status` of a thousand processes
-    /// writes every line into one buffer instead of a string per piece.
-    pub fn write_detail(&self, out: &mut String) {
-        use std::fmt::Write;
-        match (self.pid, self.uptime) {
-            // A live process shows its pid, not the text of its previous exit.
-            (Some(pid), Some(up)) => {
-                let _ = write!(out, "pid {pid}, uptime ");
-                write_hms(out, up);
-                if !self.message.is_empty()
-                    && !matches!(self.state, State::Starting | State::Running)
-                {
-                    out.push_str(", ");
-                    out.push_str(&self.message);
-                }
-            }
-            _ if !self.message.is_empty() => out.push_str(&self.message),
-            _ => match (self.state, self.last_exit) {
-                (State::NotStarted, _) => out.push_str("not started"),
-                (_, Some(e)) => out.push_str(&e.describe()),
-                _ => {}
-            },
-        }
-        if let Some((n, retries)) = self.health.filter(|(n, _)| *n > 0) {
-            let _ = write!(out, ", unhealthy ({n}/{retries})");
-        }
-    }
-}
-
-/// `H:MM:SS`.
-pub fn hms(d: Duration) -> String {
-    let mut out = String::new();
-    write_hms(&mut out, d);
-    out
-}
-
-fn write_hms(out: &mut String, d: Duration) {
-    use std::fmt::Write;
-    let s = d.as_secs();
-    // Writing into a String cannot fail.
-    let _ = write!(out, "{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
-}
-
-/// Aligned `name state detail` lines, no header.
-pub fn status_lines(procs: &[ProcessView]) -> Vec<String> {
-    let width = procs.iter().map(|p| p.name.len()).max().unwrap_or(0);
-    procs.iter().map(|p| status_line(p, width)).collect()
-}
-
-/// One `status` line with the name column `width` wide.
-pub fn status_line(p: &ProcessView, width: usize) -> String {
-    let mut out = String::new();
-    write_status_line(&mut out, p, width);
-    out
-}
-
-/// One `status` line appended to `out`, without its `\n`.
-pub fn write_status_line(out: &mut String, p: &ProcessView, width: usize) {
-    use std::fmt::Write;
-    let start = out.len();
-    let _ = write!(out, "{:width$}  {:19}  ", p.name, p.state.token());
-    p.write_detail(out);
-    let end = out[start..].trim_end().len();
-    out.truncate(start + end);
-}
-
-/// `stuff` for the line that starts at `start` in `out` and runs to its end.
-pub fn stuff_tail(out: &mut String, start: usize) {
-    if matches!(stuff(&out[start..]), Cow::Owned(_)) {
-        out.insert(start, '.');
-    }
-}
-
-/// One `status --json` object, field for field as the contract lists them.
-#[derive(Serialize)]
-struct StatusItem<'a> {
-    name: &'a str,
-    program: &'a str,
-    index: u32,
-    state: &'static str,
-    pid: Option<i32>,
-    uptime_s: Option<u64>,
-    exit_code: Option<i32>,
-    signal: Option<String>,
-    restarts: u32,
-    message: String,
-    rss_kb: Option<u64>,
-    cpu_s: Option<f64>,
-    /// null without a running health check.
-    healthy: Option<bool>,
-}
-
-/// The one-line JSON array of `status --json`.
-pub fn status_json(procs: &[ProcessView]) -> String {
-    let mut out = String::from("[");
-    for (i, p) in procs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&status_json_item(p));
-    }
-    out.push(']');
-    out
-}
-
-/// One element of the `status --json` array (an object, one line), so a big
-/// reply can be sent object by object.
-pub fn status_json_item(p: &ProcessView) -> String {
-    let (exit_code, signal) = match p.last_exit {
-        Some(Exit::Code(c)) => (Some(c), None),
-        Some(Exit::Signal(s)) => (None, Some(crate::signals::name(s))),
-        None => (None, None),
-    };
-    let item = StatusItem {
-        name: &p.name,
-        program: &p.program,
-        index: p.index,
-        state: p.state.token(),
-        pid: p.pid,
-        uptime_s: p.uptime.map(|u| u.as_secs()),
-        exit_code,
-        signal,
-        restarts: p.restarts,
-        message: p.detail(),
-        rss_kb: p.usage.map(|u| u.rss_kb()),
-        cpu_s: p.usage.map(|u| u.cpu_seconds()),
-        healthy: p.health.map(|(failures, _)| failures == 0),
-    };
-    serde_json::to_string(&item).expect(ENCODES)
-}
-
-/// A JSON string literal, escaped.
-pub fn json_str(s: &str) -> String {
-    serde_json::to_string(s).expect(ENCODES)
-}
-
-/// Why encoding cannot fail: serde_json fails only on map keys that are not
-/// strings, or on an error raised by a hand-written `Serialize`; strings,
-/// numbers and derived structs of them have neither.
-const ENCODES: &str = "strings, numbers and derived structs always encode";
-
 #[path = "protocol_args.rs"]
 mod args;
+
+#[path = "protocol_status.rs"]
+mod status;
+pub use status::*;
 
 #[cfg(test)]
 #[path = "protocol_tests.rs"]

@@ -1,4 +1,6 @@
 use super::*;
+use crate::state::{Exit, State};
+use std::time::Duration;
 
 #[test]
 fn parses_commands() {

@@ -7,6 +7,7 @@
 //! nothing recurses and the order of events is the order of the queue.
 
 mod apply;
+mod children;
 mod gate;
 mod names;
 pub use names::ResumeKey;
@@ -21,15 +22,13 @@ use crate::alerts::{Alert, AlertEvent};
 use crate::config::{Config, Program};
 use crate::output::Which;
 use crate::reap;
-use crate::spawn;
 use crate::state::{self, Action, Event, Exit, Proc, State};
 use crate::timers::{Deadline, Timers};
-use log::{debug, error, info, warn};
-use mio::unix::SourceFd;
-use mio::{Interest, Registry, Token};
+use log::{error, info, warn};
+use mio::Registry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -353,117 +352,6 @@ impl Supervisor {
                 reap::signal_group(pgid, libc::SIGKILL);
             }
             _ => {}
-        }
-    }
-
-    fn spawn(&mut self, slot: usize, now: Instant) {
-        let fds = self.prepare_output(slot);
-        let cfg = self.spawn_config(slot);
-        let Some(p) = self.get(slot) else { return };
-        let socket = &self.config.socket;
-        let spawned = fds.and_then(|io| spawn::spawn(&*cfg?, p.index, io, socket));
-        match spawned {
-            Ok(pid) => {
-                let cmd = &p.cfg.for_process(p.index).cmd_text;
-                info!("{}: spawned pid {pid} ({cmd})", p.name);
-                let pidfd = self.use_pidfd.then(|| self.watch(slot, pid)).flatten();
-                if let Some(p) = self.get_mut(slot) {
-                    (p.pid, p.pgid, p.pidfd, p.spawned_at) =
-                        (Some(pid), Some(pid), pidfd, Some(now));
-                    p.last_pid = Some(pid);
-                }
-                self.by_pid.insert(pid, slot);
-                self.feed(slot, Event::Spawned);
-            }
-            Err(why) => {
-                warn!("{}: spawn failed: {why}", p.name);
-                self.feed(slot, Event::SpawnFailed(why));
-            }
-        }
-    }
-
-    /// A registered pidfd for `pid`, or `None`: then the SIGCHLD sweep, which
-    /// always runs, reports its exit.
-    fn watch(&self, slot: usize, pid: i32) -> Option<OwnedFd> {
-        let name = self.get(slot).map_or("?", |p| p.name.as_str());
-        let fd = reap::pidfd_open(pid)
-            .inspect_err(|e| {
-                warn!("{name}: no pidfd for pid {pid} ({e}); SIGCHLD will report its exit")
-            })
-            .ok()?;
-        let token = Token(PROC_TOKEN + slot);
-        match self
-            .reg
-            .register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)
-        {
-            Ok(()) => Some(fd),
-            Err(e) => {
-                warn!("{name}: cannot watch pidfd ({e}); SIGCHLD will report its exit");
-                None
-            }
-        }
-    }
-
-    /// The pidfd of `slot` is readable: reap it if it has exited.
-    pub fn on_pidfd(&mut self, slot: usize, now: Instant) {
-        let Some(fd) = self.get(slot).and_then(|p| p.pidfd.as_ref()) else {
-            return;
-        };
-        if let Some(exit) = reap::reap_pidfd(fd) {
-            self.exited(slot, exit, now);
-        }
-        self.run(now);
-    }
-
-    /// SIGCHLD: reap what exited (our children, adopted orphans), then look at
-    /// draining groups. Returns true if more children may be waiting.
-    pub fn on_sigchld(&mut self, now: Instant) -> bool {
-        let (reaped, more) = reap::sweep();
-        for (pid, exit) in reaped {
-            match self.by_pid.get(&pid) {
-                Some(&slot) => self.exited(slot, exit, now),
-                None if self.oneshots.reaped(pid, exit, &self.reg, &mut self.timers) => {}
-                None => debug!("reaped orphan pid {pid}: {}", exit.describe()),
-            }
-        }
-        let draining = std::mem::take(&mut self.draining);
-        for slot in draining {
-            match self.get(slot).filter(|p| p.proc.drain.is_some()) {
-                Some(p) if p.pgid.is_some_and(reap::group_alive) => self.draining.push(slot),
-                Some(_) => self.feed(slot, Event::GroupGone),
-                None => {}
-            }
-        }
-        self.run(now);
-        more
-    }
-
-    fn exited(&mut self, slot: usize, exit: Exit, now: Instant) {
-        let Some(p) = self.get_mut(slot) else { return };
-        let Some(pid) = p.pid.take() else { return };
-        if let Some(fd) = p.pidfd.take() {
-            let _ = self.reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
-        }
-        self.by_pid.remove(&pid);
-        // What it wrote before exiting is read before its exit is logged.
-        self.drain_output(slot);
-        let Some(p) = self.get(slot) else { return };
-        let uptime = p
-            .spawned_at
-            .map(|t| now.saturating_duration_since(t))
-            .unwrap_or_default();
-        info!(
-            "{}: pid {pid} exited: {} after {:.1}s",
-            p.name,
-            exit.describe(),
-            uptime.as_secs_f64()
-        );
-        let left = p.pgid.is_some_and(reap::group_alive);
-        if left && matches!(p.proc.state, State::Starting | State::Running) {
-            info!("{}: its process group {pid} still has members", p.name);
-            self.feed(slot, Event::LeaderExited { exit, uptime });
-        } else {
-            self.feed(slot, Event::Exited { exit, uptime });
         }
     }
 
