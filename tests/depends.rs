@@ -459,3 +459,28 @@ fn a_dependent_started_again_does_not_hold_its_dependency_stop_forever() {
     assert!(reply.contains("db:0: stopped\n"), "{reply}");
     assert_eq!(d.state("db:0"), "STOPPED");
 }
+
+#[test]
+fn a_retry_waits_for_a_dependency_that_went_down() {
+    let d = Daemon::start(
+        "  db:\n    cmd: sleep 1000\n    starttime: 0\n  api:\n    cmd: sleep 1000\n    \
+         starttime: 60\n    startretries: 10\n    depends_on: [db]\n",
+    );
+    d.wait_state("db:0", "RUNNING", 10.0);
+    d.wait_state("api:0", "STARTING", 10.0);
+    let first = d.pid("api:0").expect("api's pid");
+    assert_eq!(d.cmd("stop db"), "db:0: stopped\nOK\n");
+    // api dies before its starttime: a failed start, retried in about 1 s...
+    unsafe { libc::kill(first, libc::SIGKILL) };
+    // ...but db is down: the retry waits for it instead of spawning.
+    wait_until(10.0, "api to wait for db", || {
+        d.proc("api:0")["message"] == "waiting for db (ready)"
+    });
+    let api = d.proc("api:0");
+    assert_eq!(api["state"], "NOT_STARTED", "{api}");
+    assert_eq!(api["pid"], serde_json::Value::Null, "{api}");
+    // db back: api is started for it, without anyone asking.
+    assert_eq!(d.cmd("start db"), "db:0: started\nOK\n");
+    d.wait_state("api:0", "STARTING", 10.0);
+    assert_ne!(d.pid("api:0"), Some(first));
+}

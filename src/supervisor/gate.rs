@@ -81,8 +81,17 @@ impl Supervisor {
         let p = self.get(slot)?;
         let (program, at_rest) = (p.cfg.name.clone(), !p.proc.state.is_alive());
         let retired = p.retired;
+        // A retry or restart timer that runs out spawns from rest too: while
+        // a dependency is down, the process waits for it instead (rather than
+        // spawning into a missing dependency and burning its retries).
+        let restart_due = *ev == Event::Deadline
+            && matches!(
+                p.proc.state,
+                State::Backoff | State::ExitedExpectedly | State::ExitedUnexpectedly
+            );
         match ev {
             Event::Start | Event::Stop => {}
+            _ if restart_due => {}
             _ => return None,
         }
         let g = &mut self.gate;
