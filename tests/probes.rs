@@ -235,40 +235,6 @@ fn never_ready_backs_off_then_fatal_with_the_reason() {
         .all(|pid| parent_of(*pid) != d.child.as_ref().map(|c| c.id() as i32)));
 }
 
-/// The parent pid of `pid`, if it is alive.
-pub fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')')
-        .next()?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// Zombie children of `ppid`.
-pub fn zombies_of(ppid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let f: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        if f.len() > 1 && f[0] == "Z" && f[1] == ppid.to_string() {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 #[test]
 fn a_hanging_probe_command_is_killed_and_reaped() {
     let d = Daemon::start(

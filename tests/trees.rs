@@ -39,16 +39,6 @@ fn children(d: &Daemon) -> (Vec<i32>, usize) {
     (kids, zombies)
 }
 
-fn parent_of(pid: i32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')')
-        .next()?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// A script in the daemon's folder, run by `sh`.
 fn with_script(programs: &str, script: &str) -> Daemon {
     let d = Daemon::configure(programs, "");
@@ -80,7 +70,11 @@ fn nothing_survives_shutdown_however_deep() {
     });
     let daemon = d.child.as_ref().unwrap().id();
     let orphan = running(&["sleep", "7713"])[0];
-    assert_eq!(parent_of(orphan), Some(daemon), "adopted by the subreaper");
+    assert_eq!(
+        parent_of(orphan),
+        Some(daemon as i32),
+        "adopted by the subreaper"
+    );
     assert_eq!(d.cmd("shutdown"), "OK\n");
     assert!(d.wait_exit(10.0).success());
     for n in [7711, 7712, 7713] {

@@ -48,27 +48,42 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// Every pid /proc lists now.
+pub fn all_pids() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+        .collect()
+}
+
+/// The fields of /proc/PID/stat after the command name: state, ppid, pgrp, …
+pub fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit(')').next()?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
 /// Live (non-zombie) processes whose process group is `pgid`.
 pub fn group_members(pgid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
-            out.push(pid);
-        }
-    }
-    out
+    let pgid = pgid.to_string();
+    (all_pids().into_iter())
+        .filter(|pid| stat_fields(*pid).is_some_and(|f| f.len() > 2 && f[0] != "Z" && f[2] == pgid))
+        .collect()
+}
+
+/// The parent pid of `pid`, if it is alive.
+pub fn parent_of(pid: i32) -> Option<i32> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
+/// Zombie children of `ppid`.
+pub fn zombies_of(ppid: i32) -> Vec<i32> {
+    let ppid = ppid.to_string();
+    (all_pids().into_iter())
+        .filter(|pid| stat_fields(*pid).is_some_and(|f| f.len() > 1 && f[0] == "Z" && f[1] == ppid))
+        .collect()
 }
 
 impl Daemon {
