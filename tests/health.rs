@@ -82,19 +82,7 @@ fn a_hanging_health_command_times_out_and_counts_as_a_failure() {
     wait_until(10.0, "the probe commands gone", || {
         running(&["sleep", "986"]).is_empty()
     });
-    wait_until(10.0, "no zombie", || {
-        !std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-            std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| {
-                let f: Vec<&str> = s
-                    .rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .split_whitespace()
-                    .collect();
-                f.len() > 1 && f[0] == "Z" && f[1] == daemon.to_string()
-            })
-        })
-    });
+    wait_until(10.0, "no zombie", || zombies_of(daemon).is_empty());
 }
 
 #[test]
