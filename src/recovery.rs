@@ -16,6 +16,7 @@
 //! recorded stoptime (polling every 50 ms), which is fine since nothing is
 //! served yet.
 
+use crate::oneshot::Owner;
 use crate::supervisor::Supervisor;
 use log::{info, warn};
 use std::collections::{BTreeMap, HashMap};
@@ -73,11 +74,21 @@ impl Recorder {
         // that allocates nothing.
         let live = || sup.order.iter().filter_map(|s| sup.get(*s));
         let mut count = 0;
+        // Hooks and probe commands too: their timeout dies with the daemon,
+        // so a survivor would run on forever. Ended at once (SIGKILL).
+        let oneshots = || {
+            sup.oneshots
+                .groups()
+                .map(|(g, o)| (g, oneshot_name(sup, o)))
+        };
         let same = live().filter(|p| p.pgid.is_some()).all(|p| {
             count += 1;
             p.pgid.and_then(|g| self.entries.get(&g)).is_some_and(|e| {
                 (e.signal, e.stoptime) == (p.cfg.stopsignal, p.cfg.stoptime) && e.name == p.name
             })
+        }) && oneshots().all(|(g, name)| {
+            count += 1;
+            (self.entries.get(&g)).is_some_and(|e| e.signal == libc::SIGKILL && e.name == name)
         });
         if same && count == self.entries.len() && !moved {
             return;
@@ -96,6 +107,20 @@ impl Recorder {
                     stoptime,
                     name: p.name.clone(),
                 },
+            };
+            self.entries.insert(pgid, entry);
+        }
+        for (pgid, name) in oneshots() {
+            let start = match old.remove(&pgid) {
+                Some(e) => e.start,
+                None => proc_stat(pgid).map_or(0, |s| s.start),
+            };
+            let (signal, stoptime) = (libc::SIGKILL, Duration::ZERO);
+            let entry = Entry {
+                start,
+                signal,
+                stoptime,
+                name,
             };
             self.entries.insert(pgid, entry);
         }
@@ -118,6 +143,17 @@ impl Recorder {
             let _ = std::fs::remove_file(p);
         }
         self.entries.clear();
+    }
+}
+
+/// How a one-shot's group is named in the state file and recovery's log.
+fn oneshot_name(sup: &Supervisor, owner: &Owner) -> String {
+    match owner {
+        Owner::Hook(label) => label.replace('\n', " "),
+        Owner::Probe(slot, _) => {
+            let name = sup.get(*slot).map_or("?", |p| p.name.as_str());
+            format!("{name} probe command")
+        }
     }
 }
 
