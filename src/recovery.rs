@@ -16,7 +16,6 @@
 //! recorded stoptime (polling every 50 ms), which is fine since nothing is
 //! served yet.
 
-use crate::oneshot::Owner;
 use crate::supervisor::Supervisor;
 use log::{info, warn};
 use std::collections::{BTreeMap, HashMap};
@@ -76,11 +75,7 @@ impl Recorder {
         let mut count = 0;
         // Hooks and probe commands too: their timeout dies with the daemon,
         // so a survivor would run on forever. Ended at once (SIGKILL).
-        let oneshots = || {
-            sup.oneshots
-                .groups()
-                .map(|(g, o)| (g, oneshot_name(sup, o)))
-        };
+        let oneshots = || sup.oneshots.groups().map(|(g, o)| (g, sup.oneshot_name(o)));
         let same = live().filter(|p| p.pgid.is_some()).all(|p| {
             count += 1;
             p.pgid.and_then(|g| self.entries.get(&g)).is_some_and(|e| {
@@ -111,18 +106,18 @@ impl Recorder {
             self.entries.insert(pgid, entry);
         }
         for (pgid, name) in oneshots() {
-            let start = match old.remove(&pgid) {
-                Some(e) => e.start,
-                None => proc_stat(pgid).map_or(0, |s| s.start),
-            };
+            let found = old.remove(&pgid).map(|e| e.start);
+            let start = found.unwrap_or_else(|| proc_stat(pgid).map_or(0, |s| s.start));
             let (signal, stoptime) = (libc::SIGKILL, Duration::ZERO);
-            let entry = Entry {
-                start,
-                signal,
-                stoptime,
-                name,
-            };
-            self.entries.insert(pgid, entry);
+            (self.entries).insert(
+                pgid,
+                Entry {
+                    start,
+                    signal,
+                    stoptime,
+                    name,
+                },
+            );
         }
         match write(&path, &self.entries) {
             Ok(()) => self.failing = false,
@@ -143,17 +138,6 @@ impl Recorder {
             let _ = std::fs::remove_file(p);
         }
         self.entries.clear();
-    }
-}
-
-/// How a one-shot's group is named in the state file and recovery's log.
-fn oneshot_name(sup: &Supervisor, owner: &Owner) -> String {
-    match owner {
-        Owner::Hook(label) => label.replace('\n', " "),
-        Owner::Probe(slot, _) => {
-            let name = sup.get(*slot).map_or("?", |p| p.name.as_str());
-            format!("{name} probe command")
-        }
     }
 }
 
