@@ -9,8 +9,9 @@
 //! after a boot or a reload (see `Reactor::run`):
 //!
 //! - every file mapping that holds only clean pages (code, read-only data: its
-//!   `Anonymous` count is 0, so nothing in it exists only in memory) is told
-//!   `MADV_RANDOM` (later faults map one page, not a 64 KiB window) and
+//!   `Anonymous` and `Swap` counts are 0, so nothing in it exists only in
+//!   memory or in swap) is told `MADV_RANDOM` (later faults map one page, not
+//!   a 64 KiB window) and
 //!   `MADV_DONTNEED` (its pages leave the resident set; the next use maps the
 //!   same page back from the page cache, a minor fault);
 //! - `malloc_trim(0)` returns the heap's free pages.
@@ -52,22 +53,27 @@ pub fn trim() -> usize {
 }
 
 /// The address ranges of the mappings in `smaps` text that are backed by a file,
-/// not writable, and hold no anonymous (private, written) page.
+/// not writable, and hold no anonymous (private, written) page, resident or
+/// swapped out.
 pub fn clean_file_mappings(smaps: &str) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     // The mapping being read: its range, whether its header qualifies, and
-    // whether its `Anonymous` line said 0.
-    let mut current: Option<(Range<usize>, bool, bool)> = None;
-    let done = |c: (Range<usize>, bool, bool)| (c.1 && c.2).then_some(c.0);
+    // whether its `Anonymous` and its `Swap` lines said 0. Both: a private
+    // page swapped out is counted in `Swap` only (`Anonymous` counts resident
+    // pages), and MADV_DONTNEED would drop it with its swap entry.
+    let mut current: Option<(Range<usize>, bool, bool, bool)> = None;
+    let done = |c: (Range<usize>, bool, bool, bool)| (c.1 && c.2 && c.3).then_some(c.0);
+    let zero = |kb: &str| kb.trim().trim_end_matches("kB").trim().parse::<u64>() == Ok(0);
     for line in smaps.lines() {
         if let Some(header) = mapping_header(line) {
             out.extend(current.take().and_then(done));
-            current = Some((header.0, header.1, false));
-        } else if let Some(kb) = line.strip_prefix("Anonymous:") {
-            let anon = kb.trim().trim_end_matches("kB").trim().parse::<u64>();
-            if let Some(c) = current.as_mut() {
-                // Unreadable or missing counts as private: only a sure 0 qualifies.
-                c.2 = anon == Ok(0);
+            current = Some((header.0, header.1, false, false));
+        } else if let Some(c) = current.as_mut() {
+            // Unreadable or missing counts as private: only a sure 0 qualifies.
+            if let Some(kb) = line.strip_prefix("Anonymous:") {
+                c.2 = zero(kb);
+            } else if let Some(kb) = line.strip_prefix("Swap:") {
+                c.3 = zero(kb);
             }
         }
     }
@@ -103,10 +109,12 @@ mod tests {
 Size:                 64 kB
 Rss:                  64 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 VmFlags: rd mr mw me
 55d0c0010000-55d0c0100000 r-xp 00010000 08:01 42 /usr/bin/taskmasterd
 Rss:                 400 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 55d0c0100000-55d0c0110000 r--p 00100000 08:01 42 /usr/bin/taskmasterd
 Anonymous:            24 kB
 55d0c0110000-55d0c0112000 rw-p 00110000 08:01 42 /usr/bin/taskmasterd
@@ -117,6 +125,7 @@ Anonymous:           100 kB
 Anonymous:             0 kB
 7f0000010000-7f0000020000 r-xp 00000000 08:01 7 /usr/lib/libc.so.6 (deleted)
 Anonymous:             0 kB
+Swap:                  0 kB
 7f0000020000-7f0000030000 r-xp 00000000 08:01 8 /usr/lib/libx.so
 Anonymous:           4 kB
 7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0 [vdso]
@@ -139,11 +148,45 @@ Anonymous:             0 kB
     }
 
     #[test]
+    fn a_private_page_in_swap_keeps_its_mapping() {
+        // A relocated page that was swapped out is counted as `Swap`, not as
+        // `Anonymous` (smaps counts only resident pages there): dropping the
+        // mapping would drop the swap entry, and the page would come back
+        // from the file, relocations lost.
+        let smaps = "\
+1000-3000 r--p 00000000 08:01 42 /usr/lib/libz.so
+Anonymous:             0 kB
+Swap:                  4 kB
+4000-5000 r--p 00000000 08:01 42 /usr/lib/libz.so
+Anonymous:             0 kB
+Swap:                  0 kB
+6000-7000 r--p 00000000 08:01 42 /usr/lib/libz.so
+Anonymous:             0 kB
+Swap:                  x kB
+";
+        assert_eq!(
+            clean_file_mappings(smaps),
+            vec![Range {
+                start: 0x4000,
+                end: 0x5000
+            }]
+        );
+    }
+
+    #[test]
     fn garbage_is_no_mapping() {
         assert!(clean_file_mappings("").is_empty());
-        assert!(clean_file_mappings("zz-yy r--p 0 0 0 /x\nAnonymous: 0 kB\n").is_empty());
-        assert!(clean_file_mappings("2000-1000 r--p 0 0 0 /x\nAnonymous: 0 kB\n").is_empty());
-        assert!(clean_file_mappings("1000-2000 r--p 0 0 0 /x\nAnonymous: x kB\n").is_empty());
+        assert!(
+            clean_file_mappings("zz-yy r--p 0 0 0 /x\nAnonymous: 0 kB\nSwap: 0 kB\n").is_empty()
+        );
+        assert!(
+            clean_file_mappings("2000-1000 r--p 0 0 0 /x\nAnonymous: 0 kB\nSwap: 0 kB\n")
+                .is_empty()
+        );
+        assert!(
+            clean_file_mappings("1000-2000 r--p 0 0 0 /x\nAnonymous: x kB\nSwap: 0 kB\n")
+                .is_empty()
+        );
     }
 
     #[test]

@@ -107,6 +107,8 @@ pub struct OneShots {
     use_pidfd: bool,
     /// Outcomes for their owners, in the order they happened.
     finished: Vec<(Owner, Outcome)>,
+    /// One started or ended since `take_changed` (the state file follows).
+    changed: bool,
 }
 
 /// Variables that would make a one-shot look like a supervised process's
@@ -125,7 +127,18 @@ impl OneShots {
             by_pid: HashMap::new(),
             use_pidfd,
             finished: Vec::new(),
+            changed: false,
         }
+    }
+
+    /// The live one-shots' process groups (each leads its own) and owners.
+    pub fn groups(&self) -> impl Iterator<Item = (i32, &Owner)> {
+        self.live.values().map(|c| (c.pid, &c.owner))
+    }
+
+    /// Whether one started or ended since the last call.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     /// One-shots alive (spawned, not yet reaped) whose owner matches.
@@ -177,6 +190,7 @@ impl OneShots {
         feed_stdin(&mut c, id, reg);
         self.live.insert(id, c);
         self.by_pid.insert(pid, id);
+        self.changed = true;
         timers.arm(Deadline::OneShot(id), now + spec.timeout);
         Some(pid)
     }
@@ -250,6 +264,7 @@ impl OneShots {
             return;
         };
         self.by_pid.remove(&c.pid);
+        self.changed = true;
         timers.cancel(Deadline::OneShot(id));
         if let Some(fd) = c.pidfd.take() {
             let _ = reg.deregister(&mut SourceFd(&fd.as_raw_fd()));

@@ -372,9 +372,6 @@ impl Reactor {
         self.sup.kill_strays();
         let now = Instant::now();
         let transitions = std::mem::take(&mut self.sup.transitions);
-        if !transitions.is_empty() {
-            self.recorder.sync(&self.sup, &self.listeners.socket_path);
-        }
         let mut i = 0;
         while i < self.waiters.len() {
             let w = &mut self.waiters[i];
@@ -409,6 +406,10 @@ impl Reactor {
                 // Taken by `probe_commands` in the turn they ended.
                 crate::oneshot::Owner::Probe(..) => {}
             }
+        }
+        // After the hooks this batch started: the state file lists them too.
+        if !transitions.is_empty() || self.sup.oneshots.take_changed() {
+            self.recorder.sync(&self.sup, &self.listeners.socket_path);
         }
         self.sup.drop_retired();
         self.deliver_lines();

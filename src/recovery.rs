@@ -73,11 +73,17 @@ impl Recorder {
         // that allocates nothing.
         let live = || sup.order.iter().filter_map(|s| sup.get(*s));
         let mut count = 0;
+        // Hooks and probe commands too: their timeout dies with the daemon,
+        // so a survivor would run on forever. Ended at once (SIGKILL).
+        let oneshots = || sup.oneshots.groups().map(|(g, o)| (g, sup.oneshot_name(o)));
         let same = live().filter(|p| p.pgid.is_some()).all(|p| {
             count += 1;
             p.pgid.and_then(|g| self.entries.get(&g)).is_some_and(|e| {
                 (e.signal, e.stoptime) == (p.cfg.stopsignal, p.cfg.stoptime) && e.name == p.name
             })
+        }) && oneshots().all(|(g, name)| {
+            count += 1;
+            (self.entries.get(&g)).is_some_and(|e| e.signal == libc::SIGKILL && e.name == name)
         });
         if same && count == self.entries.len() && !moved {
             return;
@@ -98,6 +104,20 @@ impl Recorder {
                 },
             };
             self.entries.insert(pgid, entry);
+        }
+        for (pgid, name) in oneshots() {
+            let found = old.remove(&pgid).map(|e| e.start);
+            let start = found.unwrap_or_else(|| proc_stat(pgid).map_or(0, |s| s.start));
+            let (signal, stoptime) = (libc::SIGKILL, Duration::ZERO);
+            (self.entries).insert(
+                pgid,
+                Entry {
+                    start,
+                    signal,
+                    stoptime,
+                    name,
+                },
+            );
         }
         match write(&path, &self.entries) {
             Ok(()) => self.failing = false,

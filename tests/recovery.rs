@@ -280,3 +280,51 @@ fn sigterm_during_recovery_ends_it_at_once_and_starts_nothing() {
     );
     assert!(!d.sock.exists(), "the socket is removed");
 }
+
+/// What a crashed daemon's hooks and probe commands left running is ended
+/// too: they would otherwise run forever (their timeout died with the daemon)
+/// beside the new daemon's own.
+#[test]
+fn kill_9_then_restart_ends_the_old_hook_and_probe_command() {
+    let (hook, check) = (unique_sleep(), unique_sleep() + "1");
+    let mut d = Daemon::start_with(
+        &format!(
+            "  p:\n    cmd: sleep 1000\n    starttime: 60\n    \
+             ready: {{command: \"sleep {check}\", interval: 0.5, timeout: 60}}\n"
+        ),
+        &format!("report_events: [STARTING]\nreport_command: \"/bin/sleep {hook}\"\n"),
+        &[],
+    );
+    let old_hook = format!("/bin/sleep\0{hook}\0");
+    let hooks = || {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmdline == old_hook.as_bytes() && alive(pid) {
+                out.push(pid);
+            }
+        }
+        out
+    };
+    let mut old = Vec::new();
+    wait_until(10.0, "the hook and the check to run", || {
+        old = [hooks(), count_sleeps(&check)].concat();
+        old.len() == 2
+    });
+    let state = std::path::PathBuf::from(format!("{}.state", d.sock.display()));
+    wait_until(10.0, "the state file to list them", || {
+        let text = std::fs::read_to_string(&state).unwrap_or_default();
+        old.iter().all(|p| text.contains(&format!("\n{p} ")))
+    });
+    d.signal(libc::SIGKILL);
+    d.wait_exit(5.0);
+    d.relaunch(&[]);
+    wait_until(10.0, "the old hook and check to be ended", || {
+        old.iter().all(|p| !alive(*p))
+    });
+    assert_eq!(d.cmd("shutdown"), "OK\n");
+    assert!(d.wait_exit(20.0).success());
+}

@@ -123,3 +123,17 @@ impl Supervisor {
         }
     }
 }
+
+impl Supervisor {
+    /// How a hook's or probe command's group is named in the state file and
+    /// in crash recovery's log.
+    pub fn oneshot_name(&self, owner: &crate::oneshot::Owner) -> String {
+        match owner {
+            crate::oneshot::Owner::Hook(label) => label.replace('\n', " "),
+            crate::oneshot::Owner::Probe(slot, _) => {
+                let name = self.get(*slot).map_or("?", |p| p.name.as_str());
+                format!("{name} probe command")
+            }
+        }
+    }
+}

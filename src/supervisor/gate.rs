@@ -80,7 +80,7 @@ impl Supervisor {
     pub(super) fn gate_event(&mut self, slot: usize, ev: &Event) -> Option<Event> {
         let p = self.get(slot)?;
         let (program, at_rest) = (p.cfg.name.clone(), !p.proc.state.is_alive());
-        let retired = p.retired;
+        let (retired, stopping) = (p.retired, p.proc.state == State::Stopping);
         // A retry or restart timer that runs out spawns from rest too: while
         // a dependency is down, the process waits for it instead (rather than
         // spawning into a missing dependency and burning its retries).
@@ -92,6 +92,7 @@ impl Supervisor {
         match ev {
             Event::Start | Event::Stop => {}
             _ if restart_due => {}
+            Event::Reconfigured { autostart } => return self.gate_reconfigured(slot, *autostart),
             _ => return None,
         }
         let g = &mut self.gate;
@@ -106,10 +107,32 @@ impl Supervisor {
                 g.dirty.push(program.clone());
             }
         }
-        if *ev == Event::Stop || !at_rest || retired {
+        // A start of a STOPPING process (`restart`) would spawn it the moment
+        // its stop completes: it waits like a start from rest instead.
+        if *ev == Event::Stop || !(at_rest || stopping) || retired {
             return None;
         }
         let (why, blocked) = self.unmet(&program)?;
+        self.wait_for_deps(slot, program, blocked);
+        Some(Event::Wait(why))
+    }
+
+    /// A reload restarting `slot` with unmet dependencies: it is stopped (if
+    /// alive) and then waits for them, as a `start` would, rather than being
+    /// spawned again at once.
+    fn gate_reconfigured(&mut self, slot: usize, autostart: bool) -> Option<Event> {
+        let p = self.get(slot)?;
+        let restarts = crate::state::restarts_on_reload(&p.proc, autostart, &p.cfg);
+        if p.retired || !restarts || self.gate.intent.contains_key(&slot) {
+            return None;
+        }
+        let (program, alive) = (p.cfg.name.clone(), p.proc.state.is_alive());
+        let (why, blocked) = self.unmet(&program)?;
+        self.wait_for_deps(slot, program, blocked);
+        Some(if alive { Event::Stop } else { Event::Wait(why) })
+    }
+
+    fn wait_for_deps(&mut self, slot: usize, program: String, blocked: bool) {
         let g = &mut self.gate;
         g.waiting.entry(program).or_default().push(slot);
         let intent = if blocked {
@@ -118,7 +141,6 @@ impl Supervisor {
             Intent::Waiting
         };
         g.intent.insert(slot, intent);
-        Some(Event::Wait(why))
     }
 
     /// Why `program` may not start now, and whether it is blocked rather than waiting.
@@ -303,6 +325,11 @@ impl Supervisor {
                 let mut s = Vec::new();
                 let mut h = Vec::new();
                 for p in &dirty {
+                    // Its own waiting processes too: one that waited while
+                    // STOPPING is at rest now, and shows what it waits for.
+                    if g.waiting.contains_key(p) {
+                        s.push(p.clone());
+                    }
                     s.extend(
                         g.graph
                             .dependents(p)

@@ -262,6 +262,8 @@ impl Supervisor {
             // Its held stop goes first: the end is judged as a stop.
             self.step(slot, &Event::Stop, now);
         }
+        // Gated or not, a reconfigured process takes its new settings.
+        let reconfigured = matches!(ev, Event::Reconfigured { .. });
         let gated = self.gate_event(slot, ev);
         let ev = gated.as_ref().unwrap_or(ev);
         let Some(p) = self.get_mut(slot) else {
@@ -269,7 +271,7 @@ impl Supervisor {
         };
         let message_before = matches!(ev, Event::Wait(_)).then(|| p.proc.message.clone());
         let (next, actions) = state::step(&p.proc, ev, &p.cfg);
-        if matches!(ev, Event::Reconfigured { .. }) {
+        if reconfigured {
             if let Some(cfg) = p.next_cfg.take() {
                 p.cfg = cfg;
             }
