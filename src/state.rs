@@ -289,7 +289,8 @@ fn failed_start(n: &mut Proc, cfg: &Program, why: String) -> Vec<Action> {
     n.attempts += 1;
     if n.attempts > cfg.startretries {
         n.state = State::Fatal;
-        n.message = format!("gave up after {} attempts: {why}", n.attempts);
+        let plural = if n.attempts == 1 { "" } else { "s" };
+        n.message = format!("gave up after {} attempt{plural}: {why}", n.attempts);
         vec![Action::Disarm]
     } else {
         let wait = delay(n.attempts, n.seed);

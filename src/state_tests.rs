@@ -228,12 +228,12 @@ fn startretries_n_means_n_plus_one_spawns() {
         assert_eq!(spawns, retries + 1);
         assert_eq!(waits.len() as u32, retries);
         assert_eq!(p.attempts, retries + 1);
-        assert!(
-            p.message
-                .starts_with(&format!("gave up after {} attempts", retries + 1)),
-            "{}",
-            p.message
-        );
+        // "1 attempt", not "1 attempts": the text is read by people.
+        let want = match retries {
+            0 => "gave up after 1 attempt: ".to_string(),
+            r => format!("gave up after {} attempts: ", r + 1),
+        };
+        assert!(p.message.starts_with(&want), "{}", p.message);
         let (spawns, _, p) = fail_until_fatal(&c, Event::SpawnFailed("No such file".into()));
         assert_eq!(spawns, retries + 1);
         assert!(

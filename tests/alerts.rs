@@ -150,7 +150,7 @@ fn report_command_gets_env_and_the_body_on_stdin() {
     assert!(pid.is_some_and(|p| p.parse::<i32>().is_ok()), "{env:?}");
     assert!(
         env.iter()
-            .any(|l| l.starts_with("TASKMASTER_MESSAGE=gave up after 1 attempts")),
+            .any(|l| l.starts_with("TASKMASTER_MESSAGE=gave up after 1 attempt:")),
         "{env:?}"
     );
     let v: Value = serde_json::from_str(body).expect("the JSON body on stdin");

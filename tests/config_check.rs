@@ -263,3 +263,33 @@ fn oversized_and_special_files_are_refused_without_reading_them() {
         "{err}"
     );
 }
+
+/// Errors come in the order of the file's lines, so a user fixes the file from
+/// the top down (a missing or empty `cmd` is only checked once the program's
+/// other keys are read, and used to be listed after them).
+#[test]
+fn errors_are_listed_in_line_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("t.yaml");
+    std::fs::write(
+        &conf,
+        "programs:\n  x:\n    cmd: \"\"\n    numprocs: 0\n    bogus: 1\n  y:\n    numprocs: 0\n",
+    )
+    .unwrap();
+    let out = Command::new(DAEMON)
+        .args(["--check", "-c"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<usize> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("{}:", conf.display())))
+        .filter_map(|l| l.split(':').next()?.parse().ok())
+        .collect();
+    assert_eq!(lines.len(), 5, "{err}");
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "{err}");
+}

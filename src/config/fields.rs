@@ -77,6 +77,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         unshown: 0,
     };
     let config = cx.top(abs, &doc);
+    // Checks run key by key, then per program (`cmd` last): list them in the
+    // file's order so a user fixes it top down. Stable: same-line errors keep
+    // their order; errors without a line go last.
+    cx.errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
     cx.summarize();
     match config {
         Some(c) if cx.errors.is_empty() => Ok(c),

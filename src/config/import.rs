@@ -158,7 +158,7 @@ impl Out {
             // The standard XML-RPC interface: what our protocol is instead.
             "rpcinterface" if name == "supervisor" => {}
             "group" => self.warn(src.file, s.line, &what, "no groups: name programs together instead (`start a b`); `all` names every process".into()),
-            "eventlistener" => self.warn(src.file, s.line, &what, "no event listeners: for FATAL alerts set fatal_state_report_address (an HTTP POST per FATAL process)".into()),
+            "eventlistener" => self.warn(src.file, s.line, &what, "no event listeners: report_events with report_command runs a command of yours per event (a mail script: docs/monitoring.md), fatal_state_report_address POSTs them as JSON".into()),
             "fcgi-program" => self.warn(src.file, s.line, &what, "no FastCGI socket sharing: run it as a [program] that opens its own socket".into()),
             _ => self.warn(src.file, s.line, &what, "unknown section: skipped".into()),
         }

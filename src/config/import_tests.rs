@@ -57,7 +57,8 @@ fn untranslatable_settings_say_what_to_do() {
         "[inet_http_server] username: no HTTP basic auth",
         "[supervisord] loglevel: set RUST_LOG",
         "[group:g]: no groups",
-        "[eventlistener:e]: no event listeners",
+        // The hooks that replace crashmail-style listeners, not just the POST.
+        "[eventlistener:e]: no event listeners: report_events with report_command",
         "[fcgi-program:f]: no FastCGI",
         "[program:all]: renamed `all_`",
         "[program:all] autorestart: \"sometimes\" is not true, false or unexpected",

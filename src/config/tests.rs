@@ -476,11 +476,11 @@ fn supervisord_keys_and_typos_get_hints_at_every_level() {
     let want = [
         "/etc/tm/t.yaml:1: file: unknown key: supervisord's `file` is `socket` here",
         "/etc/tm/t.yaml:2: program: unknown key, did you mean `programs`?",
+        "/etc/tm/t.yaml:4: programs.w: missing required key `cmd`",
         "/etc/tm/t.yaml:5: programs.w.command: unknown key: supervisord's `command` is `cmd` here",
         "/etc/tm/t.yaml:6: programs.w.stopwaitsecs: unknown key: supervisord's `stopwaitsecs` is `stoptime` here",
         "/etc/tm/t.yaml:7: programs.w.process_name: unknown key: supervisord's `process_name` has no equivalent here: processes are always named PROGRAM:N",
         "/etc/tm/t.yaml:8: programs.w.autorestrat: unknown key, did you mean `autorestart`?",
-        "/etc/tm/t.yaml:4: programs.w: missing required key `cmd`",
     ];
     assert_eq!(e.len(), want.len(), "{e:#?}");
     for (got, want) in e.iter().zip(want) {
