@@ -109,7 +109,12 @@ fn every_line_gets_exactly_one_final_line() {
         // too), then closes; the read times out if it never does.
         s.shutdown(Shutdown::Write)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let out = read_all(&s);
+        // Read errors are part of the verdict (a reset would otherwise look
+        // like missing replies).
+        let mut raw = Vec::new();
+        let read = std::io::Read::read_to_end(&mut &s, &mut raw);
+        let out = String::from_utf8_lossy(&raw).into_owned();
+        prop_assert!(read.is_ok(), "read: {:?} after {:?}", read, out);
         let finals = out
             .lines()
             .filter(|l| *l == "OK" || l.starts_with("ERR"))
