@@ -354,7 +354,10 @@ fn ctrl_c_in_the_shell_leaves_no_hint_on_the_abandoned_line() {
     sh.send("stat");
     sh.expect("us [NAMES] [--json]");
     sh.send("\x03");
-    sh.expect(&prompt);
+    // The fresh prompt, on a row of its own (the redraw of the abandoned
+    // line shows the prompt too: typing on before the new row is there
+    // would land on the old one).
+    sh.expect_row(prompt.trim_end());
     sh.send("help quit\r");
     sh.expect("close this connection");
     sh.expect(&prompt);

@@ -155,6 +155,21 @@ impl Pty {
         }
     }
 
+    /// Waits until the screen model (`truthful_cursor`) has a row that reads
+    /// exactly `row`: unlike `expect`, a redraw of an older line that merely
+    /// contains the same text does not count.
+    pub fn expect_row(&mut self, row: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.model.rows().iter().any(|r| r == row) {
+            assert!(
+                Instant::now() < deadline && !self.eof,
+                "no row {row:?} in {:#?}",
+                self.model.rows()
+            );
+            self.pump(Duration::from_millis(50));
+        }
+    }
+
     /// Reads until the program exits and its output is all read; its status.
     pub fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(10);
