@@ -277,14 +277,14 @@ pub fn help(topic: Option<&str>) -> Result<Vec<String>, String> {
                 body.push(format!("{usage:25} {}", c.summary));
             }
         }
-        body.push("NAMES: PROGRAM (all its processes), PROGRAM:N, or all".into());
+        body.push("NAMES: PROGRAM or PROGRAM:* (all its processes), PROGRAM:N, or all".into());
         return Ok(body);
     };
     let c = command(topic).ok_or_else(|| format!("no command {topic:?} (try help)"))?;
     let mut body = vec![format!("usage: {}", c.usage()), c.summary.to_string()];
     body.extend(c.detail.iter().map(|s| s.to_string()));
     if c.takes_names {
-        body.push("NAMES: PROGRAM (all its processes), PROGRAM:N, or all".into());
+        body.push("NAMES: PROGRAM or PROGRAM:* (all its processes), PROGRAM:N, or all".into());
     }
     Ok(body)
 }

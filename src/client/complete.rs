@@ -93,9 +93,7 @@ fn arguments<'a>(cmd: &str, typed: &[&str], word: &str, names: &'a Names) -> Vec
     let pool: Vec<Cow<str>> = match (cmd, typed) {
         // One process only: `PROGRAM:*` names them all, so is not offered.
         ("tail", _) => return tail_arguments(typed, names),
-        ("attach", []) => names
-            .programs
-            .iter()
+        ("attach", []) => single_process_programs(names)
             .chain(&names.processes)
             .map(|n| Cow::Borrowed(n.as_str()))
             .collect(),
@@ -152,9 +150,7 @@ fn tail_arguments<'a>(typed: &[&str], names: &'a Names) -> Vec<Cow<'a, str>> {
             .filter(|o| !typed.contains(o))
             .map(|o| Cow::Borrowed(*o))
             .chain(
-                names
-                    .programs
-                    .iter()
+                single_process_programs(names)
                     .chain(&names.processes)
                     .map(|n| Cow::Borrowed(n.as_str())),
             )
@@ -162,6 +158,18 @@ fn tail_arguments<'a>(typed: &[&str], names: &'a Names) -> Vec<Cow<'a, str>> {
         Some(i) if i + 1 == typed.len() => vec!["stdout".into(), "stderr".into()],
         Some(_) => Vec::new(),
     }
+}
+
+/// Programs of one process: `tail` (and `attach`) take one process, so a
+/// program name stands for one only when it has a single process.
+fn single_process_programs(names: &Names) -> impl Iterator<Item = &String> {
+    let mut count: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for p in &names.processes {
+        if let Some((program, _)) = p.rsplit_once(':') {
+            *count.entry(program).or_default() += 1;
+        }
+    }
+    (names.programs.iter()).filter(move |p| count.get(p.as_str()) == Some(&1))
 }
 
 /// Grey text after the cursor. Right-arrow accepts only the `completion`
