@@ -10,11 +10,7 @@ use std::process::{Command, Output};
 
 /// `taskmasterd --check -c conf`; it reads a file and exits, no socket.
 fn check(conf: &Path) -> Output {
-    Command::new(DAEMON)
-        .args(["--check", "-c"])
-        .arg(conf)
-        .output()
-        .unwrap()
+    check_config(conf)
 }
 
 fn text(b: &[u8]) -> String {

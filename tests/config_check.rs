@@ -56,11 +56,7 @@ fn output_keys_spelled_right_pass_the_check() {
          stdout_maxbytes: \"512 KB\"\n",
         "logfile_maxbytes: 1gb\nlogfile_backups: 0\nminfds: 64\n",
     );
-    let out = Command::new(DAEMON)
-        .args(["--check", "-c"])
-        .arg(&d.conf)
-        .output()
-        .unwrap();
+    let out = check_config(&d.conf);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
@@ -78,11 +74,7 @@ fn every_output_key_error_is_printed_with_its_line() {
          attach: 1\n  b:\n    cmd: /bin/true\n    stderr: b.err\n    redirect_stderr: true\n",
         "logfile_maxbytes: 1.5MB\nlogfile_backups: lots\nminfds: -3\n",
     );
-    let out = Command::new(DAEMON)
-        .args(["--check", "-c"])
-        .arg(&d.conf)
-        .output()
-        .unwrap();
+    let out = check_config(&d.conf);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let file = d.conf.display().to_string();
@@ -114,12 +106,7 @@ fn every_error_is_printed_and_nothing_starts() {
         "  a:\n    cmd: \"x 'y\"\n    numprocs: -1\n    stopsignal: NOPE\n  a2:\n    umask: 999\n",
         "",
     );
-    let out = Command::new(DAEMON)
-        .arg("--check")
-        .arg("-c")
-        .arg(&d.conf)
-        .output()
-        .unwrap();
+    let out = check_config(&d.conf);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let file = d.conf.display().to_string();
@@ -276,11 +263,7 @@ fn errors_are_listed_in_line_order() {
         "programs:\n  x:\n    cmd: \"\"\n    numprocs: 0\n    bogus: 1\n  y:\n    numprocs: 0\n",
     )
     .unwrap();
-    let out = Command::new(DAEMON)
-        .args(["--check", "-c"])
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let out = check_config(&conf);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<usize> = err

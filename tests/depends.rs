@@ -248,11 +248,7 @@ fn a_long_chain_starts_and_stops_in_order() {
 }
 
 fn check(d: &Daemon) -> (Option<i32>, String, String) {
-    let out = Command::new(DAEMON)
-        .args(["--check", "-c"])
-        .arg(&d.conf)
-        .output()
-        .unwrap();
+    let out = check_config(&d.conf);
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.code(), text(&out.stdout), text(&out.stderr))
 }

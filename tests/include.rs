@@ -2,7 +2,6 @@
 //! reload that finds a new file.
 mod common;
 use common::*;
-use std::process::Command;
 
 #[test]
 fn a_program_defined_twice_names_both_files() {
@@ -15,11 +14,7 @@ fn a_program_defined_twice_names_both_files() {
         "# second\nprograms:\n  b:\n    cmd: sleep 2\n",
     )
     .unwrap();
-    let out = Command::new(DAEMON)
-        .args(["--check", "-c"])
-        .arg(&d.conf)
-        .output()
-        .unwrap();
+    let out = check_config(&d.conf);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let want = format!(
@@ -29,11 +24,7 @@ fn a_program_defined_twice_names_both_files() {
     );
     assert!(err.contains(&want), "{err}");
     std::fs::remove_file(conf_d.join("2.yaml")).unwrap();
-    let out = Command::new(DAEMON)
-        .args(["--check", "-c"])
-        .arg(&d.conf)
-        .output()
-        .unwrap();
+    let out = check_config(&d.conf);
     assert_eq!(out.status.code(), Some(0));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("OK, 2 programs, 2 processes"),
@@ -91,13 +82,7 @@ fn too_many_files_or_a_fifo_are_refused_not_waited_on() {
     std::fs::create_dir(&conf_d).unwrap();
     // A FIFO would block a plain open: it is named and refused at once.
     nix::unistd::mkfifo(&conf_d.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
-    let check = || {
-        Command::new(DAEMON)
-            .args(["--check", "-c"])
-            .arg(&d.conf)
-            .output()
-            .unwrap()
-    };
+    let check = || check_config(&d.conf);
     let out = check();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -61,11 +61,7 @@ fn a_supervisord_config_converts_checks_and_runs() {
     );
     let conf = dir.join("taskmaster.yaml");
     std::fs::write(&conf, &yaml).unwrap();
-    let check = Command::new(DAEMON)
-        .args(["--check", "-c"])
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let check = check_config(&conf);
     assert_eq!(
         check.status.code(),
         Some(0),
@@ -138,11 +134,7 @@ fn hostile_input_gives_warnings_and_a_valid_config() {
     assert_eq!(out.status.code(), Some(0));
     let conf = t.path().join("t.yaml");
     std::fs::write(&conf, &out.stdout).unwrap();
-    let check = Command::new(DAEMON)
-        .args(["--check", "-c"])
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let check = check_config(&conf);
     assert_eq!(check.status.code(), Some(0), "{check:?}");
     let w = String::from_utf8_lossy(&out.stderr);
     assert!(

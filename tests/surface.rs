@@ -6,7 +6,6 @@ use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::process::Command;
 
 const PROGS: &str = "  a:\n    cmd: sleep 100\n    starttime: 0\n";
 
@@ -157,11 +156,7 @@ fn a_wrong_secret_is_refused_logged_and_closed() {
 #[test]
 fn a_group_readable_secret_file_is_refused_at_load() {
     let d = with_secret_file("s3cret\n", 0o640);
-    let out = Command::new(DAEMON)
-        .args(["--check", "-c"])
-        .arg(&d.conf)
-        .output()
-        .unwrap();
+    let out = check_config(&d.conf);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -172,11 +167,7 @@ fn a_group_readable_secret_file_is_refused_at_load() {
     let conf = std::fs::read_to_string(&d.conf).unwrap();
     let text: String = conf.split_inclusive('\n').skip(2).collect();
     std::fs::write(&d.conf, format!("listen: \"127.0.0.1:0\"\n{text}")).unwrap();
-    let out = Command::new(DAEMON)
-        .args(["--check", "-c"])
-        .arg(&d.conf)
-        .output()
-        .unwrap();
+    let out = check_config(&d.conf);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("listen_open"), "{err}");

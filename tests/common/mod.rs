@@ -48,6 +48,16 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// `taskmasterd --check -c CONF`, run to its end.
+pub fn check_config(conf: impl AsRef<std::ffi::OsStr>) -> std::process::Output {
+    Command::new(DAEMON)
+        .arg("--check")
+        .arg("-c")
+        .arg(conf)
+        .output()
+        .expect("run taskmasterd --check")
+}
+
 /// Every pid /proc lists now.
 pub fn all_pids() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
