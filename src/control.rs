@@ -323,19 +323,7 @@ impl StatusStream {
             width: 0,
             written: 0,
             opened: false,
-            view: ProcessView {
-                name: String::new(),
-                program: String::new(),
-                index: 0,
-                state: State::NotStarted,
-                pid: None,
-                uptime: None,
-                last_exit: None,
-                restarts: 0,
-                message: String::new(),
-                usage: None,
-                health: None,
-            },
+            view: ProcessView::default(),
         };
         if !json {
             s.width = s

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 /// What `status` shows of one process.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProcessView {
     pub name: String,
     pub program: String,

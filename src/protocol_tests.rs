@@ -320,15 +320,8 @@ fn view(name: &str, state: State) -> ProcessView {
     ProcessView {
         name: name.into(),
         program: name.split(':').next().unwrap_or("").into(),
-        index: 0,
         state,
-        pid: None,
-        uptime: None,
-        last_exit: None,
-        restarts: 0,
-        message: String::new(),
-        usage: None,
-        health: None,
+        ..ProcessView::default()
     }
 }
 

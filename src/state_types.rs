@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 /// The nine states of the contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum State {
+    /// Where every process begins.
+    #[default]
     NotStarted,
     Starting,
     Running,
