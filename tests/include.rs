@@ -130,6 +130,7 @@ fn the_error_cap_holds_across_included_files() {
         &lines[..3]
     );
     assert!(lines[0].contains("programs.a.zzz"), "{:?}", &lines[..3]);
+    assert!(err.contains("taskmasterd: 7501 errors in"), "{err}");
     assert!(
         err.contains("… and 7401 more errors"),
         "{:?}",

@@ -103,6 +103,24 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     }
 }
 
+/// How many errors `errors` stands for: the last line of a capped list
+/// (no line, no key) counts those not listed, and is no error itself.
+pub fn error_count(errors: &[ConfigError]) -> usize {
+    let unshown = errors
+        .last()
+        .filter(|e| e.line.is_none() && e.key.is_empty())
+        .and_then(|e| {
+            e.message
+                .strip_prefix("… and ")?
+                .strip_suffix(" more errors")
+        })
+        .and_then(|n| n.parse::<usize>().ok());
+    match unshown {
+        Some(n) => errors.len() - 1 + n,
+        None => errors.len(),
+    }
+}
+
 /// `IP:PORT`, `localhost:PORT`, optionally written as `http://…/`.
 pub fn parse_address(text: &str) -> Result<SocketAddr, String> {
     let t = text.trim();
