@@ -20,7 +20,7 @@ pub fn reply(running: &Config) -> String {
         Ok(on_disk) => protocol::reply(&lines(running, &on_disk), Ok(())),
         Err(errors) => {
             let body: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            let n = body.len();
+            let n = config::error_count(&errors);
             let what = if n == 1 { "error" } else { "errors" };
             protocol::reply(&body, Err(format!("invalid configuration ({n} {what})")))
         }

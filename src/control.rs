@@ -279,8 +279,20 @@ enum Slots {
     /// Every process, by position in the status order (no copy of the table),
     /// and the last one written (the order may change between two turns).
     All(usize, Option<crate::supervisor::ResumeKey>),
-    /// Named ones, by slot.
-    List(Vec<u32>, usize),
+    /// Named ones: [slot, program (in the list of names), index], so a slot
+    /// freed and taken by another process between two turns (two reloads) is
+    /// skipped rather than listed as if named.
+    List(Vec<[u32; 3]>, Vec<String>, usize),
+}
+
+/// Whether `e`'s slot still holds the process it held when the reply began.
+fn same(sup: &Supervisor, e: &[u32; 3], programs: &[String]) -> bool {
+    sup.get(e[0] as usize).is_some_and(|p| {
+        p.index == e[2]
+            && programs
+                .get(e[1] as usize)
+                .is_some_and(|n| *n == p.cfg.name)
+    })
 }
 
 /// A reply written out in pieces as the client reads it.
@@ -311,10 +323,17 @@ impl StatusStream {
         let slots = if names.is_empty() {
             Slots::All(0, None)
         } else {
-            Slots::List(
-                sup.resolve(names)?.into_iter().map(|s| s as u32).collect(),
-                0,
-            )
+            let mut programs: Vec<String> = Vec::new();
+            let mut v = Vec::new();
+            for slot in sup.resolve(names)? {
+                let Some(p) = sup.get(slot) else { continue };
+                // A program's processes come together: the last name is the one.
+                if programs.last() != Some(&p.cfg.name) {
+                    programs.push(p.cfg.name.clone());
+                }
+                v.push([slot as u32, (programs.len() - 1) as u32, p.index]);
+            }
+            Slots::List(v, programs, 0)
         };
         let mut s = StatusStream {
             slots,
@@ -347,7 +366,11 @@ impl StatusStream {
     fn remaining<'a>(&'a self, sup: &'a Supervisor) -> Box<dyn Iterator<Item = usize> + 'a> {
         match &self.slots {
             Slots::All(pos, _) => Box::new(sup.order.iter().skip(*pos).copied()),
-            Slots::List(v, pos) => Box::new(v.iter().skip(*pos).map(|s| *s as usize)),
+            Slots::List(v, programs, pos) => Box::new(
+                (v.iter().skip(*pos))
+                    .filter(|e| same(sup, e, programs))
+                    .map(|e| e[0] as usize),
+            ),
         }
     }
 
@@ -362,11 +385,13 @@ impl StatusStream {
                 *pos += 1;
                 s
             }
-            Slots::List(v, pos) => {
-                let s = v.get(*pos).map(|s| *s as usize);
+            Slots::List(v, programs, pos) => loop {
+                let e = v.get(*pos)?;
                 *pos += 1;
-                s
-            }
+                if same(sup, e, programs) {
+                    return Some(e[0] as usize);
+                }
+            },
         }
     }
 }

@@ -21,6 +21,36 @@ pub const READ_PER_TURN: usize = 256 * 1024;
 /// MiB rather than per 64 KiB. Quiet streams keep the kernel's default, so a
 /// thousand processes do not pin a thousand big buffers.
 const BUSY_PIPE: libc::c_int = 1 << 20;
+/// Streams with a big pipe at most at once: kernel pipe memory cannot be
+/// swapped and counts against the daemon user's pipe quota (past it, every
+/// new pipe of that user is shrunk), so a hundred floods do not pin a
+/// hundred MiB of it. Further floods keep their pipe and are read all the same.
+const MAX_BUSY_PIPES: usize = 16;
+
+thread_local! {
+    /// Big pipes open now (the daemon is single-threaded).
+    static BUSY_PIPES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// One of the `MAX_BUSY_PIPES`: held by the stream while its pipe is open.
+pub struct BusyPipe(());
+
+impl BusyPipe {
+    fn take() -> Option<BusyPipe> {
+        BUSY_PIPES.with(|n| {
+            (n.get() < MAX_BUSY_PIPES).then(|| {
+                n.set(n.get() + 1);
+                BusyPipe(())
+            })
+        })
+    }
+}
+
+impl Drop for BusyPipe {
+    fn drop(&mut self) {
+        BUSY_PIPES.with(|n| n.set(n.get().saturating_sub(1)));
+    }
+}
 /// A line longer than this reaches followers in pieces of this size.
 pub const MAX_FOLLOW_LINE: usize = 64 * 1024;
 
@@ -108,6 +138,8 @@ pub struct Stream {
     pub ring: Ring,
     /// Read end of the current pipe (non-blocking, registered by the caller).
     pub pipe: Option<OwnedFd>,
+    /// The pipe was made big: given back when the pipe is closed or replaced.
+    pub busy: Option<BusyPipe>,
     /// Boxed: most processes have no output file, and a thousand slots
     /// would each carry its room.
     pub sink: Option<Box<Sink>>,
@@ -117,12 +149,19 @@ pub struct Stream {
     pub sink_failing: bool,
 }
 
-/// Gives a busy pipe `BUSY_PIPE` bytes of room, if the kernel allows (an
-/// unprivileged daemon is bounded by /proc/sys/fs/pipe-max-size and its
-/// pipe quota: then the pipe simply stays as it is).
-fn grow(fd: std::os::fd::RawFd) {
-    if unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) } < BUSY_PIPE {
-        unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, BUSY_PIPE) };
+/// Gives a busy pipe `BUSY_PIPE` bytes of room, if one of the
+/// `MAX_BUSY_PIPES` is free and the kernel allows (an unprivileged daemon is
+/// bounded by /proc/sys/fs/pipe-max-size and its pipe quota: then the pipe
+/// simply stays as it is).
+fn grow(fd: std::os::fd::RawFd, busy: &mut Option<BusyPipe>) {
+    if busy.is_some() {
+        return;
+    }
+    let Some(token) = BusyPipe::take() else {
+        return;
+    };
+    if unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, BUSY_PIPE) } >= BUSY_PIPE {
+        *busy = Some(token);
     }
 }
 
@@ -177,7 +216,7 @@ impl Stream {
             self.consume(chunk, follow, &mut out);
         }
         out.more = true;
-        grow(fd);
+        grow(fd, &mut self.busy);
         out
     }
 

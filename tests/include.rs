@@ -99,3 +99,41 @@ fn too_many_files_or_a_fifo_are_refused_not_waited_on() {
     let out = check();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+#[test]
+fn the_error_cap_holds_across_included_files() {
+    // 50 files of 150 bad keys each: 7 500 errors. The cap is for what a user
+    // reads (--check, a reload's reply, the log), not per file: 50 files once
+    // listed 50 × 101 lines (1 000 files: 101 002 lines, 20 s). The main
+    // file's own errors come first, not interleaved by line with the others'.
+    let d = Daemon::configure(
+        "  a:\n    cmd: sleep 1\n    zzz: 1\n",
+        "include: [\"conf.d/*.yaml\"]\n",
+    );
+    let conf_d = d.path("conf.d");
+    std::fs::create_dir(&conf_d).unwrap();
+    for f in 0..50 {
+        let mut text = String::from("programs:\n");
+        for k in 0..150 {
+            text.push_str(&format!("  p{f}x{k}:\n    cmd: sleep 1\n    bogus: 1\n"));
+        }
+        std::fs::write(conf_d.join(format!("{f}.yaml")), text).unwrap();
+    }
+    let out = check_config(&d.conf);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines.len() <= 102,
+        "{} lines: {:?}",
+        lines.len(),
+        &lines[..3]
+    );
+    assert!(lines[0].contains("programs.a.zzz"), "{:?}", &lines[..3]);
+    assert!(err.contains("taskmasterd: 7501 errors in"), "{err}");
+    assert!(
+        err.contains("… and 7401 more errors"),
+        "{:?}",
+        &lines[lines.len().saturating_sub(3)..]
+    );
+}

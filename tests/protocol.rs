@@ -263,3 +263,48 @@ fn a_reload_during_a_long_status_never_lists_a_process_twice() {
         }
     }
 }
+
+/// `status NAMES` streamed over several turns: a reload that removes the
+/// named program and adds another (which takes the freed slots) does not
+/// make the rest of the reply list the newcomer's processes as if named.
+#[test]
+fn a_reload_during_a_long_status_names_lists_only_the_names() {
+    use std::io::Read;
+    let d = Daemon::start_with(
+        "  old:\n    cmd: sleep 1000\n    numprocs: 20000\n    autostart: false\n",
+        "minfds: 1000\n",
+        &[],
+    );
+    let mut s = d.connect();
+    s.write_all(b"status old\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16384];
+    while got.len() < 100_000 {
+        let n = s.read(&mut buf).expect("status reply");
+        assert!(n > 0, "the reply ended early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    // One reload removes `old` (its slots are freed once it is at rest), the
+    // next adds `new` into them.
+    let conf = std::fs::read_to_string(&d.conf).unwrap();
+    let gone = conf.replace("  old:", "  x:").replace("20000", "1");
+    std::fs::write(&d.conf, gone).unwrap();
+    let reply = d.cmd("reload");
+    assert!(reply.contains("removed old"), "{reply}");
+    std::fs::write(&d.conf, conf.replace("  old:", "  new:")).unwrap();
+    let reply = d.cmd("reload");
+    assert!(reply.contains("added new"), "{reply}");
+    while !got.ends_with(b"\nOK\n") {
+        let n = s.read(&mut buf).expect("the rest of the reply");
+        assert!(n > 0, "the reply ended without OK");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8(got).unwrap();
+    let stray: Vec<&str> = text.lines().filter(|l| l.starts_with("new:")).collect();
+    assert!(
+        stray.is_empty(),
+        "{} stray lines: {:?}",
+        stray.len(),
+        &stray[..stray.len().min(3)]
+    );
+}

@@ -115,7 +115,7 @@ fn main() -> ExitCode {
             }
             tell!(
                 "taskmasterd: {} in {}",
-                preflight::errors(errors.len()),
+                preflight::errors(config::error_count(&errors)),
                 args.config.display()
             );
             return ExitCode::from(1);

@@ -48,6 +48,9 @@ struct Ctx<'a> {
     errors: Vec<ConfigError>,
     /// Errors past `MAX_ERRORS`, counted only.
     unshown: usize,
+    /// Errors this file may still list: an included file gets what the
+    /// files before it left, so the cap holds for the whole configuration.
+    room: usize,
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
@@ -75,16 +78,46 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         loc: Locator::new(text),
         errors: Vec::new(),
         unshown: 0,
+        room: MAX_ERRORS,
     };
     let config = cx.top(abs, &doc);
     // Checks run key by key, then per program (`cmd` last): list them in the
     // file's order so a user fixes it top down. Stable: same-line errors keep
     // their order; errors without a line go last.
-    cx.errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+    // The main file's first, then each included file's in turn (by line
+    // alone, the files' errors were interleaved).
+    let mut files: Vec<String> = vec![cx.file.clone()];
+    for e in &cx.errors {
+        if !files.contains(&e.file) {
+            files.push(e.file.clone());
+        }
+    }
+    cx.errors.sort_by_key(|e| {
+        let file = files.iter().position(|f| *f == e.file);
+        (file, e.line.unwrap_or(usize::MAX))
+    });
     cx.summarize();
     match config {
         Some(c) if cx.errors.is_empty() => Ok(c),
         _ => Err(cx.errors),
+    }
+}
+
+/// How many errors `errors` stands for: the last line of a capped list
+/// (no line, no key) counts those not listed, and is no error itself.
+pub fn error_count(errors: &[ConfigError]) -> usize {
+    let unshown = errors
+        .last()
+        .filter(|e| e.line.is_none() && e.key.is_empty())
+        .and_then(|e| {
+            e.message
+                .strip_prefix("… and ")?
+                .strip_suffix(" more errors")
+        })
+        .and_then(|n| n.parse::<usize>().ok());
+    match unshown {
+        Some(n) => errors.len() - 1 + n,
+        None => errors.len(),
     }
 }
 
@@ -120,11 +153,18 @@ impl Ctx<'_> {
     }
 
     fn full(&mut self) -> bool {
-        if self.errors.len() < MAX_ERRORS {
+        if self.errors.len() < self.room {
             return false;
         }
         self.unshown += 1;
         true
+    }
+
+    /// An error made elsewhere, under the same cap.
+    pub(super) fn push(&mut self, e: ConfigError) {
+        if !self.full() {
+            self.errors.push(e);
+        }
     }
 
     fn err(&mut self, path: &[&str], message: impl Into<String>) {

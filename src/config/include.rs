@@ -83,7 +83,7 @@ impl Ctx<'_> {
             let text = match read::read(&f) {
                 Ok(t) => t,
                 Err(e) => {
-                    self.errors.push(e);
+                    self.push(e);
                     continue;
                 }
             };
@@ -123,13 +123,13 @@ impl Ctx<'_> {
                 Some(line),
                 format!("invalid YAML: nested more than {max} levels deep"),
             );
-            return self.errors.push(e);
+            return self.push(e);
         }
         let doc: Value = match serde_yaml::from_str(text) {
             Ok(v) => v,
             Err(e) => {
                 let line = e.location().map(|l| l.line());
-                return self.errors.push(fail(line, format!("invalid YAML: {e}")));
+                return self.push(fail(line, format!("invalid YAML: {e}")));
             }
         };
         let mut sub = Ctx {
@@ -138,6 +138,7 @@ impl Ctx<'_> {
             loc: Locator::new(text),
             errors: Vec::new(),
             unshown: 0,
+            room: self.room.saturating_sub(self.errors.len()),
         };
         let mut found = Vec::new();
         match &doc {
@@ -171,7 +172,8 @@ impl Ctx<'_> {
             origin.insert(p.name.clone(), (shown.clone(), line));
             programs.push(p.into());
         }
-        sub.summarize();
+        // The count of what was not listed goes into the main file's last line.
+        self.unshown += sub.unshown;
         self.errors.append(&mut sub.errors);
     }
 

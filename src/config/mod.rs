@@ -25,7 +25,7 @@ use std::time::Duration;
 pub use defaults::{
     check_folder_of, default_logfile, default_socket, is_default_path, prepare_default_path,
 };
-pub use fields::{parse_address, DEFAULT_SYSLOG};
+pub use fields::{error_count, parse_address, DEFAULT_SYSLOG};
 pub use fields::{parse_http, probes_differ, Check, HttpTarget, Probe};
 pub use fields::{Rlimit, RunAs, RLIMIT_NAMES};
 pub use peek::socket_of;

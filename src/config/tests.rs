@@ -499,6 +499,9 @@ fn a_flood_of_errors_lists_a_hundred_and_counts_the_rest() {
     assert_eq!(e.len(), 101, "{:?}", &e[..3]);
     assert!(e[0].contains("unknown_key_0"), "{}", e[0]);
     assert!(e[100].ends_with("… and 19900 more errors"), "{}", e[100]);
+    // Counted in full where a total is given (--check, avail), not as 101.
+    let all = super::parse(std::path::Path::new("t.yaml"), &text).unwrap_err();
+    assert_eq!(super::error_count(&all), 20_000);
     // No hint computed for the ones not shown (that took a minute before).
     assert!(t.elapsed() < std::time::Duration::from_secs(10));
 }

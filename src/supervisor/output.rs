@@ -95,6 +95,7 @@ impl Supervisor {
                 .map_err(|e| format!("cannot watch the {} pipe: {e}", which.name()))?;
             if let Some(p) = self.get_mut(slot) {
                 p.out[which as usize].pipe = Some(fd);
+                p.out[which as usize].busy = None;
             }
         }
         if let Some(p) = self.get_mut(slot) {
@@ -175,6 +176,7 @@ impl Supervisor {
         let Some(p) = self.procs.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
+        p.out[which as usize].busy = None;
         if let Some(fd) = p.out[which as usize].pipe.take() {
             let _ = self.reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
             debug!("{}: {} pipe closed", p.name, which.name());
