@@ -60,3 +60,25 @@ fn a_reload_restart_of_a_fatal_dependent_waits_too() {
     assert_eq!(d.cmd("start db"), "db:0: started\nOK\n");
     d.wait_state("web:0", "RUNNING", 20.0);
 }
+
+#[test]
+fn restart_pulls_along_a_dependency_being_stopped() {
+    // db takes its whole stoptime to stop: `restart web` comes meanwhile.
+    let d = Daemon::start(
+        "  db:\n    cmd: sh -c 'trap \"\" TERM; sleep 1000'\n    starttime: 1\n    stoptime: 2\n  \
+         web:\n    cmd: sleep 1001\n    starttime: 0\n    depends_on: [db]\n",
+    );
+    d.wait_state("web:0", "RUNNING", 20.0);
+    use std::io::Write;
+    let mut stop = d.connect();
+    stop.write_all(b"stop db\n").unwrap();
+    d.wait_state("db:0", "STOPPING", 20.0);
+    // It was left waiting for a db nothing would start (NOT_STARTED, and
+    // this reply never came).
+    assert_eq!(d.cmd("restart web"), "db:0: started\nweb:0: started\nOK\n");
+    // The stop is answered too: overridden by the start that came after it,
+    // as a `start db` would (db is RUNNING again).
+    let mut r = std::io::BufReader::new(stop);
+    assert_eq!(read_reply(&mut r), "db:0: failed: RUNNING\nERR 1 failed\n");
+    assert_eq!(d.state("web:0"), "RUNNING");
+}

@@ -204,7 +204,12 @@ impl Supervisor {
                 };
                 let mut pulled = false;
                 for &s in dep_slots {
-                    if deps::pulls(self.state(s), *cond) && have.insert(s) {
+                    // One being stopped (and not restarted) ends at rest: left
+                    // there, the start would wait for it forever.
+                    let stopping = self.get(s).is_some_and(|p| {
+                        p.proc.state == State::Stopping && !p.proc.start_after_stop
+                    });
+                    if (stopping || deps::pulls(self.state(s), *cond)) && have.insert(s) {
                         out.push(s);
                         pulled = true;
                     }
