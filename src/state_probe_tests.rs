@@ -1,6 +1,7 @@
 //! The state table with `ready:` and `healthcheck:` probes: the `Ready` and
 //! `Unhealthy` events, and how the daemon's own stops are judged.
 
+use super::tests::{at, exit};
 use super::*;
 use crate::config::{Check, Probe};
 use Action::*;
@@ -24,20 +25,6 @@ fn cfg() -> Program {
     c.ready = Some(probe(Check::Notify));
     c.healthcheck = Some(probe(Check::Tcp(([127, 0, 0, 1], 9).into())));
     c
-}
-
-fn at(state: State) -> Proc {
-    Proc {
-        state,
-        ..Proc::new(7)
-    }
-}
-
-fn exit(code: i32, secs: u64) -> Event {
-    Event::Exited {
-        exit: Exit::Code(code),
-        uptime: Duration::from_secs(secs),
-    }
 }
 
 /// Expected (state, actions) for each event of `probe_matrix`, in order.

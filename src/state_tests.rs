@@ -10,14 +10,14 @@ fn cfg() -> Program {
     c
 }
 
-fn at(state: State) -> Proc {
+pub(super) fn at(state: State) -> Proc {
     Proc {
         state,
         ..Proc::new(7)
     }
 }
 
-fn exit(code: i32, secs: u64) -> Event {
+pub(super) fn exit(code: i32, secs: u64) -> Event {
     Event::Exited {
         exit: Exit::Code(code),
         uptime: Duration::from_secs(secs),
