@@ -6,7 +6,8 @@
 //! the kernel maps file pages 64 KiB at a time around each fault ("fault-around"),
 //! so one call into a library keeps its neighbours resident too. The heap keeps
 //! the free space of the parsed YAML tree. `trim` runs once the loop has settled
-//! after a boot or a reload (see `Reactor::run`):
+//! after a boot or a reload, and after use that faulted pages back in (when:
+//! `trimmer`):
 //!
 //! - every file mapping that holds only clean pages (code, read-only data: its
 //!   `Anonymous` and `Swap` counts are 0, so nothing in it exists only in

@@ -45,3 +45,4 @@ pub mod supervisor;
 pub mod syslog;
 pub mod telnet;
 pub mod timers;
+pub mod trimmer;

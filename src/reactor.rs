@@ -20,7 +20,7 @@ use crate::probe::{NOTIFY_TOKEN, PROBE_TOKEN};
 use crate::state::Event;
 use crate::supervisor::{Supervisor, OUT_TOKEN, PROC_TOKEN};
 use crate::timers::Deadline;
-use log::{debug, error, info, warn};
+use log::{error, info, warn};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -89,8 +89,8 @@ pub struct Reactor {
     pub(crate) auth_limit: crate::authlimit::AuthLimit,
     /// The daemon's exit status once shut down (1 after `exit_on_fatal`).
     exit_code: i32,
-    /// A boot or reload ran: give back its memory once the loop settles.
-    trim_due: bool,
+    /// When to give memory back (after a boot, a reload, or use).
+    pub(crate) trimmer: crate::trimmer::Trimmer,
 }
 
 impl Reactor {
@@ -139,7 +139,7 @@ impl Reactor {
             recorder: Default::default(),
             auth_limit: Default::default(),
             exit_code: 0,
-            trim_due: true,
+            trimmer: Default::default(),
             poll,
         })
     }
@@ -213,11 +213,20 @@ impl Reactor {
             // Settled: nothing left over and no deadline within a second (a
             // boot's starttimes have passed), so what is released now is what
             // the loop no longer uses.
-            if self.trim_due && timeout.is_none_or(|t| t >= Duration::from_secs(1)) {
-                self.trim_due = false;
-                let released = crate::footprint::trim();
-                debug!("released {} KiB of start-up pages", released / 1024);
-            }
+            let timeout = if timeout.is_none_or(|t| t >= Duration::from_secs(1)) {
+                let now = Instant::now();
+                self.trimmer.settled(now);
+                let held = self
+                    .trimmer
+                    .deadline()
+                    .map(|d| d.saturating_duration_since(now));
+                match (timeout, held) {
+                    (Some(t), Some(h)) => Some(t.min(h)),
+                    (t, h) => t.or(h),
+                }
+            } else {
+                timeout
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;

@@ -68,7 +68,7 @@ impl Reactor {
         now: Instant,
     ) -> Result<Vec<String>, Vec<String>> {
         // Parsing touches code and heap the loop does not need afterwards.
-        self.trim_due = true;
+        self.trimmer.reloaded();
         // RELOADING=1 now, READY=1 however this ends.
         let _notify = (!dry_run).then(crate::notify::Reloading::begin);
         let old = &self.sup.config;

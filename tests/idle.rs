@@ -92,3 +92,36 @@ fn assert_stays_idle(d: &Daemon, why: &str) {
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(wakeups(pid), before, "{why}");
 }
+
+/// What a request faults in (code, heap) is given back in the turn that
+/// served it, once the loop settles: no wake-up of its own, and an idle
+/// daemon after use is as small as one after boot.
+#[test]
+fn memory_faulted_in_by_use_is_given_back_without_a_wakeup() {
+    let d = Daemon::start_with(
+        "  s:\n    cmd: sleep 100\n    numprocs: 300\n    starttime: 0\n",
+        "",
+        &[("RUST_LOG", "debug")],
+    );
+    let pid = d.child.as_ref().unwrap().id();
+    let trims = || d.log_text().matches("giving back unused pages").count();
+    // Counted from /proc, not asked: a request would itself be a use.
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    wait_until(30.0, "300 children", || {
+        let text = std::fs::read_to_string(&children).unwrap_or_default();
+        text.split_whitespace().count() == 300
+    });
+    assert_stays_idle(&d, "the daemon woke up after boot");
+    let (settled, before) = (rss_kib(pid), trims());
+    assert!(before >= 1, "the boot trim");
+    // The first use since a trim for growth: given back at once.
+    assert!(d.cmd("status").ends_with("OK\n"));
+    wait_until(5.0, "a trim after the status", || trims() > before);
+    let after = rss_kib(pid);
+    eprintln!("settled {settled} KiB, after status and trim {after} KiB");
+    assert!(
+        after <= settled + 256,
+        "RSS {after} KiB after use, {settled} KiB before"
+    );
+    assert_stays_idle(&d, "giving memory back cost a wake-up");
+}
