@@ -284,7 +284,17 @@ impl Ctx<'_> {
         match k {
             Value::String(s) => Some(s),
             _ => {
-                self.err(parent, format!("expected string keys, got {}", show(k)));
+                let message = format!("expected string keys, got {}", show(k));
+                match self.loc.odd_key_line(parent) {
+                    // The key has no name to show: its line says where it is.
+                    Some(line) if !self.full() => self.errors.push(ConfigError {
+                        file: self.file.clone(),
+                        line: Some(line),
+                        key: parent.join("."),
+                        message,
+                    }),
+                    _ => self.err(parent, message),
+                }
                 None
             }
         }

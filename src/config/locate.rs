@@ -18,6 +18,8 @@ struct Line<'a> {
     indent: usize,
     key: Option<&'a str>,
     rest: &'a str,
+    /// Index of the line it sits under, or ROOT.
+    parent: usize,
 }
 
 /// Parent of the top-level lines in the index.
@@ -32,7 +34,7 @@ pub struct Locator<'a> {
 
 impl<'a> Locator<'a> {
     pub fn new(text: &'a str) -> Self {
-        let lines: Vec<Line<'a>> = text
+        let mut lines: Vec<Line<'a>> = text
             .lines()
             .enumerate()
             .filter_map(|(i, raw)| {
@@ -49,6 +51,7 @@ impl<'a> Locator<'a> {
                     indent,
                     key,
                     rest,
+                    parent: ROOT,
                 })
             })
             .collect();
@@ -56,12 +59,16 @@ impl<'a> Locator<'a> {
         // the chain of open ancestors on a stack (amortised O(1) per line).
         let mut children = HashMap::with_capacity(lines.len());
         let mut open: Vec<usize> = Vec::new();
-        for (i, line) in lines.iter().enumerate() {
-            while open.last().is_some_and(|&j| lines[j].indent >= line.indent) {
+        for i in 0..lines.len() {
+            while open
+                .last()
+                .is_some_and(|&j| lines[j].indent >= lines[i].indent)
+            {
                 open.pop();
             }
-            if let Some(key) = line.key {
-                let parent = open.last().copied().unwrap_or(ROOT);
+            let parent = open.last().copied().unwrap_or(ROOT);
+            lines[i].parent = parent;
+            if let Some(key) = lines[i].key {
                 children.entry((parent, key)).or_insert(i);
             }
             open.push(i);
@@ -88,6 +95,20 @@ impl<'a> Locator<'a> {
         self.find(path).0.map(|i| self.lines[i].number)
     }
 
+    /// 1-based line of the first key under `parent` that YAML does not read as
+    /// a string (`~:`, `&anchor:`, `1:`, `true:`), for "expected string keys".
+    pub fn odd_key_line(&self, parent: &[&str]) -> Option<usize> {
+        let under = match self.find(parent) {
+            (Some(i), true) => i,
+            (None, true) => ROOT,
+            _ => return None,
+        };
+        self.lines
+            .iter()
+            .find(|l| l.parent == under && l.key.is_some_and(not_a_string_key))
+            .map(|l| l.number)
+    }
+
     /// The scalar text written after `path`'s colon, without quotes or comment,
     /// only when `path` itself was found on a line of its own.
     pub fn raw_scalar(&self, path: &[&str]) -> Option<String> {
@@ -105,6 +126,20 @@ impl<'a> Locator<'a> {
         }
         (!v.is_empty()).then(|| v.to_string())
     }
+}
+
+/// Whether a plain key's text would be read by YAML as something else than a
+/// string: null, a boolean, a number, an anchor or tag in front of nothing, a
+/// flow collection or a complex key.
+fn not_a_string_key(key: &str) -> bool {
+    let k = key.trim();
+    k.is_empty()
+        || k.starts_with(['&', '*', '!', '?', '[', '{'])
+        || matches!(
+            k,
+            "~" | "null" | "Null" | "NULL" | "true" | "True" | "TRUE" | "false" | "False" | "FALSE"
+        )
+        || k.parse::<f64>().is_ok()
 }
 
 /// `key: rest` → (Some(key), rest), with the key's quotes removed.
@@ -181,6 +216,22 @@ programs:
     umask: '077'
     cmd: x
 ";
+
+    #[test]
+    fn finds_keys_that_are_not_strings() {
+        let l =
+            Locator::new("# c\nsocket: /s\n&anchor: 1\nprograms:\n  web:\n    cmd: x\n    ~: 2\n");
+        assert_eq!(l.odd_key_line(&[]), Some(3));
+        assert_eq!(l.odd_key_line(&["programs", "web"]), Some(7));
+        assert_eq!(l.odd_key_line(&["programs"]), None);
+        assert_eq!(l.odd_key_line(&["nope"]), None);
+        for key in ["1", "-2.5", "true", "NULL", "? x", "[a]", "!!str"] {
+            assert!(not_a_string_key(key), "{key}");
+        }
+        for key in ["web", "a1", "truthy", "nul"] {
+            assert!(!not_a_string_key(key), "{key}");
+        }
+    }
 
     #[test]
     fn finds_nested_keys() {

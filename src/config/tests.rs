@@ -154,6 +154,22 @@ fn cmd_is_split_like_a_shell() {
     assert!(errors("programs:\n  n:\n    numprocs: 2\n")[0].contains("missing required key `cmd`"));
 }
 
+/// A key YAML reads as null (an anchor in front of nothing) has no name to
+/// show: its line says where it is (found by the property test).
+#[test]
+fn a_key_that_is_not_a_string_has_its_line() {
+    let e =
+        errors("# generated\n&logfile_maxbytes: '35'\nprograms:\n  a:\n    cmd: /a\n    1: x\n");
+    assert!(
+        e[0].starts_with("/etc/tm/t.yaml:2: expected string keys, got nothing"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("/etc/tm/t.yaml:6: programs.a: expected string keys"),
+        "{e:?}"
+    );
+}
+
 #[test]
 fn every_error_is_reported_with_line_and_key() {
     let e = errors(
