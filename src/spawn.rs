@@ -1,18 +1,21 @@
 //! Process control: spawn a program's process, signal its group, reap it.
 //!
-//! Spawning stays on std's posix_spawn fast path (no `pre_exec`) when it can: the
-//! process group comes from `process_group(0)`, the umask from switching the
-//! daemon's own umask around `spawn()` (safe: the daemon has one thread), and the
-//! program is resolved in PATH here, so a missing binary is a clear error, not an
-//! exec failure. Only a terminal, `rlimits`, or a root daemon's `user`/`group`
-//! need code between fork and exec (`spawn/setup.rs`).
+//! Spawning goes through `clone.rs` (a child that shares the daemon's memory
+//! and never copies its descriptor table) when the kernel allows it, else
+//! through std's `Command` (posix_spawn, or fork when code must run between
+//! fork and exec). Both are given the same things, prepared here: the program
+//! resolved in PATH (so a missing binary is a clear error, not an exec
+//! failure), its environment, and the steps of `spawn/setup.rs` (a terminal,
+//! `rlimits`, a root daemon's `user`/`group`).
 
+mod clone;
 mod setup;
 
 use crate::config::Program;
 use setup::{setup_failure, ChildSetup};
-use std::ffi::OsString;
-use std::os::fd::OwnedFd;
+use std::ffi::{c_char, CString, OsStr, OsString};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -42,15 +45,144 @@ pub fn spawn(p: &Program, index: u32, io: ChildIo, socket: &Path) -> Result<i32,
     // Its own `%(process_num)` values, if it has any.
     let p = &*p.for_process(index);
     let program = resolve(p)?;
-    let mut cmd = Command::new(&program);
-    cmd.arg0(&p.argv[0]).args(&p.argv[1..]);
     let mut setup = ChildSetup::for_program(p)?;
+    let own_group = match io {
+        // A session of its own, with the pty as controlling terminal (so
+        // shells and `top` behave). setsid also makes it a group leader,
+        // so the group signals work as for other processes.
+        ChildIo::Pty(_) => {
+            setup.pty = true;
+            false
+        }
+        // Its own session (hence its own group), no controlling terminal.
+        ChildIo::Pipes { .. } if setup.drops_privileges() => {
+            setup.new_session = true;
+            false
+        }
+        ChildIo::Pipes { .. } => true,
+    };
+    if let Some(dir) = &p.workingdir {
+        if !dir.is_dir() {
+            return Err(format!("workingdir {}: not a directory", dir.display()));
+        }
+    }
+    let env = child_env(p, index, socket);
+    if clone::usable() {
+        spawn_clone(p, &program, &io, own_group, &setup, &env)
+    } else {
+        spawn_std(p, &program, io, own_group, setup, &env)
+    }
+}
+
+/// What the program's environment adds to the daemon's, in order (a later
+/// entry wins).
+fn child_env(p: &Program, index: u32, socket: &Path) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = Vec::with_capacity(p.env.len() + 8);
+    if let Some(u) = &p.user {
+        // The user's own session variables, unless `env` (applied later) says otherwise.
+        env.push(("HOME".into(), u.home.clone().into()));
+        env.push(("USER".into(), u.name.clone().into()));
+        env.push(("LOGNAME".into(), u.name.clone().into()));
+        env.push(("SHELL".into(), u.shell.clone().into()));
+    }
+    env.extend(p.env.iter().map(|(k, v)| (k.into(), v.into())));
+    // Who it is: for the program itself, and inherited by whatever it starts,
+    // so descendants that leave its group and session are still known as its.
+    env.push((PROCESS_NAME_VAR.into(), p.process_name(index).into()));
+    env.push(("TASKMASTER_PROGRAM".into(), p.name.clone().into()));
+    env.push(("TASKMASTER_PROCESS_NUM".into(), index.to_string().into()));
+    env.push((SOCKET_VAR.into(), socket.into()));
+    env
+}
+
+/// The status reason for an error of the child or of `Command::spawn`.
+fn failure(p: &Program, program: &Path, e: &std::io::Error) -> String {
+    setup_failure(p, e).unwrap_or_else(|| format!("{}: {e}", program.display()))
+}
+
+fn cstring(what: &str, s: &OsStr) -> Result<CString, String> {
+    CString::new(s.as_bytes()).map_err(|_| format!("{what} contains a NUL byte"))
+}
+
+/// A null-terminated array of pointers into `strings`.
+fn pointers(strings: &[CString]) -> Vec<*const c_char> {
+    let mut v: Vec<*const c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+    v.push(std::ptr::null());
+    v
+}
+
+fn spawn_clone(
+    p: &Program,
+    program: &Path,
+    io: &ChildIo,
+    own_group: bool,
+    setup: &ChildSetup,
+    env: &[(OsString, OsString)],
+) -> Result<i32, String> {
+    let path = cstring("the program's path", program.as_os_str())?;
+    let args = p
+        .argv
+        .iter()
+        .map(|a| cstring("an argument", a.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The daemon's environment with the program's on top, as std builds it.
+    let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    for (k, v) in env {
+        match vars.iter_mut().find(|(key, _)| key == k) {
+            Some(var) => var.1.clone_from(v),
+            None => vars.push((k.clone(), v.clone())),
+        }
+    }
+    let vars = vars
+        .into_iter()
+        .map(|(mut k, v)| {
+            k.push("=");
+            k.push(&v);
+            cstring("an environment variable", &k)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let dir = match &p.workingdir {
+        Some(d) => Some(cstring("workingdir", d.as_os_str())?),
+        None => None,
+    };
+    let (argv, envp) = (pointers(&args), pointers(&vars));
+    let req = clone::Request {
+        path: &path,
+        argv: &argv,
+        envp: &envp,
+        io: match io {
+            ChildIo::Pipes { stdout, stderr } => clone::Io::Pipes {
+                stdout: stdout.as_fd(),
+                stderr: stderr.as_fd(),
+            },
+            ChildIo::Pty(t) => clone::Io::Pty(t.as_fd()),
+        },
+        workingdir: dir.as_deref(),
+        umask: p.umask.map(|m| m as libc::mode_t),
+        own_group,
+        setup,
+    };
+    // `io` is dropped by the caller afterwards: the daemon keeps no copy.
+    clone::spawn(&req).map_err(|f| match f {
+        clone::Failed::Parent(e) => format!("{}: {e}", program.display()),
+        clone::Failed::Child(code) => failure(p, program, &std::io::Error::from_raw_os_error(code)),
+    })
+}
+
+/// The fallback: std's posix_spawn (or fork + `pre_exec` when setup is needed).
+fn spawn_std(
+    p: &Program,
+    program: &Path,
+    io: ChildIo,
+    own_group: bool,
+    setup: ChildSetup,
+    env: &[(OsString, OsString)],
+) -> Result<i32, String> {
+    let mut cmd = Command::new(program);
+    cmd.arg0(&p.argv[0]).args(&p.argv[1..]);
     match io {
         ChildIo::Pipes { stdout, stderr } => {
-            if setup.drops_privileges() {
-                // Its own session (hence its own group), no controlling terminal.
-                setup.new_session = true;
-            } else {
+            if own_group {
                 cmd.process_group(0);
             }
             cmd.stdin(Stdio::null())
@@ -62,47 +194,26 @@ pub fn spawn(p: &Program, index: u32, io: ChildIo, socket: &Path) -> Result<i32,
             cmd.stdin(Stdio::from(dup(&slave)?))
                 .stdout(Stdio::from(dup(&slave)?))
                 .stderr(Stdio::from(slave));
-            // A session of its own, with the pty as controlling terminal (so
-            // shells and `top` behave). setsid also makes it a group leader,
-            // so the group signals work as for other processes.
-            setup.pty = true;
         }
     }
     if let Some(dir) = &p.workingdir {
-        if !dir.is_dir() {
-            return Err(format!("workingdir {}: not a directory", dir.display()));
-        }
         cmd.current_dir(dir);
     }
-    if let Some(u) = &p.user {
-        // The user's own session variables, unless `env` (applied last) says otherwise.
-        cmd.env("HOME", &u.home)
-            .env("USER", &u.name)
-            .env("LOGNAME", &u.name)
-            .env("SHELL", &u.shell);
-    }
-    cmd.envs(p.env.iter().map(|(k, v)| (k, v)));
-    // Who it is: for the program itself, and inherited by whatever it starts,
-    // so descendants that leave its group and session are still known as its.
-    cmd.env(PROCESS_NAME_VAR, p.process_name(index))
-        .env("TASKMASTER_PROGRAM", &p.name)
-        .env("TASKMASTER_PROCESS_NUM", index.to_string())
-        .env(SOCKET_VAR, socket);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     if setup.needed() {
         // Leaves std's posix_spawn path: only then is a pre_exec paid for.
         // SAFETY: `apply` only makes async-signal-safe system calls on data
         // prepared before the fork (no allocation, no lock).
         unsafe { cmd.pre_exec(move || setup.apply()) };
     }
+    // Switching the daemon's own umask keeps std on its posix_spawn path
+    // (safe: the daemon has one thread).
     let old = p.umask.map(|m| unsafe { libc::umask(m as libc::mode_t) });
     let result = cmd.spawn();
     if let Some(old) = old {
         unsafe { libc::umask(old) };
     }
-    let child = result.map_err(|e| match setup_failure(p, &e) {
-        Some(why) => why,
-        None => format!("{}: {e}", program.display()),
-    })?;
+    let child = result.map_err(|e| failure(p, program, &e))?;
     let pid = child.id() as i32;
     // Dropping `Child` neither waits nor kills: the reactor reaps it.
     drop(child);
@@ -152,6 +263,8 @@ fn is_executable(path: &Path) -> bool {
 /// Makes the daemon safe to spawn from, whoever launched it: inherited fds get
 /// close-on-exec, inherited "ignore" dispositions and the signal mask are reset
 /// (children inherit both, and an ignored stopsignal would make stop fail).
+/// Then reserves clone.rs's low descriptor slots, before the daemon opens
+/// anything else.
 pub fn sanitize_daemon() {
     let rc = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
     if rc != 0 {
@@ -183,5 +296,9 @@ pub fn sanitize_daemon() {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    // Without them (no /dev/null?) clone.rs reserves them at the first spawn.
+    if let Err(e) = clone::reserve_slots() {
+        log::warn!("cannot reserve the spawn slots: {e}");
     }
 }

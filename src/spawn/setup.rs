@@ -23,15 +23,28 @@ type Resource = libc::__rlimit_resource_t;
 #[cfg(not(target_env = "gnu"))]
 type Resource = libc::c_int;
 
+// The 32-bit id calls (on these two, the plain ones take 16-bit ids).
+#[cfg(not(any(target_arch = "x86", target_arch = "arm")))]
+use libc::{SYS_setgid as SYS_SETGID, SYS_setgroups as SYS_SETGROUPS, SYS_setuid as SYS_SETUID};
+#[cfg(any(target_arch = "x86", target_arch = "arm"))]
+use libc::{
+    SYS_setgid32 as SYS_SETGID, SYS_setgroups32 as SYS_SETGROUPS, SYS_setuid32 as SYS_SETUID,
+};
+
 const STEP_SHIFT: i32 = 16;
 const STEP_SETSID: i32 = 1;
 const STEP_TIOCSCTTY: i32 = 2;
 const STEP_SETGROUPS: i32 = 3;
 const STEP_SETGID: i32 = 4;
 const STEP_SETUID: i32 = 5;
+/// The child's descriptors (clone.rs: unsharing the table, the dup2s).
+pub(super) const STEP_FDS: i32 = 6;
+/// `chdir` to the workingdir (clone.rs).
+pub(super) const STEP_CHDIR: i32 = 7;
 /// `STEP_RLIMIT + i` is the program's `rlimits[i]`.
 const STEP_RLIMIT: i32 = 8;
 
+#[derive(Default)]
 pub struct ChildSetup {
     /// setsid + TIOCSCTTY on fd 0 (`attach` programs).
     pub pty: bool,
@@ -101,6 +114,9 @@ impl ChildSetup {
     }
 
     /// Runs in the child between fork and exec: async-signal-safe calls only.
+    /// The id changes are raw system calls: glibc's wrappers would try to
+    /// pass the change on to the daemon's other threads, which a child made
+    /// by clone.rs (it shares the daemon's memory) must not do.
     pub fn apply(&self) -> io::Result<()> {
         // SAFETY (all blocks): plain system calls on data owned by `self`.
         if self.new_session && !self.pty {
@@ -120,14 +136,16 @@ impl ChildSetup {
             )?;
         }
         if let Some(groups) = &self.groups {
-            let rc = unsafe { libc::setgroups(groups.len(), groups.as_ptr()) };
-            check(rc, STEP_SETGROUPS)?;
+            let rc = unsafe { libc::syscall(SYS_SETGROUPS, groups.len(), groups.as_ptr()) };
+            check(rc as libc::c_int, STEP_SETGROUPS)?;
         }
         if let Some(gid) = self.gid {
-            check(unsafe { libc::setgid(gid) }, STEP_SETGID)?;
+            let rc = unsafe { libc::syscall(SYS_SETGID, gid) };
+            check(rc as libc::c_int, STEP_SETGID)?;
         }
         if let Some(uid) = self.uid {
-            check(unsafe { libc::setuid(uid) }, STEP_SETUID)?;
+            let rc = unsafe { libc::syscall(SYS_SETUID, uid) };
+            check(rc as libc::c_int, STEP_SETUID)?;
         }
         Ok(())
     }
@@ -160,6 +178,11 @@ pub fn setup_failure(p: &Program, e: &io::Error) -> Option<String> {
             (Some((name, gid)), _) => format!("group {name} (gid {gid}): setgid: {why}"),
             (None, Some(u)) => format!("user {} (gid {}): setgid: {why}", u.name, u.gid),
             _ => format!("setgid: {why}"),
+        },
+        STEP_FDS => format!("cannot set up its descriptors: {why}"),
+        STEP_CHDIR => match &p.workingdir {
+            Some(dir) => format!("workingdir {}: {why}", dir.display()),
+            None => format!("chdir: {why}"),
         },
         STEP_SETUID => match user {
             Some(u) => format!("user {} (uid {}): setuid: {why}", u.name, u.uid),
