@@ -79,8 +79,6 @@ pub struct Supervisor {
     pub order: Vec<usize>,
     /// Each slot's place in `order`.
     position: Vec<u32>,
-    /// Live (not retired) slots of each program, by index.
-    by_program: HashMap<String, Vec<usize>>,
     by_pid: HashMap<i32, usize>,
     use_pidfd: bool,
     reg: Registry,
@@ -130,7 +128,6 @@ impl Supervisor {
             free: Vec::new(),
             order: Vec::new(),
             position: Vec::new(),
-            by_program: HashMap::new(),
             by_pid: HashMap::new(),
             use_pidfd,
             reg,
@@ -208,15 +205,8 @@ impl Supervisor {
             key(a).cmp(&key(b))
         });
         self.position = vec![u32::MAX; procs.len()];
-        self.by_program.clear();
         for (i, slot) in order.iter().enumerate() {
             self.position[*slot] = i as u32;
-            if let Some(p) = procs[*slot].as_ref().filter(|p| !p.retired) {
-                self.by_program
-                    .entry(p.cfg.name.clone())
-                    .or_default()
-                    .push(*slot);
-            }
         }
         self.order = order;
     }
