@@ -79,11 +79,11 @@ fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
         // Compared after expansion, for the processes both versions have.
         (
             "ready",
-            probes_differ(a.ready.as_ref(), b.ready.as_ref(), n),
+            probes_differ(a.ready.as_deref(), b.ready.as_deref(), n),
         ),
         (
             "healthcheck",
-            probes_differ(a.healthcheck.as_ref(), b.healthcheck.as_ref(), n),
+            probes_differ(a.healthcheck.as_deref(), b.healthcheck.as_deref(), n),
         ),
     ];
     changed(&pairs)

@@ -312,7 +312,7 @@ impl Ctx<'_> {
             return None;
         };
         let mut p = Program::new(name, "");
-        p.report_address = top.address;
+        p.report_address = top.address.map(Box::new);
         p.report_events = top.events;
         p.report_command = top.command.clone();
         let mut has_cmd = false;
@@ -347,7 +347,9 @@ impl Ctx<'_> {
                 "stdout_backups" => p.stdout_backups = self.backups(&path, v),
                 "stderr_backups" => p.stderr_backups = self.backups(&path, v),
                 "env" => p.env = self.env(&path, v),
-                "fatal_state_report_address" => p.report_address = self.address(&path, v),
+                "fatal_state_report_address" => {
+                    p.report_address = self.address(&path, v).map(Box::new)
+                }
                 "report_events" => p.report_events = self.report_events(&path, v),
                 "report_command" => p.report_command = self.report_command(&path, v),
                 "user" => p.user = self.user(&path, v).map(Box::new),

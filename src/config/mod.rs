@@ -63,7 +63,8 @@ pub struct Program {
     pub stdout: Option<PathBuf>,
     pub stderr: Option<PathBuf>,
     pub env: Vec<(String, String)>,
-    pub report_address: Option<SocketAddr>,
+    /// Boxed: 32 bytes in every program, mostly unset.
+    pub report_address: Option<Box<SocketAddr>>,
     /// The events reported (HTTP to `report_address`, and `report_command`).
     pub report_events: crate::alerts::EventSet,
     /// Run without a shell for each reported event.
@@ -94,10 +95,11 @@ pub struct Program {
     /// Only when a string uses `%(process_num)`: its template, completed per
     /// process by `for_process` (the fields above hold process 0's values).
     pub per_process: Option<Box<expand::PerProcess>>,
-    /// When STARTING becomes RUNNING (instead of `starttime` alone).
-    pub ready: Option<Probe>,
+    /// When STARTING becomes RUNNING (instead of `starttime` alone). Boxed,
+    /// like `healthcheck`: 144 bytes each, in every program, mostly unset.
+    pub ready: Option<Box<Probe>>,
     /// Checked while RUNNING; enough consecutive failures stop the process.
-    pub healthcheck: Option<Probe>,
+    pub healthcheck: Option<Box<Probe>>,
 }
 
 impl Program {

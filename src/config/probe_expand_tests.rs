@@ -154,7 +154,7 @@ fn errors_name_file_line_key_and_the_process() {
 #[test]
 fn reload_compares_expanded_values() {
     let ready = |yaml: &str| program(yaml).unwrap().ready;
-    let differ = |a: &str, b: &str, n| probes_differ(ready(a).as_ref(), ready(b).as_ref(), n);
+    let differ = |a: &str, b: &str, n| probes_differ(ready(a).as_deref(), ready(b).as_deref(), n);
     let t = |s: &str| format!("    numprocs: 3\n    ready: {{tcp: \"127.0.0.1:{s}\"}}\n");
     // Two spellings of the same ports.
     assert!(!differ(

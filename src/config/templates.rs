@@ -86,10 +86,10 @@ impl Ctx<'_> {
             p.per_process = Some(Box::new(t));
         }
         if let Some(r) = raw.ready {
-            p.ready = self.finish_probe(p, "ready", r);
+            p.ready = self.finish_probe(p, "ready", r).map(Box::new);
         }
         if let Some(r) = raw.healthcheck {
-            p.healthcheck = self.finish_probe(p, "healthcheck", r);
+            p.healthcheck = self.finish_probe(p, "healthcheck", r).map(Box::new);
         }
     }
 

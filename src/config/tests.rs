@@ -198,12 +198,12 @@ fn globals() {
     assert_eq!(c.logfile, Path::new("/var/t.log"));
     assert_eq!(c.programs[0].name, "a");
     assert_eq!(
-        c.programs[0].report_address,
-        Some("127.0.0.1:10".parse().unwrap())
+        c.programs[0].report_address.as_deref(),
+        Some(&"127.0.0.1:10".parse().unwrap())
     );
     assert_eq!(
-        c.programs[1].report_address,
-        Some("127.0.0.1:9".parse().unwrap())
+        c.programs[1].report_address.as_deref(),
+        Some(&"127.0.0.1:9".parse().unwrap())
     );
     assert_eq!(c.process_count(), 4);
     assert!(errors("listen: 0.0.0.0:1\nprograms: {}\n")[0].contains("loopback"));

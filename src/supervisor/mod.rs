@@ -379,7 +379,7 @@ impl Supervisor {
             last_exit: p.proc.last_exit.map(Exit::describe),
             message: p.proc.message.clone(),
             time: std::time::SystemTime::now(),
-            address: p.cfg.report_address,
+            address: p.cfg.report_address.as_deref().copied(),
             command: p.cfg.report_command.clone(),
         });
     }
