@@ -35,6 +35,9 @@ use std::time::Instant;
 /// Tokens `PROC_TOKEN + slot` are process pidfds.
 pub const PROC_TOKEN: usize = 1 << 32;
 
+/// Room the event queue keeps between bursts.
+const QUEUE_KEEP: usize = 64;
+
 /// One supervised process.
 pub struct Process {
     /// This process's settings (a removed program's stay until it is stopped).
@@ -245,6 +248,9 @@ impl Supervisor {
                 break;
             }
         }
+        // A boot or `start all` of a thousand queues a thousand events: that
+        // room (40 bytes each) would otherwise stay allocated for good.
+        self.queue.shrink_to(QUEUE_KEEP);
     }
 
     fn step(&mut self, slot: usize, ev: &Event, now: Instant) {
