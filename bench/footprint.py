@@ -113,10 +113,17 @@ def main():
             def running():
                 return request(sock, "status").count(" RUNNING ") >= n
 
-            wait_for(f"{n} processes RUNNING", running, 300, 0.2)
-            # The daemon trims once no deadline is within 1 s of a settled loop.
+            def sleeping():
+                kids = children(pid)
+                return len(kids) >= n and all(_comm(k) == "sleep" for k in kids)
+
+            # Watched from /proc, not asked: "idle" is a daemon that no client
+            # has talked to since it settled (and trimmed, src/footprint.rs).
+            wait_for(f"{n} sleeps", sleeping, 300, 0.05)
             time.sleep(3)
             report("idle", pid)
+            if not running():
+                raise RuntimeError("not every process is RUNNING")
             if a.heaptrack:
                 kids = children(pid)
                 os.kill(pid, signal.SIGKILL)
@@ -139,6 +146,14 @@ def main():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def _descendants(pid):

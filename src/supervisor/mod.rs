@@ -154,6 +154,9 @@ impl Supervisor {
             probes: Default::default(),
         };
         let programs: Vec<Rc<Program>> = sup.config.programs.clone();
+        // Exactly: grown by doubling, 1000 slots would hold room for 1024.
+        let count = usize::try_from(sup.config.process_count()).unwrap_or(0);
+        sup.procs.reserve_exact(count);
         for cfg in &programs {
             for index in 0..cfg.numprocs {
                 sup.add(cfg, index);
