@@ -11,5 +11,7 @@ fn per_program_and_per_process_structs_stay_small() {
     let program = size_of::<crate::config::Program>();
     assert!(program <= 400, "Program is {program} bytes");
     let process = size_of::<crate::supervisor::Process>();
-    assert!(process <= 392, "Process is {process} bytes");
+    assert!(process <= 280, "Process is {process} bytes");
+    let stream = size_of::<crate::output::Stream>();
+    assert!(stream <= 24, "Stream is {stream} bytes");
 }
