@@ -9,7 +9,7 @@ use std::mem::size_of;
 #[test]
 fn per_program_and_per_process_structs_stay_small() {
     let program = size_of::<crate::config::Program>();
-    assert!(program <= 400, "Program is {program} bytes");
+    assert!(program <= 304, "Program is {program} bytes");
     let process = size_of::<crate::supervisor::Process>();
     assert!(process <= 280, "Process is {process} bytes");
     let stream = size_of::<crate::output::Stream>();

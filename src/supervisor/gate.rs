@@ -52,7 +52,7 @@ impl Supervisor {
             self.config
                 .programs
                 .iter()
-                .map(|p| (p.name.as_str(), p.depends_on.as_slice(), p.priority)),
+                .map(|p| (p.name.as_str(), p.rare.depends_on.as_slice(), p.priority)),
         );
         g.counts.clear();
         // Counts are only asked of programs in the graph (dependencies and
@@ -182,7 +182,7 @@ impl Supervisor {
             | Event::LeaderExited { .. }
             | Event::GroupGone
             | Event::Unhealthy(_) => true,
-            Event::Deadline => p.proc.state == State::Starting && p.cfg.ready.is_some(),
+            Event::Deadline => p.proc.state == State::Starting && p.cfg.rare.ready.is_some(),
             _ => false,
         }
     }

@@ -376,7 +376,7 @@ impl Supervisor {
     /// `step`; a health check that gives up calls it with `Unhealthy`.
     pub fn alert(&mut self, slot: usize, event: AlertEvent) {
         let Some(p) = self.get(slot) else { return };
-        if !p.cfg.report_events.contains(event) {
+        if !p.cfg.rare.report_events.contains(event) {
             return;
         }
         self.alerts.push(Alert {
@@ -388,8 +388,8 @@ impl Supervisor {
             last_exit: p.proc.last_exit.map(Exit::describe),
             message: p.proc.message.clone(),
             time: std::time::SystemTime::now(),
-            address: p.cfg.report_address.as_deref().copied(),
-            command: p.cfg.report_command.clone(),
+            address: p.cfg.rare.report_address,
+            command: p.cfg.rare.report_command.clone(),
         });
     }
 
