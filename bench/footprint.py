@@ -8,8 +8,9 @@ for every process RUNNING, lets the daemon settle (it trims its memory once
 no deadline is near), and prints VmRSS, the anonymous part and the heap
 mapping's resident size; then the same once used (`status`, a `kill -9` of
 one child and its replacement, `status`, `tail`). With `--heaptrack OUT` the
-daemon runs under heaptrack and is killed (SIGKILL) once idle, so that
-heaptrack's "leaked" figure is what was live then (`heaptrack_print OUT.zst`).
+daemon runs under heaptrack and is killed (SIGKILL) once idle (or once used,
+`--at used`), so that heaptrack's "leaked" figure is what was live then
+(`heaptrack_print OUT.zst`).
 docs/benchmarks.md ("Footprint") has the figures.
 """
 
@@ -82,6 +83,8 @@ def main():
     ap.add_argument("--programs", type=int, default=1000)
     ap.add_argument("--numprocs", type=int, default=0)
     ap.add_argument("--heaptrack", metavar="OUT")
+    ap.add_argument("--at", choices=["idle", "used"], default="idle",
+                    help="with --heaptrack: kill the daemon once idle or once used")
     ap.add_argument("--binary", default=str(ROOT / "target/release/taskmasterd"))
     a = ap.parse_args()
     n = a.numprocs or a.programs
@@ -124,13 +127,8 @@ def main():
             report("idle", pid)
             if not running():
                 raise RuntimeError("not every process is RUNNING")
-            if a.heaptrack:
-                kids = children(pid)
-                os.kill(pid, signal.SIGKILL)
-                for k in kids:
-                    os.kill(k, signal.SIGKILL)
-                proc.wait(120)
-                return
+            if a.heaptrack and a.at == "idle":
+                return _kill(proc, pid)
             request(sock, "status")
             kids = sorted(children(pid))
             os.kill(kids[0], signal.SIGKILL)
@@ -139,6 +137,8 @@ def main():
             request(sock, "tail " + request(sock, "status").split()[0])
             time.sleep(0.3)
             report("used", pid)
+            if a.heaptrack:
+                return _kill(proc, pid)
             request(sock, "shutdown")
             proc.wait(60)
             wait_for("the children to go", lambda: not any(alive(k) for k in kids[1:]), 30)
@@ -146,6 +146,15 @@ def main():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _kill(proc, pid):
+    """SIGKILL, so that heaptrack's "leaked" is what was live; then the children."""
+    kids = children(pid)
+    os.kill(pid, signal.SIGKILL)
+    for k in kids:
+        os.kill(k, signal.SIGKILL)
+    proc.wait(120)
 
 
 def _comm(pid):
