@@ -23,7 +23,7 @@ impl Reactor {
         let Some(p) = self.sup.get(slot) else { return };
         let name = p.name.clone();
         let pid = p.pid;
-        let recent = without_marker(&p.out[0].ring.recent(REPLAY));
+        let recent = without_marker(&p.out[0].ring().recent(REPLAY));
         if let Some((rows, cols)) = size {
             self.sup.set_winsize(slot, rows, cols);
         }

@@ -34,7 +34,7 @@ pub fn tail(
     };
     let s = &mut p.out[which as usize];
     // A follower gets the line being written once it is complete.
-    let text = s.ring.last_lines(lines, !follow);
+    let text = s.ring().last_lines(lines, !follow);
     if follow {
         s.seed_partial();
     }

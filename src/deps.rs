@@ -224,6 +224,9 @@ fn cycles(edges: &[Vec<usize>], mut left: Vec<bool>) -> Vec<Vec<usize>> {
 pub struct Graph {
     deps: HashMap<String, Vec<(String, Condition)>>,
     dependents: HashMap<String, Vec<String>>,
+    /// Only levels above 0 and priorities other than the default: most
+    /// programs have neither, and a copy of each name in two maps was
+    /// 150 bytes a program (docs/benchmarks.md, "Footprint").
     level: HashMap<String, u32>,
     priority: HashMap<String, u32>,
 }
@@ -239,7 +242,9 @@ impl Graph {
         let mut g = Graph::default();
         let mut edges = vec![Vec::new(); programs.len()];
         for (i, (name, deps, priority)) in programs.iter().enumerate() {
-            g.priority.insert(name.to_string(), *priority);
+            if *priority != DEFAULT_PRIORITY {
+                g.priority.insert(name.to_string(), *priority);
+            }
             let known: Vec<(String, Condition)> = deps
                 .iter()
                 .filter(|(d, _)| index.contains_key(d.as_str()))
@@ -258,7 +263,9 @@ impl Graph {
         }
         let (level, _) = kahn(&edges);
         for (i, (name, _, _)) in programs.iter().enumerate() {
-            g.level.insert(name.to_string(), level[i]);
+            if level[i] > 0 {
+                g.level.insert(name.to_string(), level[i]);
+            }
         }
         g
     }

@@ -39,6 +39,8 @@ pub mod report;
 pub mod rotate;
 pub mod serve;
 pub mod signals;
+#[cfg(test)]
+mod size_budgets;
 pub mod spawn;
 pub mod state;
 pub mod supervisor;

@@ -135,7 +135,10 @@ fn line_text(l: &[u8]) -> String {
 /// One stream of one process.
 #[derive(Default)]
 pub struct Stream {
-    pub ring: Ring,
+    /// The tail and the line being written: made at the first output. Boxed,
+    /// like `sink`: 64 bytes a stream, two streams a process, and a quiet
+    /// process (a thousand `sleep`s) has none (docs/benchmarks.md, "Footprint").
+    tail: Option<Box<Tail>>,
     /// Read end of the current pipe (non-blocking, registered by the caller).
     pub pipe: Option<OwnedFd>,
     /// The pipe was made big: given back when the pipe is closed or replaced.
@@ -143,8 +146,6 @@ pub struct Stream {
     /// Boxed: most processes have no output file, and a thousand slots
     /// would each carry its room.
     pub sink: Option<Box<Sink>>,
-    /// The incomplete last line, for followers.
-    partial: Vec<u8>,
     /// A write to the file failed; logged once until a write works again.
     pub sink_failing: bool,
 }
@@ -165,6 +166,20 @@ fn grow(fd: std::os::fd::RawFd, busy: &mut Option<BusyPipe>) {
     }
 }
 
+/// What a stream keeps of its output.
+#[derive(Default)]
+struct Tail {
+    ring: Ring,
+    /// The incomplete last line, for followers.
+    partial: Vec<u8>,
+}
+
+/// The tail of a stream that has had no output.
+static EMPTY: Ring = Ring {
+    buf: VecDeque::new(),
+    wrapped: false,
+};
+
 /// What one `read` got.
 #[derive(Debug, Default, PartialEq)]
 pub struct Read {
@@ -182,6 +197,11 @@ pub struct Read {
 }
 
 impl Stream {
+    /// The last output (empty until there is some).
+    pub fn ring(&self) -> &Ring {
+        self.tail.as_ref().map_or(&EMPTY, |t| &t.ring)
+    }
+
     /// Reads up to `budget` bytes from the pipe into the file, the ring and
     /// the lines for followers (only collected when `follow`).
     pub fn read(&mut self, budget: usize, follow: bool, raw: bool) -> Read {
@@ -238,21 +258,23 @@ impl Stream {
                 Err(_) => {}
             }
         }
-        self.ring.push(chunk);
+        let tail = self.tail.get_or_insert_with(Box::default);
+        tail.ring.push(chunk);
+        let partial = &mut tail.partial;
         if !follow {
-            self.partial.clear();
+            partial.clear();
             return;
         }
         let mut rest = chunk;
         while let Some(i) = rest.iter().position(|c| *c == b'\n') {
-            self.partial.extend_from_slice(&rest[..i]);
-            out.lines.push(line_text(&self.partial));
-            self.partial.clear();
+            partial.extend_from_slice(&rest[..i]);
+            out.lines.push(line_text(partial));
+            partial.clear();
             rest = &rest[i + 1..];
         }
-        self.partial.extend_from_slice(rest);
-        while self.partial.len() >= MAX_FOLLOW_LINE {
-            let piece: Vec<u8> = self.partial.drain(..MAX_FOLLOW_LINE).collect();
+        partial.extend_from_slice(rest);
+        while partial.len() >= MAX_FOLLOW_LINE {
+            let piece: Vec<u8> = partial.drain(..MAX_FOLLOW_LINE).collect();
             out.lines.push(line_text(&piece));
         }
     }
@@ -260,27 +282,27 @@ impl Stream {
     /// A follow begins: the line being written continues from what the tail
     /// already holds, so its first delivered line is whole.
     pub fn seed_partial(&mut self) {
-        if !self.partial.is_empty() {
+        let Some(t) = self.tail.as_deref_mut() else {
+            return; // no output yet: nothing to continue
+        };
+        if !t.partial.is_empty() {
             return;
         }
-        let tail: Vec<u8> = self
-            .ring
-            .buf
-            .iter()
-            .rev()
+        let tail: Vec<u8> = (t.ring.buf.iter().rev())
             .take_while(|c| **c != b'\n')
             .copied()
             .collect();
-        self.partial.extend(tail.iter().rev());
+        t.partial.extend(tail.iter().rev());
     }
 
     /// The incomplete last line, if any (sent to followers when the stream ends).
     pub fn take_partial(&mut self) -> Option<String> {
-        if self.partial.is_empty() {
+        let partial = &mut self.tail.as_deref_mut()?.partial;
+        if partial.is_empty() {
             return None;
         }
-        let l = line_text(&self.partial);
-        self.partial.clear();
+        let l = line_text(partial);
+        partial.clear();
         Some(l)
     }
 }
@@ -389,7 +411,7 @@ mod tests {
         let got = s.read(READ_PER_TURN, true, false);
         assert!(got.eof);
         assert_eq!(s.take_partial().as_deref(), Some("c"));
-        assert_eq!(s.ring.last_lines(10, true), ["a", "b", "c"]);
+        assert_eq!(s.ring().last_lines(10, true), ["a", "b", "c"]);
     }
 
     #[test]

@@ -49,6 +49,15 @@ pub(crate) struct Client {
     pub attached: Option<usize>,
 }
 
+impl Client {
+    /// Nothing more will come from or go to this client. A streamed reply
+    /// (`status --json` while its /proc scan runs) has produced nothing yet
+    /// but is still owed: a peer that sent its last line and hung up gets it.
+    pub fn finished(&self) -> bool {
+        self.conn.dead || (self.conn.finished() && self.stream.is_none())
+    }
+}
+
 /// Unsent output past which a `tail -f` follower is dropped (it does not read).
 pub const FOLLOW_MAX: usize = 1024 * 1024;
 
@@ -424,7 +433,7 @@ impl Reactor {
         self.deliver_lines();
         self.deliver_raw();
         let finished: Vec<usize> = (self.clients.iter())
-            .filter(|(_, c)| c.conn.finished())
+            .filter(|(_, c)| c.finished())
             .map(|(id, _)| *id)
             .collect();
         for id in finished {

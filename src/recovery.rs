@@ -39,7 +39,8 @@ struct Entry {
     start: u64,
     signal: i32,
     stoptime: Duration,
-    name: String,
+    /// Never grown: a `Box<str>` is 8 bytes less than a `String` per group.
+    name: Box<str>,
 }
 
 /// The state file beside `socket`: `SOCKET.state`.
@@ -53,7 +54,10 @@ pub fn state_path(socket: &Path) -> PathBuf {
 #[derive(Default)]
 pub struct Recorder {
     path: Option<PathBuf>,
-    entries: BTreeMap<i32, Entry>,
+    /// Sorted by pgid, one entry per group. A vector, not a `BTreeMap`: the
+    /// map's half-full nodes were about 110 bytes a group, held for as long
+    /// as the group lives (docs/benchmarks.md, "Footprint").
+    entries: Vec<(i32, Entry)>,
     /// A write failed and was logged; said again only after a success.
     failing: bool,
 }
@@ -78,38 +82,49 @@ impl Recorder {
         let oneshots = || sup.oneshots.groups().map(|(g, o)| (g, sup.oneshot_name(o)));
         let same = live().filter(|p| p.pgid.is_some()).all(|p| {
             count += 1;
-            p.pgid.and_then(|g| self.entries.get(&g)).is_some_and(|e| {
-                (e.signal, e.stoptime) == (p.cfg.stopsignal, p.cfg.stoptime) && e.name == p.name
-            })
+            p.pgid
+                .and_then(|g| find(&self.entries, g))
+                .is_some_and(|e| {
+                    (e.signal, e.stoptime) == (p.cfg.stopsignal, p.cfg.stoptime)
+                        && *e.name == *p.name
+                })
         }) && oneshots().all(|(g, name)| {
             count += 1;
-            (self.entries.get(&g)).is_some_and(|e| e.signal == libc::SIGKILL && e.name == name)
+            find(&self.entries, g).is_some_and(|e| e.signal == libc::SIGKILL && *e.name == *name)
         });
         if same && count == self.entries.len() && !moved {
             return;
         }
         // Unchanged entries move over; only new groups read /proc.
-        let mut old = std::mem::take(&mut self.entries);
+        let mut old: Vec<(i32, Option<Entry>)> = (std::mem::take(&mut self.entries).into_iter())
+            .map(|(g, e)| (g, Some(e)))
+            .collect();
+        let mut remove = |pgid: i32| -> Option<Entry> {
+            let i = old.binary_search_by_key(&pgid, |(g, _)| *g).ok()?;
+            old[i].1.take()
+        };
+        let mut entries = Vec::with_capacity(count);
         for p in live() {
             let Some(pgid) = p.pgid else { continue };
             let (signal, stoptime) = (p.cfg.stopsignal, p.cfg.stoptime);
-            let entry = match old.remove(&pgid) {
-                Some(e) if (e.signal, e.stoptime) == (signal, stoptime) && e.name == p.name => e,
+            let entry = match remove(pgid) {
+                Some(e) if (e.signal, e.stoptime) == (signal, stoptime) && *e.name == *p.name => e,
                 found => Entry {
                     start: found
                         .map_or_else(|| proc_stat(pgid).map_or(0, |s| s.start), |e| e.start),
                     signal,
                     stoptime,
-                    name: p.name.clone(),
+                    name: p.name.as_str().into(),
                 },
             };
-            self.entries.insert(pgid, entry);
+            entries.push((pgid, entry));
         }
         for (pgid, name) in oneshots() {
-            let found = old.remove(&pgid).map(|e| e.start);
+            let found = remove(pgid).map(|e| e.start);
             let start = found.unwrap_or_else(|| proc_stat(pgid).map_or(0, |s| s.start));
             let (signal, stoptime) = (libc::SIGKILL, Duration::ZERO);
-            (self.entries).insert(
+            let name = name.into_boxed_str();
+            entries.push((
                 pgid,
                 Entry {
                     start,
@@ -117,8 +132,9 @@ impl Recorder {
                     stoptime,
                     name,
                 },
-            );
+            ));
         }
+        self.entries = sorted(entries);
         match write(&path, &self.entries) {
             Ok(()) => self.failing = false,
             Err(e) if !self.failing => {
@@ -141,7 +157,28 @@ impl Recorder {
     }
 }
 
-fn write(path: &Path, entries: &BTreeMap<i32, Entry>) -> std::io::Result<()> {
+/// The entry of group `pgid` in `entries` (sorted by pgid).
+fn find(entries: &[(i32, Entry)], pgid: i32) -> Option<&Entry> {
+    let i = entries.binary_search_by_key(&pgid, |(g, _)| *g).ok()?;
+    Some(&entries[i].1)
+}
+
+/// `entries` sorted by pgid, the last of any repeated pgid kept (as inserting
+/// them in order into a map would), without spare room.
+fn sorted(mut entries: Vec<(i32, Entry)>) -> Vec<(i32, Entry)> {
+    entries.sort_by_key(|(g, _)| *g); // stable: repeats stay in order
+    entries.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            std::mem::swap(later, kept);
+        }
+        same
+    });
+    entries.shrink_to_fit();
+    entries
+}
+
+fn write(path: &Path, entries: &[(i32, Entry)]) -> std::io::Result<()> {
     if entries.is_empty() {
         return match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -194,7 +231,7 @@ fn parse(text: &str) -> Vec<(i32, Entry)> {
                 start,
                 signal,
                 stoptime,
-                name,
+                name: name.into(),
             },
         ))
     };
@@ -270,8 +307,7 @@ fn escaped(recorded: &[(i32, Entry)], socket: &Path, known: &[(i32, Entry)]) -> 
     if recorded.is_empty() {
         return Vec::new();
     }
-    let by_name: BTreeMap<&str, &Entry> =
-        recorded.iter().map(|(_, e)| (e.name.as_str(), e)).collect();
+    let by_name: BTreeMap<&str, &Entry> = recorded.iter().map(|(_, e)| (&*e.name, e)).collect();
     let mut marker = format!("{}=", crate::spawn::SOCKET_VAR).into_bytes();
     marker.extend_from_slice(socket.as_os_str().as_encoded_bytes());
     let name_key = format!("{}=", crate::spawn::PROCESS_NAME_VAR);
@@ -455,44 +491,5 @@ pub fn recover(socket: &Path, stop: &mut dyn FnMut() -> bool) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parse_skips_bad_lines_and_foreign_files() {
-        assert!(parse("not ours\n1234 5 15 1000 a:0\n").is_empty());
-        let text = format!("{HEADER}\n1234 99 15 1500 web:0\nx y\n1 5 15 10 init\n77 1 0 10 bad\n");
-        let got = parse(&text);
-        assert_eq!(got.len(), 1);
-        let (pgid, e) = &got[0];
-        assert_eq!((*pgid, e.start, e.signal), (1234, 99, 15));
-        assert_eq!(
-            (e.stoptime, e.name.as_str()),
-            (Duration::from_millis(1500), "web:0")
-        );
-    }
-
-    #[test]
-    fn a_reused_pid_is_not_a_survivor() {
-        // This test process is alive, but with another start time than recorded.
-        let me = std::process::id() as i32;
-        let real = proc_stat(me).expect("own stat").start;
-        let e = |start| Entry {
-            start,
-            signal: libc::SIGTERM,
-            stoptime: Duration::ZERO,
-            name: "t".into(),
-        };
-        let snap = Snapshot::take();
-        assert!(snap.survivors(me, &e(real + 1)).is_empty());
-        assert!(snap.survivors(me, &e(real)).contains(&me));
-    }
-
-    #[test]
-    fn state_path_is_beside_the_socket() {
-        assert_eq!(
-            state_path(Path::new("/run/t/s.sock")),
-            PathBuf::from("/run/t/s.sock.state")
-        );
-    }
-}
+#[path = "recovery_tests.rs"]
+mod tests;

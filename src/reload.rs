@@ -62,28 +62,50 @@ fn watch(a: &Program, b: &Program) -> Vec<&'static str> {
         ("autostart", a.autostart != b.autostart),
         (
             "fatal_state_report_address",
-            a.report_address != b.report_address,
+            a.rare.report_address != b.rare.report_address,
         ),
-        ("report_events", a.report_events != b.report_events),
-        ("report_command", a.report_command != b.report_command),
+        (
+            "report_events",
+            a.rare.report_events != b.rare.report_events,
+        ),
+        (
+            "report_command",
+            a.rare.report_command != b.rare.report_command,
+        ),
         ("cmd text", a.cmd_text != b.cmd_text && a.argv == b.argv),
         // Rotation is done by the daemon as it writes: the child never knows.
-        ("stdout_maxbytes", a.stdout_maxbytes != b.stdout_maxbytes),
-        ("stdout_backups", a.stdout_backups != b.stdout_backups),
-        ("stderr_maxbytes", a.stderr_maxbytes != b.stderr_maxbytes),
-        ("stderr_backups", a.stderr_backups != b.stderr_backups),
+        (
+            "stdout_maxbytes",
+            a.rare.stdout_maxbytes != b.rare.stdout_maxbytes,
+        ),
+        (
+            "stdout_backups",
+            a.rare.stdout_backups != b.rare.stdout_backups,
+        ),
+        (
+            "stderr_maxbytes",
+            a.rare.stderr_maxbytes != b.rare.stderr_maxbytes,
+        ),
+        (
+            "stderr_backups",
+            a.rare.stderr_backups != b.rare.stderr_backups,
+        ),
         // The order is the supervisor's business: the running child never knows.
-        ("depends_on", a.depends_on != b.depends_on),
+        ("depends_on", a.rare.depends_on != b.rare.depends_on),
         ("priority", a.priority != b.priority),
         // Probes are the daemon's: applied from the next check on.
         // Compared after expansion, for the processes both versions have.
         (
             "ready",
-            probes_differ(a.ready.as_ref(), b.ready.as_ref(), n),
+            probes_differ(a.rare.ready.as_deref(), b.rare.ready.as_deref(), n),
         ),
         (
             "healthcheck",
-            probes_differ(a.healthcheck.as_ref(), b.healthcheck.as_ref(), n),
+            probes_differ(
+                a.rare.healthcheck.as_deref(),
+                b.rare.healthcheck.as_deref(),
+                n,
+            ),
         ),
     ];
     changed(&pairs)
@@ -339,17 +361,17 @@ mod tests {
     fn rotation_keys_apply_in_place() {
         let old = Program::new("w", "sleep 1");
         let mut new = old.clone();
-        new.stdout_maxbytes = 1 << 20;
-        new.stdout_backups = 2;
-        new.stderr_maxbytes = 1 << 10;
-        new.stderr_backups = 0;
+        new.rare.stdout_maxbytes = 1 << 20;
+        new.rare.stdout_backups = 2;
+        new.rare.stderr_maxbytes = 1 << 10;
+        new.rare.stderr_backups = 0;
         let plan = diff(&conf(std::slice::from_ref(&old)), &conf(&[new]));
         assert_eq!(
             lines(&plan, |_| true),
             ["updated w (stdout_maxbytes, stdout_backups, stderr_maxbytes, stderr_backups)"]
         );
         let mut joined = old.clone();
-        joined.stderr_backups = 9;
+        joined.rare.stderr_backups = 9;
         joined.redirect_stderr = true;
         let plan = diff(&conf(std::slice::from_ref(&old)), &conf(&[joined]));
         assert_eq!(
@@ -377,8 +399,8 @@ mod tests {
     fn report_keys_apply_in_place() {
         let a = Program::new("a", "sleep 1");
         let mut b = a.clone();
-        b.report_events = crate::alerts::EventSet::EMPTY;
-        b.report_command = Some(vec!["hook".into()]);
+        b.rare.report_events = crate::alerts::EventSet::EMPTY;
+        b.rare.report_command = Some(vec!["hook".into()]);
         let plan = diff(&conf(std::slice::from_ref(&a)), &conf(&[b]));
         let [(
             _,

@@ -64,7 +64,7 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
         }
 
         // A probe decides; starttime only bounds the wait (0: no bound).
-        (Starting, Event::Spawned) if cfg.ready.is_some() => match cfg.starttime.is_zero() {
+        (Starting, Event::Spawned) if cfg.rare.ready.is_some() => match cfg.starttime.is_zero() {
             true => vec![],
             false => vec![Arm(cfg.starttime)],
         },
@@ -119,7 +119,7 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
         }
         (_, Event::GroupGone) => vec![],
 
-        (Starting, Event::Exited { exit, .. }) if cfg.ready.is_some() => {
+        (Starting, Event::Exited { exit, .. }) if cfg.rare.ready.is_some() => {
             n.last_exit = Some(*exit);
             failed_start(
                 &mut n,
@@ -142,7 +142,7 @@ pub fn step(p: &Proc, ev: &Event, cfg: &Program) -> (Proc, Vec<Action>) {
         (_, Event::Exited { .. }) => vec![],
 
         // Not ready in time: stopped, and its end is a failed start.
-        (Starting, Event::Deadline) if cfg.ready.is_some() => {
+        (Starting, Event::Deadline) if cfg.rare.ready.is_some() => {
             let why = format!("not ready after {}", secs(cfg.starttime));
             n.message = format!("{why}; stopping it");
             n.verdict = Some(Verdict::NotReady(why));

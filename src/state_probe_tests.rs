@@ -22,8 +22,8 @@ fn cfg() -> Program {
     c.starttime = Duration::from_secs(1);
     c.stoptime = Duration::from_secs(5);
     c.startretries = 3;
-    c.ready = Some(probe(Check::Notify));
-    c.healthcheck = Some(probe(Check::Tcp(([127, 0, 0, 1], 9).into())));
+    c.rare.ready = Some(Box::new(probe(Check::Notify)));
+    c.rare.healthcheck = Some(Box::new(probe(Check::Tcp(([127, 0, 0, 1], 9).into()))));
     c
 }
 

@@ -82,8 +82,8 @@ fn program() -> impl Strategy<Value = Program> {
                 retries: 3,
                 per_process: None,
             };
-            c.ready = Some(p.clone());
-            c.healthcheck = Some(p);
+            c.rare.ready = Some(Box::new(p.clone()));
+            c.rare.healthcheck = Some(Box::new(p));
         }
         c.starttime = if zero {
             Duration::ZERO

@@ -130,7 +130,9 @@ fn only_allowed_transitions_over_many_variants() {
     zero.startretries = 0;
     configs.push(zero.clone());
     for mut c in [cfg(), zero] {
-        c.ready = Some(super::probe_tests::probe(crate::config::Check::Notify));
+        c.rare.ready = Some(Box::new(super::probe_tests::probe(
+            crate::config::Check::Notify,
+        )));
         configs.push(c);
     }
     let mut extra = events().to_vec();

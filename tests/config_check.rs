@@ -39,9 +39,12 @@ fn shipped_example_is_valid() {
     assert_eq!((c.logfile_maxbytes, c.logfile_backups), (10 << 20, 5));
     assert_eq!(c.minfds(), 10 * 5 + 256);
     let nginx = &c.programs[0];
-    assert_eq!((nginx.stdout_maxbytes, nginx.stdout_backups), (1 << 20, 3));
     assert_eq!(
-        (nginx.stderr_maxbytes, nginx.stderr_backups),
+        (nginx.rare.stdout_maxbytes, nginx.rare.stdout_backups),
+        (1 << 20, 3)
+    );
+    assert_eq!(
+        (nginx.rare.stderr_maxbytes, nginx.rare.stderr_backups),
         (512 << 10, 3)
     );
     assert!(!nginx.stderr_joins_stdout());

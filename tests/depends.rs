@@ -313,10 +313,10 @@ fn shipped_chain_example_is_valid() {
     let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/chain.yaml");
     let c = taskmaster::config::load(std::path::Path::new(conf)).unwrap();
     let api = c.programs.iter().find(|p| p.name == "api").unwrap();
-    assert_eq!(api.depends_on.len(), 2);
+    assert_eq!(api.rare.depends_on.len(), 2);
     // Each web process is probed on its own port.
     let web = c.programs.iter().find(|p| p.name == "web").unwrap();
-    let ready = web.ready.as_ref().unwrap();
+    let ready = web.rare.ready.as_ref().unwrap();
     for (i, port) in [(0, 47320), (1, 47321)] {
         let want = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         assert_eq!(

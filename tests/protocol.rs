@@ -308,3 +308,18 @@ fn a_reload_during_a_long_status_names_lists_only_the_names() {
         &stray[..stray.len().min(3)]
     );
 }
+
+#[test]
+fn a_streamed_reply_to_a_last_line_without_newline_is_sent_before_closing() {
+    // `status --json` scans /proc before its first byte: a peer that hung up
+    // right after its request was dropped with no reply at all.
+    let d = Daemon::start(PROGS);
+    d.wait_state("fast:0", "RUNNING", 5.0);
+    for _ in 0..20 {
+        let mut s = d.connect();
+        s.write_all(b"status --json").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let got = read_all(&mut s);
+        assert!(got.starts_with('[') && got.ends_with("]\nOK\n"), "{got:?}");
+    }
+}

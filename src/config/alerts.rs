@@ -90,21 +90,33 @@ mod tests {
             panic!()
         };
         assert!(a
+            .rare
             .report_events
             .contains(AlertEvent::Entered(State::Backoff)));
-        assert!(a.report_events.contains(AlertEvent::Unhealthy));
-        assert!(!a.report_events.contains(AlertEvent::Entered(State::Fatal)));
-        assert_eq!(a.report_command, Some(vec!["notify".into(), "a b".into()]));
-        assert!(b.report_events.contains(AlertEvent::Entered(State::Fatal)));
+        assert!(a.rare.report_events.contains(AlertEvent::Unhealthy));
+        assert!(!a
+            .rare
+            .report_events
+            .contains(AlertEvent::Entered(State::Fatal)));
+        assert_eq!(
+            a.rare.report_command,
+            Some(vec!["notify".into(), "a b".into()])
+        );
+        assert!(b
+            .rare
+            .report_events
+            .contains(AlertEvent::Entered(State::Fatal)));
         assert!(!b
+            .rare
             .report_events
             .contains(AlertEvent::Entered(State::Backoff)));
-        assert_eq!(b.report_command, Some(vec!["other".into()]));
-        assert_eq!(cc.report_events, crate::alerts::EventSet::EMPTY);
+        assert_eq!(b.rare.report_command, Some(vec!["other".into()]));
+        assert_eq!(cc.rare.report_events, crate::alerts::EventSet::EMPTY);
         assert_eq!(c.syslog.as_deref(), Some(Path::new("/dev/log")));
         let d = load("syslog: run/log.sock\nprograms:\n  a:\n    cmd: x\n").unwrap();
         assert_eq!(d.syslog.as_deref(), Some(Path::new("/etc/tm/run/log.sock")));
         assert!(d.programs[0]
+            .rare
             .report_events
             .contains(AlertEvent::Entered(State::Fatal)));
         assert_eq!(load("syslog: false\nprograms: {}\n").unwrap().syslog, None);

@@ -70,11 +70,11 @@ impl Program {
     /// string depends on the process (or for process 0), else a copy made for
     /// the spawn and dropped after it.
     pub fn for_process(&self, index: u32) -> Cow<'_, Program> {
-        let Some(t) = self.per_process.as_deref().filter(|_| index > 0) else {
+        let Some(t) = self.rare.per_process.as_deref().filter(|_| index > 0) else {
             return Cow::Borrowed(self);
         };
         let mut p = self.clone();
-        p.per_process = None;
+        p.rare.per_process = None;
         if let Some(cmd) = &t.cmd {
             let text = process_num(cmd, index);
             // Digits and spaces cannot unbalance quotes: process 0's split
@@ -113,8 +113,8 @@ impl Program {
 pub fn templates_differ(a: &Program, b: &Program) -> [bool; 5] {
     let none = PerProcess::default();
     let (ta, tb) = (
-        a.per_process.as_deref().unwrap_or(&none),
-        b.per_process.as_deref().unwrap_or(&none),
+        a.rare.per_process.as_deref().unwrap_or(&none),
+        b.rare.per_process.as_deref().unwrap_or(&none),
     );
     let n = a.numprocs.min(b.numprocs);
     // A string with no template has process 0's value for every process.

@@ -88,7 +88,7 @@ fn programs_complete_their_templates_per_process() {
     p.argv = vec!["serve".into(), "--port".into(), "8000".into()];
     p.env = vec![("A".into(), "1".into()), ("PORT".into(), "8000".into())];
     p.stdout = Some("/l/w-0.log".into());
-    p.per_process = Some(Box::new(PerProcess {
+    p.rare.per_process = Some(Box::new(PerProcess {
         cmd: Some("serve --port 800%(process_num)d".into()),
         env: vec![("PORT".into(), "800%(process_num)d".into())],
         stdout: Some("/l/w-%(process_num)d.log".into()),
@@ -103,7 +103,7 @@ fn programs_complete_their_templates_per_process() {
     );
     assert_eq!(q.stdout, Some("/l/w-2.log".into()));
     assert_eq!(q.stderr, None);
-    assert_eq!(q.per_process, None);
+    assert_eq!(q.rare.per_process, None);
     let plain = Program::new("x", "sleep 1");
     assert!(matches!(plain.for_process(5), Cow::Borrowed(_)));
 }

@@ -322,9 +322,9 @@ impl Ctx<'_> {
             return None;
         };
         let mut p = Program::new(name, "");
-        p.report_address = top.address;
-        p.report_events = top.events;
-        p.report_command = top.command.clone();
+        p.rare.report_address = top.address;
+        p.rare.report_events = top.events;
+        p.rare.report_command = top.command.clone();
         let mut has_cmd = false;
         // The expanded keys are expanded once every key is known (`numprocs`).
         let mut raw = templates::Raw::default();
@@ -352,18 +352,18 @@ impl Ctx<'_> {
                 "stderr" => raw.stderr = self.path_text(&path, v),
                 "redirect_stderr" => p.redirect_stderr = self.boolean(&path, v).unwrap_or(false),
                 "attach" => p.attach = self.boolean(&path, v).unwrap_or(false),
-                "stdout_maxbytes" => p.stdout_maxbytes = self.size(&path, v).unwrap_or(0),
-                "stderr_maxbytes" => p.stderr_maxbytes = self.size(&path, v).unwrap_or(0),
-                "stdout_backups" => p.stdout_backups = self.backups(&path, v),
-                "stderr_backups" => p.stderr_backups = self.backups(&path, v),
+                "stdout_maxbytes" => p.rare.stdout_maxbytes = self.size(&path, v).unwrap_or(0),
+                "stderr_maxbytes" => p.rare.stderr_maxbytes = self.size(&path, v).unwrap_or(0),
+                "stdout_backups" => p.rare.stdout_backups = self.backups(&path, v),
+                "stderr_backups" => p.rare.stderr_backups = self.backups(&path, v),
                 "env" => p.env = self.env(&path, v),
-                "fatal_state_report_address" => p.report_address = self.address(&path, v),
-                "report_events" => p.report_events = self.report_events(&path, v),
-                "report_command" => p.report_command = self.report_command(&path, v),
+                "fatal_state_report_address" => p.rare.report_address = self.address(&path, v),
+                "report_events" => p.rare.report_events = self.report_events(&path, v),
+                "report_command" => p.rare.report_command = self.report_command(&path, v),
                 "user" => p.user = self.user(&path, v).map(Box::new),
                 "group" => p.group = self.group(&path, v).map(Box::new),
                 "rlimits" => p.rlimits = self.rlimits(&path, v),
-                "depends_on" => p.depends_on = self.depends_on(&path, v),
+                "depends_on" => p.rare.depends_on = self.depends_on(&path, v),
                 "priority" => p.priority = self.priority(&path, v),
                 "ready" => raw.ready = self.ready(&path, v),
                 "healthcheck" => raw.healthcheck = self.healthcheck(&path, v),
@@ -371,6 +371,7 @@ impl Ctx<'_> {
             }
         }
         self.expand_program(&mut p, raw);
+        p.rare.settle();
         if !has_cmd {
             self.err(
                 &base,

@@ -72,7 +72,7 @@ impl Ctx<'_> {
             .programs
             .iter()
             .map(|p| {
-                let names = p.depends_on.iter().map(|(n, _)| n.clone()).collect();
+                let names = p.rare.depends_on.iter().map(|(n, _)| n.clone()).collect();
                 (p.name.clone(), names)
             })
             .collect();

@@ -14,6 +14,7 @@ pub mod import;
 mod ini;
 mod locate;
 mod peek;
+mod rare;
 mod size;
 
 use std::fmt;
@@ -29,6 +30,7 @@ pub use fields::{error_count, parse_address, DEFAULT_SYSLOG};
 pub use fields::{parse_http, probes_differ, Check, HttpTarget, Probe};
 pub use fields::{Rlimit, RunAs, RLIMIT_NAMES};
 pub use peek::socket_of;
+pub use rare::{Rare, RareSettings};
 pub use size::parse_size;
 
 /// Default number of rotated files kept (`FILE.1` … `FILE.5`), as supervisord.
@@ -63,11 +65,6 @@ pub struct Program {
     pub stdout: Option<PathBuf>,
     pub stderr: Option<PathBuf>,
     pub env: Vec<(String, String)>,
-    pub report_address: Option<SocketAddr>,
-    /// The events reported (HTTP to `report_address`, and `report_command`).
-    pub report_events: crate::alerts::EventSet,
-    /// Run without a shell for each reported event.
-    pub report_command: Option<Vec<String>>,
     /// Who the child runs as (a root daemon switches to it before exec).
     /// Boxed, like `group`: rarely set, and a thousand programs would each
     /// carry its room.
@@ -79,25 +76,13 @@ pub struct Program {
     /// stderr joins the stdout stream and file. As written: `attach` implies it
     /// too, see `stderr_joins_stdout`.
     pub redirect_stderr: bool,
-    /// The stdout file rotates before a write would take it past this; 0 = never.
-    pub stdout_maxbytes: u64,
-    /// Rotated stdout files kept: `FILE.1` … `FILE.N`.
-    pub stdout_backups: u32,
-    pub stderr_maxbytes: u64,
-    pub stderr_backups: u32,
     /// Runs on a pseudo terminal owned by the daemon, for `attach NAME`.
     pub attach: bool,
-    /// Programs whose processes must meet a condition before these start.
-    pub depends_on: Vec<(String, crate::deps::Condition)>,
     /// Among programs not ordered by `depends_on`, lower spawns first.
     pub priority: u32,
-    /// Only when a string uses `%(process_num)`: its template, completed per
-    /// process by `for_process` (the fields above hold process 0's values).
-    pub per_process: Option<Box<expand::PerProcess>>,
-    /// When STARTING becomes RUNNING (instead of `starttime` alone).
-    pub ready: Option<Probe>,
-    /// Checked while RUNNING; enough consecutive failures stop the process.
-    pub healthcheck: Option<Probe>,
+    /// Output rotation, alerts, `depends_on`, per-process templates, probes:
+    /// read as `p.rare.ready`, boxed only when one is set (`rare.rs`).
+    pub rare: Rare,
 }
 
 impl Program {
@@ -120,23 +105,13 @@ impl Program {
             stdout: None,
             stderr: None,
             env: Vec::new(),
-            report_address: None,
-            report_events: Default::default(),
-            report_command: None,
             user: None,
             group: None,
             rlimits: Vec::new(),
             redirect_stderr: false,
-            stdout_maxbytes: 0,
-            stdout_backups: DEFAULT_BACKUPS,
-            stderr_maxbytes: 0,
-            stderr_backups: DEFAULT_BACKUPS,
             attach: false,
-            depends_on: Vec::new(),
             priority: crate::deps::DEFAULT_PRIORITY,
-            per_process: None,
-            ready: None,
-            healthcheck: None,
+            rare: Rare::default(),
         }
     }
 

@@ -22,7 +22,7 @@ fn strings_equal_for_every_process_are_expanded_once() {
          healthcheck: {http: \"http://127.0.0.1:8080/%(program_name)s/h\"}\n",
     )
     .unwrap();
-    let r = p.ready.unwrap();
+    let r = p.rare.ready.clone().unwrap();
     assert_eq!(
         r.check,
         Check::Command {
@@ -33,7 +33,7 @@ fn strings_equal_for_every_process_are_expanded_once() {
     // No template, so no copy per process.
     assert_eq!(r.per_process, None);
     assert!(matches!(r.for_index(1), Cow::Borrowed(_)));
-    let h = p.healthcheck.unwrap();
+    let h = p.rare.healthcheck.clone().unwrap();
     assert_eq!(
         h.check,
         Check::Http(HttpTarget {
@@ -43,7 +43,10 @@ fn strings_equal_for_every_process_are_expanded_once() {
         })
     );
     let p = program("    ready: {file: \"%(here)s/%(program_name)s.up\"}\n").unwrap();
-    assert_eq!(p.ready.unwrap().check, Check::File("/etc/tm/p.up".into()));
+    assert_eq!(
+        p.rare.ready.clone().unwrap().check,
+        Check::File("/etc/tm/p.up".into())
+    );
 }
 
 #[test]
@@ -55,7 +58,7 @@ fn each_process_gets_its_own_check_even_with_numprocs_after_ready() {
          retries: 2}\n    numprocs: 3\n",
     )
     .unwrap();
-    let r = p.ready.unwrap();
+    let r = p.rare.ready.clone().unwrap();
     assert_eq!(r.check, tcp("127.0.0.1:9000"));
     assert!(r.per_process.is_some());
     for (i, want) in [
@@ -68,7 +71,7 @@ fn each_process_gets_its_own_check_even_with_numprocs_after_ready() {
         // The rest of the probe is the program's; the copy carries no template.
         assert_eq!((own.interval, own.per_process.as_ref()), (r.interval, None));
     }
-    let h = p.healthcheck.unwrap();
+    let h = p.rare.healthcheck.clone().unwrap();
     let own = h.for_index(2);
     assert_eq!(
         own.check,
@@ -80,13 +83,13 @@ fn each_process_gets_its_own_check_even_with_numprocs_after_ready() {
     );
     assert_eq!(own.retries, 2);
     let p = program("    numprocs: 2\n    ready: {file: \"run/%(process_num)d.ok\"}\n").unwrap();
-    let r = p.ready.unwrap();
+    let r = p.rare.ready.clone().unwrap();
     assert_eq!(r.check, Check::File("/etc/tm/run/0.ok".into()));
     assert_eq!(r.for_index(1).check, Check::File("/etc/tm/run/1.ok".into()));
     let p = program("    numprocs: 2\n    healthcheck: {command: \"ping -p %(process_num)d\"}\n")
         .unwrap();
     assert_eq!(
-        p.healthcheck.unwrap().for_index(1).check,
+        p.rare.healthcheck.clone().unwrap().for_index(1).check,
         Check::Command {
             text: "ping -p 1".into(),
             argv: vec!["ping".into(), "-p".into(), "1".into()]
@@ -99,7 +102,7 @@ fn a_folder_with_percent_joins_file_templates_literally() {
     let text = "programs:\n  p:\n    cmd: sleep 1\n    numprocs: 2\n    \
                 ready: {file: \"r%(process_num)d\"}\n";
     let c = parse(Path::new("/srv/100%/t.yaml"), text).unwrap();
-    let r = c.programs[0].ready.as_ref().unwrap();
+    let r = c.programs[0].rare.ready.as_ref().unwrap();
     assert_eq!(r.check, Check::File(PathBuf::from("/srv/100%/r0")));
     assert_eq!(r.for_index(1).check, Check::File("/srv/100%/r1".into()));
 }
@@ -153,8 +156,8 @@ fn errors_name_file_line_key_and_the_process() {
 
 #[test]
 fn reload_compares_expanded_values() {
-    let ready = |yaml: &str| program(yaml).unwrap().ready;
-    let differ = |a: &str, b: &str, n| probes_differ(ready(a).as_ref(), ready(b).as_ref(), n);
+    let ready = |yaml: &str| program(yaml).unwrap().rare.ready.clone();
+    let differ = |a: &str, b: &str, n| probes_differ(ready(a).as_deref(), ready(b).as_deref(), n);
     let t = |s: &str| format!("    numprocs: 3\n    ready: {{tcp: \"127.0.0.1:{s}\"}}\n");
     // Two spellings of the same ports.
     assert!(!differ(

@@ -268,12 +268,12 @@ mod tests {
     #[test]
     fn defaults_and_each_kind() {
         let p = program("    ready: {tcp: \"127.0.0.1:5432\"}\n").unwrap();
-        let r = p.ready.unwrap();
+        let r = p.rare.ready.clone().unwrap();
         assert_eq!(r.check, Check::Tcp("127.0.0.1:5432".parse().unwrap()));
         assert_eq!(r.interval, Duration::from_millis(500));
         assert_eq!(r.timeout, Duration::from_secs(2));
         let p = program("    healthcheck:\n      command: \"pg_isready -q\"\n").unwrap();
-        let h = p.healthcheck.unwrap();
+        let h = p.rare.healthcheck.clone().unwrap();
         assert_eq!(
             h.check,
             Check::Command {
@@ -286,15 +286,15 @@ mod tests {
             (Duration::from_secs(10), Duration::from_secs(2), 3)
         );
         let p = program("    ready: {notify: true, interval: 0.2, timeout: 1}\n").unwrap();
-        assert_eq!(p.ready.unwrap().check, Check::Notify);
+        assert_eq!(p.rare.ready.clone().unwrap().check, Check::Notify);
         let p = program("    ready: {file: run/ready}\n").unwrap();
         assert_eq!(
-            p.ready.unwrap().check,
+            p.rare.ready.clone().unwrap().check,
             Check::File("/etc/tm/run/ready".into())
         );
         let p = program("    healthcheck: {http: \"http://localhost:8080/h?x=1\", retries: 5}\n")
             .unwrap();
-        let h = p.healthcheck.unwrap();
+        let h = p.rare.healthcheck.clone().unwrap();
         assert_eq!(h.retries, 5);
         assert_eq!(
             h.check,

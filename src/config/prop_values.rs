@@ -133,20 +133,20 @@ impl Output {
         }
         let [out_max, err_max] = self.maxbytes;
         if let Some((n, text)) = out_max {
-            want.stdout_maxbytes = n;
+            want.rare.stdout_maxbytes = n;
             keys.push(key("stdout_maxbytes", text));
         }
         if let Some((n, text)) = err_max {
-            want.stderr_maxbytes = n;
+            want.rare.stderr_maxbytes = n;
             keys.push(key("stderr_maxbytes", text));
         }
         let [out_backups, err_backups] = self.backups;
         if let Some(n) = out_backups {
-            want.stdout_backups = n;
+            want.rare.stdout_backups = n;
             keys.push(key("stdout_backups", n.to_string()));
         }
         if let Some(n) = err_backups {
-            want.stderr_backups = n;
+            want.rare.stderr_backups = n;
             keys.push(key("stderr_backups", n.to_string()));
         }
         if let Some(path) = self.stderr {

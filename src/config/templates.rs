@@ -83,13 +83,13 @@ impl Ctx<'_> {
             }
         }
         if t != PerProcess::default() {
-            p.per_process = Some(Box::new(t));
+            p.rare.per_process = Some(Box::new(t));
         }
         if let Some(r) = raw.ready {
-            p.ready = self.finish_probe(p, "ready", r);
+            p.rare.ready = self.finish_probe(p, "ready", r).map(Box::new);
         }
         if let Some(r) = raw.healthcheck {
-            p.healthcheck = self.finish_probe(p, "healthcheck", r);
+            p.rare.healthcheck = self.finish_probe(p, "healthcheck", r).map(Box::new);
         }
     }
 

@@ -214,11 +214,11 @@ fn globals() {
     assert_eq!(c.logfile, Path::new("/var/t.log"));
     assert_eq!(c.programs[0].name, "a");
     assert_eq!(
-        c.programs[0].report_address,
+        c.programs[0].rare.report_address,
         Some("127.0.0.1:10".parse().unwrap())
     );
     assert_eq!(
-        c.programs[1].report_address,
+        c.programs[1].rare.report_address,
         Some("127.0.0.1:9".parse().unwrap())
     );
     assert_eq!(c.process_count(), 4);
@@ -319,8 +319,8 @@ fn bad_program_key(key: &str, value: &str, expected: &str) {
 fn output_keys_default_to_no_rotation_and_five_backups() {
     let p = one("");
     assert!(!p.redirect_stderr && !p.attach && !p.stderr_joins_stdout());
-    assert_eq!((p.stdout_maxbytes, p.stdout_backups), (0, 5));
-    assert_eq!((p.stderr_maxbytes, p.stderr_backups), (0, 5));
+    assert_eq!((p.rare.stdout_maxbytes, p.rare.stdout_backups), (0, 5));
+    assert_eq!((p.rare.stderr_maxbytes, p.rare.stderr_backups), (0, 5));
     let c = ok("programs:\n  a:\n    cmd: x\n    numprocs: 3\n  b:\n    cmd: y\n");
     assert_eq!((c.logfile_maxbytes, c.logfile_backups), (0, 5));
     assert_eq!(c.minfds, None);
@@ -345,7 +345,7 @@ fn sizes_take_integers_and_suffixes() {
             "    stdout_maxbytes: {text}\n    stderr_maxbytes: {text}\n"
         ));
         assert_eq!(
-            (p.stdout_maxbytes, p.stderr_maxbytes),
+            (p.rare.stdout_maxbytes, p.rare.stderr_maxbytes),
             (want, want),
             "{text}"
         );
@@ -378,7 +378,7 @@ fn sizes_take_integers_and_suffixes() {
 #[test]
 fn backups_are_0_to_1000() {
     let p = one("    stdout_backups: 0\n    stderr_backups: 1000\n");
-    assert_eq!((p.stdout_backups, p.stderr_backups), (0, 1000));
+    assert_eq!((p.rare.stdout_backups, p.rare.stderr_backups), (0, 1000));
     assert_eq!(
         ok("logfile_backups: 12\nprograms: {}\n").logfile_backups,
         12

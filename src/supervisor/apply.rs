@@ -70,8 +70,8 @@ impl Supervisor {
                 } else {
                     // Watch-only keys, rotation limits included, apply in place.
                     let limits = [
-                        (cfg.stdout_maxbytes, cfg.stdout_backups),
-                        (cfg.stderr_maxbytes, cfg.stderr_backups),
+                        (cfg.rare.stdout_maxbytes, cfg.rare.stdout_backups),
+                        (cfg.rare.stderr_maxbytes, cfg.rare.stderr_backups),
                     ];
                     for (stream, (max, backups)) in p.out.iter_mut().zip(limits) {
                         if let Some(sink) = &mut stream.sink {
@@ -84,7 +84,7 @@ impl Supervisor {
                     // deadline would fail it as not ready).
                     let rejudge = p.proc.state == State::Starting
                         && p.pid.is_some()
-                        && p.cfg.ready.is_some() != cfg.ready.is_some();
+                        && p.cfg.rare.ready.is_some() != cfg.rare.ready.is_some();
                     p.cfg = cfg.clone();
                     if rejudge {
                         self.timers.cancel(Deadline::Proc(slot));

@@ -29,7 +29,7 @@ pub enum Intent {
 #[derive(Default)]
 pub struct Gate {
     graph: Graph,
-    /// Live (not retired) processes of each program, by state.
+    /// Live (not retired) processes of each program in the graph, by state.
     counts: HashMap<String, Counts>,
     /// Slots asked to start that wait, by program.
     waiting: HashMap<String, Vec<usize>>,
@@ -52,10 +52,17 @@ impl Supervisor {
             self.config
                 .programs
                 .iter()
-                .map(|p| (p.name.as_str(), p.depends_on.as_slice(), p.priority)),
+                .map(|p| (p.name.as_str(), p.rare.depends_on.as_slice(), p.priority)),
         );
         g.counts.clear();
+        // Counts are only asked of programs in the graph (dependencies and
+        // dependents): a copy of every other name would be memory for nothing.
+        let graph = &g.graph;
+        let in_graph = |n: &str| !(graph.deps(n).is_empty() && graph.dependents(n).is_empty());
         for p in self.procs.iter().flatten().filter(|p| !p.retired) {
+            if !in_graph(&p.cfg.name) {
+                continue;
+            }
             let c = g.counts.entry(p.cfg.name.clone()).or_default();
             c[deps::state_index(p.proc.state)] += 1;
         }
@@ -175,7 +182,7 @@ impl Supervisor {
             | Event::LeaderExited { .. }
             | Event::GroupGone
             | Event::Unhealthy(_) => true,
-            Event::Deadline => p.proc.state == State::Starting && p.cfg.ready.is_some(),
+            Event::Deadline => p.proc.state == State::Starting && p.cfg.rare.ready.is_some(),
             _ => false,
         }
     }
@@ -199,11 +206,8 @@ impl Supervisor {
         let mut out = Vec::new();
         while let Some(program) = todo.pop() {
             for (dep, cond) in self.gate.graph.deps(program) {
-                let Some(dep_slots) = self.by_program.get(dep) else {
-                    continue;
-                };
                 let mut pulled = false;
-                for &s in dep_slots {
+                for s in self.live(self.program_run(dep)) {
                     // One being stopped (and not restarted) ends at rest: left
                     // there, the start would wait for it forever.
                     let stopping = self.get(s).is_some_and(|p| {
@@ -254,7 +258,10 @@ impl Supervisor {
         }
         let whole: HashSet<&str> = named
             .iter()
-            .filter(|(p, n)| self.by_program.get(**p).is_some_and(|v| v.len() <= **n))
+            .filter(|(p, n)| {
+                let live = self.live(self.program_run(p)).count();
+                live > 0 && live <= **n
+            })
             .map(|(p, _)| *p)
             .collect();
         let mut hold = Vec::new();

@@ -35,6 +35,9 @@ use std::time::Instant;
 /// Tokens `PROC_TOKEN + slot` are process pidfds.
 pub const PROC_TOKEN: usize = 1 << 32;
 
+/// Room the event queue keeps between bursts.
+const QUEUE_KEEP: usize = 64;
+
 /// One supervised process.
 pub struct Process {
     /// This process's settings (a removed program's stay until it is stopped).
@@ -79,8 +82,6 @@ pub struct Supervisor {
     pub order: Vec<usize>,
     /// Each slot's place in `order`.
     position: Vec<u32>,
-    /// Live (not retired) slots of each program, by index.
-    by_program: HashMap<String, Vec<usize>>,
     by_pid: HashMap<i32, usize>,
     use_pidfd: bool,
     reg: Registry,
@@ -130,7 +131,6 @@ impl Supervisor {
             free: Vec::new(),
             order: Vec::new(),
             position: Vec::new(),
-            by_program: HashMap::new(),
             by_pid: HashMap::new(),
             use_pidfd,
             reg,
@@ -154,6 +154,9 @@ impl Supervisor {
             probes: Default::default(),
         };
         let programs: Vec<Rc<Program>> = sup.config.programs.clone();
+        // Exactly: grown by doubling, 1000 slots would hold room for 1024.
+        let count = usize::try_from(sup.config.process_count()).unwrap_or(0);
+        sup.procs.reserve_exact(count);
         for cfg in &programs {
             for index in 0..cfg.numprocs {
                 sup.add(cfg, index);
@@ -208,15 +211,8 @@ impl Supervisor {
             key(a).cmp(&key(b))
         });
         self.position = vec![u32::MAX; procs.len()];
-        self.by_program.clear();
         for (i, slot) in order.iter().enumerate() {
             self.position[*slot] = i as u32;
-            if let Some(p) = procs[*slot].as_ref().filter(|p| !p.retired) {
-                self.by_program
-                    .entry(p.cfg.name.clone())
-                    .or_default()
-                    .push(*slot);
-            }
         }
         self.order = order;
     }
@@ -255,6 +251,9 @@ impl Supervisor {
                 break;
             }
         }
+        // A boot or `start all` of a thousand queues a thousand events: that
+        // room (40 bytes each) would otherwise stay allocated for good.
+        self.queue.shrink_to(QUEUE_KEEP);
     }
 
     fn step(&mut self, slot: usize, ev: &Event, now: Instant) {
@@ -377,7 +376,7 @@ impl Supervisor {
     /// `step`; a health check that gives up calls it with `Unhealthy`.
     pub fn alert(&mut self, slot: usize, event: AlertEvent) {
         let Some(p) = self.get(slot) else { return };
-        if !p.cfg.report_events.contains(event) {
+        if !p.cfg.rare.report_events.contains(event) {
             return;
         }
         self.alerts.push(Alert {
@@ -389,8 +388,8 @@ impl Supervisor {
             last_exit: p.proc.last_exit.map(Exit::describe),
             message: p.proc.message.clone(),
             time: std::time::SystemTime::now(),
-            address: p.cfg.report_address,
-            command: p.cfg.report_command.clone(),
+            address: p.cfg.rare.report_address,
+            command: p.cfg.rare.report_command.clone(),
         });
     }
 

@@ -28,18 +28,20 @@ impl Supervisor {
                 },
                 None => (name.as_str(), None),
             };
-            let found = self.by_program.get(program).map(|v| match index {
-                None => v.as_slice(),
-                Some(n) => match v
-                    .binary_search_by_key(&n, |s| self.get(*s).map_or(u32::MAX, |p| p.index))
-                {
-                    Ok(i) => &v[i..=i],
-                    Err(_) => &[],
-                },
-            });
-            match found {
-                Some(hit) if !hit.is_empty() => slots.extend_from_slice(hit),
-                _ => unknown.push(name),
+            let run = self.program_run(program);
+            let before = slots.len();
+            match index {
+                None => slots.extend(self.live(run)),
+                Some(n) => {
+                    let at = run.partition_point(|s| self.get(*s).is_some_and(|p| p.index < n));
+                    let same = run[at..]
+                        .iter()
+                        .take_while(|s| self.index_of(**s) == Some(n));
+                    slots.extend(self.live(same));
+                }
+            }
+            if slots.len() == before {
+                unknown.push(name);
             }
         }
         if !unknown.is_empty() {
@@ -53,6 +55,31 @@ impl Supervisor {
         slots.sort_unstable_by_key(|s| self.position.get(*s).copied().unwrap_or(u32::MAX));
         slots.dedup();
         Ok(slots)
+    }
+
+    /// The slots of `program` in `order` (sorted by program name, then index,
+    /// then retired last): live and retired ones. A binary search instead of
+    /// a map of names, which held a copy of every program's name.
+    pub(super) fn program_run(&self, program: &str) -> &[usize] {
+        let name = |s: &usize| self.get(*s).map_or("", |p| p.cfg.name.as_str());
+        let start = self.order.partition_point(|s| name(s) < program);
+        let len = self.order[start..].partition_point(|s| name(s) == program);
+        &self.order[start..start + len]
+    }
+
+    /// The live (not retired) slots among `slots`.
+    pub(super) fn live<'a>(
+        &'a self,
+        slots: impl IntoIterator<Item = &'a usize> + 'a,
+    ) -> impl Iterator<Item = usize> + 'a {
+        slots
+            .into_iter()
+            .copied()
+            .filter(|s| self.get(*s).is_some_and(|p| !p.retired))
+    }
+
+    fn index_of(&self, slot: usize) -> Option<u32> {
+        self.get(slot).map(|p| p.index)
     }
 
     /// The one process `name` means: `PROGRAM:N`, or `PROGRAM` with one process.

@@ -40,11 +40,15 @@ impl Supervisor {
         let cfg = rc.for_process(index);
         let join = cfg.stderr_joins_stdout() || (cfg.stderr.is_some() && cfg.stderr == cfg.stdout);
         let files: [(Option<&PathBuf>, u64, u32); 2] = [
-            (cfg.stdout.as_ref(), cfg.stdout_maxbytes, cfg.stdout_backups),
+            (
+                cfg.stdout.as_ref(),
+                cfg.rare.stdout_maxbytes,
+                cfg.rare.stdout_backups,
+            ),
             (
                 cfg.stderr.as_ref().filter(|_| !join),
-                cfg.stderr_maxbytes,
-                cfg.stderr_backups,
+                cfg.rare.stderr_maxbytes,
+                cfg.rare.stderr_backups,
             ),
         ];
         let mut sinks = Vec::with_capacity(2);

@@ -24,10 +24,12 @@ impl Supervisor {
         // The process's own check: its strings may use %(process_num).
         let want = match (p.proc.state, p.pid) {
             (State::Starting, Some(pid)) => cfg
+                .rare
                 .ready
                 .as_ref()
                 .map(|r| (Phase::Ready, r.for_index(index), pid)),
             (State::Running, Some(pid)) => cfg
+                .rare
                 .healthcheck
                 .as_ref()
                 .map(|h| (Phase::Health, h.for_index(index), pid)),
@@ -55,7 +57,12 @@ impl Supervisor {
             return Err("process removed".into());
         };
         let cfg = p.cfg.clone();
-        if !cfg.ready.as_ref().is_some_and(|r| r.check == Check::Notify) {
+        if !cfg
+            .rare
+            .ready
+            .as_ref()
+            .is_some_and(|r| r.check == Check::Notify)
+        {
             return Ok(cfg);
         }
         let name = p.name.clone();
@@ -129,7 +136,7 @@ impl Supervisor {
                 retries,
             } => return warn!("{name}: health check failed ({failures}/{retries}): {why}"),
             Outcome::Unhealthy(why) => {
-                let retries = p.cfg.healthcheck.as_ref().map_or(0, |h| h.retries);
+                let retries = p.cfg.rare.healthcheck.as_ref().map_or(0, |h| h.retries);
                 warn!(
                     "{name}: unhealthy: {retries} health checks failed in a row, the last: {why}"
                 );
