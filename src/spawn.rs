@@ -165,6 +165,11 @@ fn spawn_clone(
     // `io` is dropped by the caller afterwards: the daemon keeps no copy.
     clone::spawn(&req).map_err(|f| match f {
         clone::Failed::Parent(e) => format!("{}: {e}", program.display()),
+        clone::Failed::Hung => format!(
+            "{}: stopped before its exec, killed after {}s",
+            program.display(),
+            clone::EXEC_DEADLINE.as_secs()
+        ),
         clone::Failed::Child(code) => failure(p, program, &std::io::Error::from_raw_os_error(code)),
     })
 }

@@ -174,3 +174,93 @@ fn a_failing_exec_reports_the_reason() {
     }
     assert_eq!(messages[0], messages[1]);
 }
+
+/// `games` (uid 5): a user no other test runs programs as, so the stopper
+/// below can signal only this test's children.
+const GAMES: u32 = 5;
+
+/// A process of `uid` that sends SIGSTOP, as fast as it can, to the next few
+/// pids to be allocated: a child the daemon spawned as `uid` can be stopped
+/// between its switch to that user and its exec. Killed and reaped on drop.
+struct Stopper(i32);
+
+impl Stopper {
+    fn start(uid: u32) -> Stopper {
+        // SAFETY: the child makes only async-signal-safe system calls on
+        // stack data, then loops until killed.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>());
+                libc::syscall(libc::SYS_setgid, uid);
+                libc::syscall(libc::SYS_setuid, uid);
+                if libc::getuid() != uid {
+                    libc::_exit(1);
+                }
+                let mut buf = [0u8; 32];
+                loop {
+                    let fd = libc::open(c"/proc/sys/kernel/ns_last_pid".as_ptr(), libc::O_RDONLY);
+                    let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                    libc::close(fd);
+                    let mut last = 0i32;
+                    for &b in &buf[..n.max(0) as usize] {
+                        if b.is_ascii_digit() {
+                            last = last * 10 + i32::from(b - b'0');
+                        }
+                    }
+                    for _ in 0..2000 {
+                        for p in last + 1..=last + 3 {
+                            libc::kill(p, libc::SIGSTOP);
+                        }
+                    }
+                }
+            }
+        }
+        Stopper(pid)
+    }
+}
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.0, libc::SIGKILL);
+            libc::waitpid(self.0, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// A program's user may SIGSTOP its process after the child has become that
+/// user and before its exec. The daemon waited for that exec with no limit
+/// (CLONE_VFORK): any process of the user froze the root daemon for good.
+/// Now such a child is killed after the deadline and the spawn fails.
+#[test]
+fn a_child_stopped_before_its_exec_does_not_freeze_the_daemon() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root (programs run as another user)");
+        return;
+    }
+    let d = Daemon::start(
+        "  victim:\n    cmd: sleep 1000\n    user: games\n    numprocs: 10\n    starttime: 0\n    startretries: 1000\n",
+    );
+    wait_until(30.0, "10 RUNNING", || running_count(&d, "victim:") == 10);
+    let stopper = Stopper::start(GAMES);
+    let mark = "before its exec";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    // Each round respawns 10 children as games while the stopper hunts them;
+    // a frozen daemon fails `cmd` at its read timeout.
+    while !d.log_text().contains(mark) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no child was caught before its exec in 120 s of restarts"
+        );
+        let reply = d.cmd("restart all");
+        assert!(reply.ends_with('\n'), "{reply}");
+    }
+    drop(stopper);
+    // Still serving, and the caught child was killed and reaped.
+    assert!(d.cmd("status").contains("victim:0"));
+    assert!(zombies_of(daemon_pid(&d)).is_empty());
+    assert!(d.log_text().contains("killed"), "{}", d.log_text());
+}

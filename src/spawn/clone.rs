@@ -4,7 +4,7 @@
 //! pipe ends per process). `posix_spawn` and `fork` give the child a copy of
 //! that table, and its `exec` then closes every close-on-exec entry of the
 //! copy: most of the cost of a spawn at that size (docs/benchmarks.md). Here
-//! the child is a `clone(CLONE_VM | CLONE_VFORK | CLONE_FILES)`: it *shares*
+//! the child is a `clone(CLONE_VM | CLONE_FILES)`: it *shares*
 //! the daemon's table, and its very first act on descriptors is
 //! `close_range(FIRST, ~0, CLOSE_RANGE_UNSHARE)`, with which the kernel gives
 //! it a private table holding only the descriptors below FIRST: the standard
@@ -23,9 +23,13 @@
 //! parent around the `clone` (the child runs in the daemon's memory, so a
 //! daemon handler running in it would set the daemon's flags), the child
 //! resets every handled signal to the default before unblocking, then
-//! `exec`s. `CLONE_VFORK` suspends the parent until the child has `exec`ed or
-//! exited; a failing child leaves (step, errno) in memory shared with the
-//! parent, which reaps it and turns that into the `status` reason.
+//! `exec`s. The parent waits until the child has `exec`ed or exited (the
+//! kernel clears a word and wakes its futex then: `CLONE_CHILD_CLEARTID`),
+//! as `CLONE_VFORK` would, but for at most two seconds: a child that has
+//! become its program's `user` can be stopped by that user before its exec,
+//! and is then killed rather than left to freeze the daemon. A failing child
+//! leaves (step, errno) in memory shared with the parent, which reaps it and
+//! turns that into the `status` reason.
 //!
 //! The child runs on a stack mapped once (with a guard page) and reused: one
 //! spawn at a time (a lock; the daemon has one thread anyway). It neither
@@ -48,6 +52,11 @@ use std::sync::{Mutex, PoisonError};
 const STACK_SIZE: usize = 64 * 1024;
 /// Signals are numbered 1..=64 on Linux.
 const NSIG: usize = 64;
+/// The longest a child may take from `clone` to `exec` before it is killed
+/// (a few microseconds normally; seconds only if it was stopped).
+pub const EXEC_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+/// The failure code of a child killed for missing [`EXEC_DEADLINE`].
+const HUNG: i32 = -1;
 
 /// Everything the child needs, built before the clone.
 pub struct Request<'a> {
@@ -80,6 +89,9 @@ pub enum Failed {
     Parent(io::Error),
     /// In the child: `step << 16 | errno` (setup.rs's encoding; step 0 is `execve`).
     Child(i32),
+    /// The child did not get to `exec` within [`EXEC_DEADLINE`] (stopped by a
+    /// signal): it was killed.
+    Hung,
 }
 
 struct State {
@@ -259,6 +271,10 @@ pub fn spawn(req: &Request) -> Result<i32, Failed> {
     }
     match result {
         Ok((pid, 0)) => Ok(pid),
+        Ok((pid, HUNG)) => {
+            reap(pid);
+            Err(Failed::Hung)
+        }
         Ok((pid, code)) => {
             reap(pid);
             Err(Failed::Child(code))
@@ -275,29 +291,78 @@ fn run_child(st: &State, shared: Shared) -> io::Result<(i32, i32)> {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
     }
+    // Cleared (and woken) by the kernel when the child leaves our memory:
+    // at its exec, or at its exit (CLONE_CHILD_CLEARTID).
+    let in_our_memory = AtomicI32::new(1);
     // SAFETY: with CLONE_VM the child runs `child` on the dedicated stack, in
-    // our memory; CLONE_VFORK suspends this thread until the child has exec'ed
-    // or exited, so `shared` (and the request it points to) outlive every use
-    // the child makes of them, and nothing here runs concurrently with it
-    // (the daemon has one thread; the lock serialises other callers and the
-    // stack). The child allocates nothing and takes no lock, so no state it
-    // shares with us can be left half-changed; all signals are blocked until
-    // it has reset the daemon's handlers.
+    // our memory. This thread does nothing but wait (`wait_released`) until
+    // the child has exec'ed or exited (or, past the deadline, been killed), so
+    // `shared` and the request it points to outlive every use the child makes
+    // of them, and nothing here runs concurrently with it (the daemon has one
+    // thread; the lock serialises other callers and the stack). The child
+    // allocates nothing and takes no lock, so no state it shares with us can
+    // be left half-changed; all signals are blocked until it has reset the
+    // daemon's handlers.
     let pid = unsafe {
         libc::clone(
             child,
             st.stack_top as *mut c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_FILES | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD,
             &shared as *const Shared as *mut c_void,
+            std::ptr::null_mut::<libc::pid_t>(),
+            std::ptr::null_mut::<c_void>(),
+            in_our_memory.as_ptr(),
         )
     };
     let e = io::Error::last_os_error();
+    let hung = pid > 0 && !wait_released(pid, &in_our_memory);
     // SAFETY: restores the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     if pid < 0 {
         return Err(e);
     }
+    if hung {
+        return Ok((pid, HUNG));
+    }
     Ok((pid, shared.failure.load(Ordering::Acquire)))
+}
+
+/// Waits until the child no longer runs in our memory; false if it had to be
+/// killed for not getting there within [`EXEC_DEADLINE`].
+///
+/// Not CLONE_VFORK, whose wait has no limit: a child that has switched to its
+/// program's `user` may be sent SIGSTOP by any process of that user before it
+/// gets to `exec`, and the daemon would stay frozen until someone continued it.
+///
+/// The child shares our errno (same memory, same thread pointer): the futex
+/// call here sets it only when the child has left already (EAGAIN) or at the
+/// deadline (ETIMEDOUT), after which the child's own failure code is not used.
+fn wait_released(pid: i32, word: &AtomicI32) -> bool {
+    let limit = std::time::Instant::now() + EXEC_DEADLINE;
+    let mut late = false;
+    while word.load(Ordering::Acquire) != 0 {
+        let left = limit.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() && !late {
+            late = true;
+            // SAFETY: our own child, not reaped yet; it dies even if stopped,
+            // and its exit clears the word.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let ts = libc::timespec {
+            tv_sec: left.as_secs() as libc::time_t,
+            tv_nsec: left.subsec_nanos() as libc::c_long,
+        };
+        // Once it is killed, no timeout: its exit is near.
+        let timeout = if late {
+            std::ptr::null()
+        } else {
+            &ts as *const libc::timespec
+        };
+        // SAFETY: a futex wait on a word that lives until we return. Woken,
+        // EAGAIN (the word changed) and ETIMEDOUT all lead back to the check.
+        unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, 1, timeout) };
+    }
+    !late
 }
 
 /// Reaps a child that failed before `exec`: its exit code.
@@ -317,8 +382,9 @@ fn reap(pid: i32) -> Option<i32> {
 
 /// The child: runs in the daemon's memory until `execve`.
 extern "C" fn child(arg: *mut c_void) -> c_int {
-    // SAFETY: `arg` is the parent's `Shared`, alive while the parent is
-    // suspended (CLONE_VFORK), i.e. for as long as this function runs.
+    // SAFETY: `arg` is the parent's `Shared`, alive while the parent waits
+    // for this child to leave its memory (`wait_released`), i.e. for as long
+    // as this function runs.
     let shared = unsafe { &*(arg as *const Shared) };
     let code = unsafe { child_steps(shared) };
     shared.failure.store(code.max(1), Ordering::Release);
