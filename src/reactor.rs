@@ -188,6 +188,8 @@ impl Reactor {
             self.listeners.remove_socket();
             return 1;
         }
+        // The log's records are written once per turn (eventlog::hold).
+        let _held = crate::eventlog::hold();
         self.sup.boot(Instant::now());
         let mut events = Events::with_capacity(1024);
         loop {
@@ -218,6 +220,7 @@ impl Reactor {
                 let released = crate::footprint::trim();
                 debug!("released {} KiB of start-up pages", released / 1024);
             }
+            crate::eventlog::flush();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;

@@ -35,6 +35,7 @@ impl Reactor {
         info!("shutting down ({why}): stopping every process");
         crate::notify::send("STOPPING=1");
         self.shutdown = Some(Vec::new());
+        self.recorder.shutting_down();
         self.sup.feed_all(&Event::Stop, now);
     }
 

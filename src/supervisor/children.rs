@@ -114,8 +114,10 @@ impl Supervisor {
             exit.describe(),
             uptime.as_secs_f64()
         );
-        let left = p.pgid.is_some_and(reap::group_alive);
-        if left && matches!(p.proc.state, State::Starting | State::Running) {
+        // Only a live process's exit asks (not one being stopped: at
+        // shutdown that is a syscall per process for nothing).
+        let alive = matches!(p.proc.state, State::Starting | State::Running);
+        if alive && p.pgid.is_some_and(reap::group_alive) {
             info!("{}: its process group {pid} still has members", p.name);
             self.feed(slot, Event::LeaderExited { exit, uptime });
         } else {
