@@ -221,7 +221,15 @@ impl Reactor {
                 debug!("released {} KiB of start-up pages", released / 1024);
             }
             crate::eventlog::flush();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            let shutting_down = self.shutdown.is_some();
+            if shutting_down {
+                admin::hold_sigchld(false);
+            }
+            let polled = self.poll.poll(&mut events, timeout);
+            if shutting_down {
+                admin::hold_sigchld(true);
+            }
+            if let Err(e) = polled {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }

@@ -97,9 +97,9 @@ impl Supervisor {
     pub(super) fn exited(&mut self, slot: usize, exit: Exit, now: Instant) {
         let Some(p) = self.get_mut(slot) else { return };
         let Some(pid) = p.pid.take() else { return };
-        if let Some(fd) = p.pidfd.take() {
-            let _ = self.reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
-        }
+        // Closing the pidfd (its only descriptor) takes it out of the epoll
+        // set: no EPOLL_CTL_DEL first (a syscall per exit).
+        drop(p.pidfd.take());
         self.by_pid.remove(&pid);
         // What it wrote before exiting is read before its exit is logged.
         self.drain_output(slot);
