@@ -18,6 +18,8 @@
 //! turns: a few writes instead of 4000 (docs/benchmarks.md). Rotation is
 //! unchanged: a record that would take the file past `logfile_maxbytes` is
 //! never held, so it goes through the per-record path that rotates first.
+//! The terminal echo and the syslog copy are not held: they may show a
+//! record up to one turn before the file has it.
 
 use crate::rotate::{Sink, WriteError};
 use crate::syslog::Syslog;
