@@ -49,6 +49,15 @@ pub(crate) struct Client {
     pub attached: Option<usize>,
 }
 
+impl Client {
+    /// Done with: dead, or half-closed with nothing left to send. A reply
+    /// still being streamed (`status --json` waits for its /proc scan
+    /// before its first byte) is something left to send.
+    pub(crate) fn finished(&self) -> bool {
+        self.conn.finished() && (self.conn.dead || self.stream.is_none())
+    }
+}
+
 /// Unsent output past which a `tail -f` follower is dropped (it does not read).
 pub const FOLLOW_MAX: usize = 1024 * 1024;
 
@@ -426,7 +435,7 @@ impl Reactor {
         self.deliver_lines();
         self.deliver_raw();
         let finished: Vec<usize> = (self.clients.iter())
-            .filter(|(_, c)| c.conn.finished())
+            .filter(|(_, c)| c.finished())
             .map(|(id, _)| *id)
             .collect();
         for id in finished {

@@ -97,7 +97,7 @@ impl Reactor {
                 // Serve it at once: a peer that already hung up (a connect
                 // storm) leaves now instead of filling the table.
                 self.serve(id, now);
-                if self.clients.get(&id).is_some_and(|c| c.conn.finished()) {
+                if self.clients.get(&id).is_some_and(|c| c.finished()) {
                     self.drop_client(id);
                 }
             }

@@ -308,3 +308,21 @@ fn a_reload_during_a_long_status_names_lists_only_the_names() {
         &stray[..stray.len().min(3)]
     );
 }
+
+/// A client that sends `status --json` without a newline and hangs up its
+/// side at once still gets the whole reply: the reply waits for a /proc scan
+/// before its first byte, and the half-closed connection used to be dropped
+/// as finished in between (found by tests/protocol_props.rs).
+#[test]
+fn a_half_closed_status_json_still_gets_its_reply() {
+    let d = Daemon::start(PROGS);
+    d.wait_state("fast:0", "RUNNING", 10.0);
+    for request in ["status --json", "status --json\n", "status"] {
+        let mut s = d.connect();
+        s.write_all(request.as_bytes()).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let out = read_all(&s);
+        assert!(out.ends_with("OK\n"), "{request:?}: {out:?}");
+        assert_eq!(out.matches("fast:0").count(), 1, "{request:?}: {out:?}");
+    }
+}
