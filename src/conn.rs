@@ -331,6 +331,8 @@ impl Conn {
     }
 
     fn flush_some(&mut self) {
+        // The log lines of what this output reports reach the log file first.
+        crate::eventlog::flush();
         while self.sent < self.output.len() {
             match self.stream.write(&self.output[self.sent..]) {
                 Ok(0) => {

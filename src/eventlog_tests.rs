@@ -303,3 +303,76 @@ fn a_failed_rotation_keeps_the_record_and_says_why() {
     assert!(lines[6].ends_with("is a directory; writing on past logfile_maxbytes"));
     assert!(lines.iter().filter(|l| note(l)).count() < 4, "{lines:?}");
 }
+
+/// Held records (a turn of the loop) reach the file only at `flush`, all of
+/// them, in order, with one write; held records never cross a rotation.
+#[test]
+fn held_records_are_written_together_at_flush_and_still_rotate_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.log");
+    let mut log = LogFile::new();
+    // Records are 40 bytes: 5 fill a file.
+    log.set_limits(200, 3);
+    log.reopen(&path).unwrap();
+    log.held = true;
+    for i in 0..3 {
+        log.write(&record(i), TS);
+    }
+    assert_eq!(lines_of(&path), Vec::<String>::new(), "held until flush");
+    log.flush();
+    assert_eq!(lines_of(&path).len(), 3);
+    // 9 more: the 6th record overall may not join the held ones (it would
+    // cross the limit), so the held ones go first and it rotates.
+    for i in 3..12 {
+        log.write(&record(i), TS);
+    }
+    log.flush();
+    let files = [
+        path.with_extension("log.2"),
+        path.with_extension("log.1"),
+        path.clone(),
+    ];
+    let mut all = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(text.len() <= 200, "{}: {text:?}", f.display());
+        all.extend(lines_of(f));
+    }
+    let want: Vec<String> = (0..12)
+        .map(|i| String::from_utf8(record(i)).unwrap().trim_end().to_string())
+        .collect();
+    assert_eq!(all, want);
+}
+
+/// A held batch the file cannot take counts every record in it as lost.
+#[test]
+fn a_failed_flush_counts_every_held_record() {
+    let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let mut log = LogFile::new();
+    log.sink = Some(Sink::on_file(full, Path::new("/dev/full"), "logfile"));
+    log.held = true;
+    for i in 0..4 {
+        log.write(&record(i), TS);
+    }
+    assert_eq!(log.lost, 0, "nothing written yet");
+    log.flush();
+    assert_eq!(log.lost, 4);
+    assert!(log.pending.is_empty());
+}
+
+/// The held buffer is bounded: past `HELD_MAX` what is held is written.
+#[test]
+fn held_records_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.log");
+    let mut log = opened(&path);
+    log.held = true;
+    let n = HELD_MAX / 40 + 10;
+    for i in 0..n {
+        log.write(&record(i), TS);
+        assert!(log.pending.len() <= HELD_MAX);
+    }
+    assert!(!lines_of(&path).is_empty(), "written once full");
+    log.flush();
+    assert_eq!(lines_of(&path).len(), n);
+}

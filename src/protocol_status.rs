@@ -40,7 +40,12 @@ impl ProcessView {
         match (self.pid, self.uptime) {
             // A live process shows its pid, not the text of its previous exit.
             (Some(pid), Some(up)) => {
-                let _ = write!(out, "pid {pid}, uptime ");
+                out.push_str("pid ");
+                if pid < 0 {
+                    out.push('-');
+                }
+                push_int(out, pid.unsigned_abs().into());
+                out.push_str(", uptime ");
                 write_hms(out, up);
                 if !self.message.is_empty()
                     && !matches!(self.state, State::Starting | State::Running)
@@ -69,11 +74,52 @@ pub fn hms(d: Duration) -> String {
     out
 }
 
+/// `H:MM:SS` appended to `out`. By hand, like `push_int` and the padding of
+/// `write_status_line`: `core::fmt`'s machinery (a `Formatter` per argument,
+/// one `write_char` per padding space) was most of the daemon's CPU for a
+/// `status` of 1000 processes (docs/benchmarks.md).
 fn write_hms(out: &mut String, d: Duration) {
-    use std::fmt::Write;
     let s = d.as_secs();
-    // Writing into a String cannot fail.
-    let _ = write!(out, "{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+    push_int(out, s / 3600);
+    for part in [s / 60 % 60, s % 60] {
+        out.push(':');
+        out.push(char::from(b'0' + (part / 10) as u8));
+        out.push(char::from(b'0' + (part % 10) as u8));
+    }
+}
+
+/// `v` in decimal, as `{}` writes it.
+fn push_int(out: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
+/// `s` then spaces up to `width` characters, as `{:width$}` writes it.
+fn push_padded(out: &mut String, s: &str, width: usize) {
+    const SPACES: &str = "                                                                ";
+    out.push_str(s);
+    let chars = if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    };
+    let mut pad = width.saturating_sub(chars);
+    while pad > 0 {
+        let n = pad.min(SPACES.len());
+        out.push_str(&SPACES[..n]);
+        pad -= n;
+    }
 }
 
 /// Aligned `name state detail` lines, no header.
@@ -91,9 +137,11 @@ pub fn status_line(p: &ProcessView, width: usize) -> String {
 
 /// One `status` line appended to `out`, without its `\n`.
 pub fn write_status_line(out: &mut String, p: &ProcessView, width: usize) {
-    use std::fmt::Write;
     let start = out.len();
-    let _ = write!(out, "{:width$}  {:19}  ", p.name, p.state.token());
+    push_padded(out, &p.name, width);
+    out.push_str("  ");
+    push_padded(out, p.state.token(), 19);
+    out.push_str("  ");
     p.write_detail(out);
     let end = out[start..].trim_end().len();
     out.truncate(start + end);
@@ -173,3 +221,90 @@ pub fn json_str(s: &str) -> String {
 /// strings, or on an error raised by a hand-written `Serialize`; strings,
 /// numbers and derived structs of them have neither.
 const ENCODES: &str = "strings, numbers and derived structs always encode";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The line as `format!` wrote it before it was written by hand.
+    fn by_format(p: &ProcessView, width: usize) -> String {
+        let detail = match (p.pid, p.uptime) {
+            (Some(pid), Some(up)) => {
+                let s = up.as_secs();
+                let mut d = format!(
+                    "pid {pid}, uptime {}:{:02}:{:02}",
+                    s / 3600,
+                    s / 60 % 60,
+                    s % 60
+                );
+                if !p.message.is_empty() && !matches!(p.state, State::Starting | State::Running) {
+                    d = format!("{d}, {}", p.message);
+                }
+                if let Some((n, r)) = p.health.filter(|(n, _)| *n > 0) {
+                    d = format!("{d}, unhealthy ({n}/{r})");
+                }
+                d
+            }
+            _ => p.detail(),
+        };
+        let line = format!("{:width$}  {:19}  {detail}", p.name, p.state.token());
+        line.trim_end().to_string()
+    }
+
+    const STATES: [State; 9] = [
+        State::NotStarted,
+        State::Starting,
+        State::Running,
+        State::Backoff,
+        State::Stopping,
+        State::Stopped,
+        State::ExitedExpectedly,
+        State::ExitedUnexpectedly,
+        State::Fatal,
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_env::cases(512)))]
+
+        /// Byte for byte what `format!` wrote: any name (multi-byte ones are
+        /// padded by characters, as `{:width$}` does), any pid, any uptime.
+        #[test]
+        fn hand_written_line_is_what_format_wrote(
+            name in "\\PC{0,12}|[a-z:0-9_]{0,70}",
+            width in 0usize..90,
+            state in 0usize..9,
+            pid in proptest::option::of(any::<i32>()),
+            up in proptest::option::of(prop_oneof![0u64..400_000, any::<u64>()]),
+            message in "|[ a-z()]{0,20}",
+            health in proptest::option::of((0u32..5, 0u32..5)),
+        ) {
+            let p = ProcessView {
+                name,
+                state: STATES[state],
+                pid,
+                uptime: up.map(Duration::from_secs),
+                message,
+                health,
+                ..Default::default()
+            };
+            let mut out = String::from("before\n");
+            write_status_line(&mut out, &p, width);
+            prop_assert_eq!(&out["before\n".len()..], by_format(&p, width));
+        }
+    }
+
+    #[test]
+    fn hms_edges() {
+        let up = |s| hms(Duration::from_secs(s));
+        assert_eq!(up(0), "0:00:00");
+        assert_eq!(up(59), "0:00:59");
+        assert_eq!(up(3599), "0:59:59");
+        assert_eq!(up(360_000), "100:00:00");
+        let max = u64::MAX;
+        assert_eq!(
+            up(max),
+            format!("{}:{:02}:{:02}", max / 3600, max / 60 % 60, max % 60)
+        );
+    }
+}

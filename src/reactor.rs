@@ -197,6 +197,8 @@ impl Reactor {
             self.listeners.remove_socket();
             return 1;
         }
+        // The log's records are written once per turn (eventlog::hold).
+        let _held = crate::eventlog::hold();
         self.sup.boot(Instant::now());
         let mut events = Events::with_capacity(1024);
         loop {
@@ -236,7 +238,17 @@ impl Reactor {
             } else {
                 timeout
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            // After the trim: its own log line is written before the wait.
+            crate::eventlog::flush();
+            let shutting_down = self.shutdown.is_some();
+            if shutting_down {
+                admin::hold_sigchld(false);
+            }
+            let polled = self.poll.poll(&mut events, timeout);
+            if shutting_down {
+                admin::hold_sigchld(true);
+            }
+            if let Err(e) = polled {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }

@@ -165,6 +165,12 @@ impl Sink {
         self.retry_at = 0;
     }
 
+    /// Whether `len` more bytes stay under `maxbytes` by our count: a write
+    /// of them would not rotate (the event log holds such records back).
+    pub fn fits(&self, len: usize) -> bool {
+        self.maxbytes == 0 || !self.regular || self.size.saturating_add(len as u64) <= self.maxbytes
+    }
+
     fn wants_rotation(&mut self, len: usize) -> bool {
         if self.maxbytes == 0 || !self.regular || self.size < self.retry_at {
             return false;

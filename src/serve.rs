@@ -432,6 +432,7 @@ impl Reactor {
 /// Best effort: one line to a connection we will not serve, then close it.
 fn refuse(stream: Stream, peer: &str, why: &str) {
     debug!("refused a client ({peer}): {why}");
+    crate::eventlog::flush();
     let line = format!("ERR {why}\n");
     let _ = match stream {
         Stream::Unix(mut s) => s.write(line.as_bytes()),

@@ -309,17 +309,21 @@ fn a_reload_during_a_long_status_names_lists_only_the_names() {
     );
 }
 
+/// A client that sends `status --json` without a newline and hangs up its
+/// side at once still gets the whole reply: the reply waits for a /proc scan
+/// before its first byte, and the half-closed connection used to be dropped
+/// as finished in between (found by tests/protocol_props.rs).
 #[test]
-fn a_streamed_reply_to_a_last_line_without_newline_is_sent_before_closing() {
-    // `status --json` scans /proc before its first byte: a peer that hung up
-    // right after its request was dropped with no reply at all.
+fn a_half_closed_status_json_still_gets_its_reply() {
     let d = Daemon::start(PROGS);
-    d.wait_state("fast:0", "RUNNING", 5.0);
-    for _ in 0..20 {
+    d.wait_state("fast:0", "RUNNING", 10.0);
+    // Repeated: whether the hang-up is seen before the scan ends is a race.
+    for request in ["status --json", "status --json\n", "status"].repeat(7) {
         let mut s = d.connect();
-        s.write_all(b"status --json").unwrap();
+        s.write_all(request.as_bytes()).unwrap();
         s.shutdown(std::net::Shutdown::Write).unwrap();
-        let got = read_all(&mut s);
-        assert!(got.starts_with('[') && got.ends_with("]\nOK\n"), "{got:?}");
+        let out = read_all(&s);
+        assert!(out.ends_with("OK\n"), "{request:?}: {out:?}");
+        assert_eq!(out.matches("fast:0").count(), 1, "{request:?}: {out:?}");
     }
 }

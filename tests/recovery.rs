@@ -328,3 +328,53 @@ fn kill_9_then_restart_ends_the_old_hook_and_probe_command() {
     assert_eq!(d.cmd("shutdown"), "OK\n");
     assert!(d.wait_exit(20.0).success());
 }
+
+/// During a shutdown the state file is not rewritten as groups end (at 1000
+/// processes that was a 28 KiB file per turn): it may still list ended
+/// groups. A daemon `kill -9`ed in the middle of a shutdown must still leave
+/// its successor everything to end that survived, and the ended groups
+/// listed must be skipped, not signalled.
+#[test]
+fn a_crash_during_shutdown_leaves_the_survivors_to_recovery() {
+    let (quick, slow) = (unique_sleep(), unique_sleep());
+    let prog = format!(
+        "  quick:\n    cmd: sleep {quick}\n    numprocs: 3\n    starttime: 0\n  \
+         stubborn:\n    cmd: sh -c 'trap \"\" TERM; exec sleep {slow}'\n    starttime: 0\n    \
+         stoptime: 60\n"
+    );
+    let mut d = Daemon::start(&prog);
+    for n in ["quick:0", "quick:1", "quick:2", "stubborn:0"] {
+        d.wait_state(n, "RUNNING", 10.0);
+    }
+    let state = std::path::PathBuf::from(format!("{}.state", d.sock.display()));
+    wait_until(5.0, "the state file to list 4 groups", || {
+        std::fs::read_to_string(&state).is_ok_and(|t| t.lines().count() == 5)
+    });
+    let survivor = count_sleeps(&slow);
+    assert_eq!(survivor.len(), 1, "{survivor:?}");
+    d.signal(libc::SIGTERM);
+    for n in ["quick:0", "quick:1", "quick:2"] {
+        d.wait_log(&format!("{n}: STOPPING -> STOPPED"), 10.0);
+    }
+    assert!(count_sleeps(&quick).is_empty());
+    let listed = std::fs::read_to_string(&state).expect("the state file during shutdown");
+    assert!(
+        listed.contains(&format!("{} ", survivor[0])),
+        "the survivor's group is listed: {listed}"
+    );
+    d.signal(libc::SIGKILL);
+    d.wait_exit(5.0);
+    assert_eq!(count_sleeps(&slow), survivor, "it survives the kill -9");
+    d.relaunch(&[]);
+    // Recovery sends the stubborn group its SIGTERM (ignored) and would wait
+    // its stoptime: a SIGTERM to the new daemon makes that a SIGKILL now.
+    d.wait_log("stubborn:0: process group", 10.0);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(10.0).success());
+    wait_until(5.0, "the survivor to be gone", || {
+        count_sleeps(&slow).is_empty()
+    });
+    let log = d.log_text();
+    assert!(!log.contains("crash recovery: quick:"), "{log}");
+    assert!(!state.exists());
+}

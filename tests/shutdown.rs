@@ -163,3 +163,34 @@ fn a_socket_that_never_accepts_is_neither_waited_on_nor_taken() {
     assert!(reply.contains("kept socket"), "{reply}");
     assert!(d.cmd("status").ends_with("OK\n"));
 }
+
+/// Without pidfds every exit is known by SIGCHLD alone, which a shutdown
+/// keeps blocked while a turn of the loop runs (unblocked around its wait):
+/// no exit may be missed. The daemon exits, every process and descendant is
+/// gone, and every transition is in the log.
+#[test]
+fn shutdown_by_sigchld_alone_misses_no_exit() {
+    let prog = "  a:\n    cmd: sleep 100\n    numprocs: 40\n    starttime: 0\n  \
+                t:\n    cmd: \"sh -c 'sleep 100 & sleep 100 & wait'\"\n    starttime: 0\n";
+    let mut d = Daemon::start_with(prog, "", &[("TASKMASTER_NO_PIDFD", "1")]);
+    let mut names: Vec<String> = (0..40).map(|i| format!("a:{i}")).collect();
+    names.push("t:0".into());
+    let mut pids = Vec::new();
+    for n in &names {
+        d.wait_state(n, "RUNNING", 10.0);
+        pids.push(d.pid(n).unwrap());
+    }
+    assert!(d.log_text().contains("child exits via SIGCHLD)"));
+    assert_eq!(d.cmd("shutdown"), "OK\n");
+    assert!(d.wait_exit(10.0).success());
+    for p in pids {
+        assert!(!alive(p) && group_members(p).is_empty(), "{p} left behind");
+    }
+    let log = d.log_text();
+    for n in &names {
+        assert!(
+            log.contains(&format!("{n}: STOPPING -> STOPPED")),
+            "{n}: {log}"
+        );
+    }
+}

@@ -97,9 +97,9 @@ impl Supervisor {
     pub(super) fn exited(&mut self, slot: usize, exit: Exit, now: Instant) {
         let Some(p) = self.get_mut(slot) else { return };
         let Some(pid) = p.pid.take() else { return };
-        if let Some(fd) = p.pidfd.take() {
-            let _ = self.reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
-        }
+        // Closing the pidfd (its only descriptor) takes it out of the epoll
+        // set: no EPOLL_CTL_DEL first (a syscall per exit).
+        drop(p.pidfd.take());
         self.by_pid.remove(&pid);
         // What it wrote before exiting is read before its exit is logged.
         self.drain_output(slot);
@@ -114,8 +114,10 @@ impl Supervisor {
             exit.describe(),
             uptime.as_secs_f64()
         );
-        let left = p.pgid.is_some_and(reap::group_alive);
-        if left && matches!(p.proc.state, State::Starting | State::Running) {
+        // Only a live process's exit asks (not one being stopped: at
+        // shutdown that is a syscall per process for nothing).
+        let alive = matches!(p.proc.state, State::Starting | State::Running);
+        if alive && p.pgid.is_some_and(reap::group_alive) {
             info!("{}: its process group {pid} still has members", p.name);
             self.feed(slot, Event::LeaderExited { exit, uptime });
         } else {

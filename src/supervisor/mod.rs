@@ -346,10 +346,10 @@ impl Supervisor {
                     reap::signal_group(pgid, libc::SIGCONT);
                 }
             }
-            Action::KillGroup => {
-                if reap::group_alive(pgid) {
-                    warn!("{}: sending SIGKILL to process group {pgid}", p.name);
-                }
+            // An empty group needs no signal (and, empty, its number is free
+            // for the kernel to give to someone else).
+            Action::KillGroup if reap::group_alive(pgid) => {
+                warn!("{}: sending SIGKILL to process group {pgid}", p.name);
                 reap::signal_group(pgid, libc::SIGKILL);
             }
             _ => {}

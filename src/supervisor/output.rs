@@ -181,8 +181,10 @@ impl Supervisor {
             return;
         };
         p.out[which as usize].busy = None;
-        if let Some(fd) = p.out[which as usize].pipe.take() {
-            let _ = self.reg.deregister(&mut SourceFd(&fd.as_raw_fd()));
+        // Closing the pipe's read end, which only the daemon holds (it is
+        // close-on-exec and every spawn has exec'd when it returns), takes it
+        // out of the epoll set: no EPOLL_CTL_DEL first.
+        if p.out[which as usize].pipe.take().is_some() {
             debug!("{}: {} pipe closed", p.name, which.name());
         }
         self.out_ready.retain(|r| *r != (slot, which));
