@@ -292,9 +292,21 @@ impl Drop for Daemon {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            // A test that left a process ignoring SIGTERM with a long
+            // stoptime: kill the daemon, and its children's groups with it,
+            // so that no test leaves a process behind.
+            let pid = child.id();
+            let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            unsafe { libc::kill(pid as i32, libc::SIGINT) };
             let _ = child.kill();
             let _ = child.wait();
+            for kid in kids.split_whitespace().filter_map(|k| k.parse::<i32>().ok()) {
+                unsafe {
+                    libc::kill(-kid, libc::SIGKILL);
+                    libc::kill(kid, libc::SIGKILL);
+                }
+            }
         }
     }
 }
