@@ -13,8 +13,9 @@
 //!
 //! Trimming drops code the next request faults back in (a few hundred
 //! microseconds, once), so:
-//! - at most [`BURST`] trims for growth happen within [`GAP`] (a connection's
-//!   request and its close may each fault pages back); a settle beyond that
+//! - at most [`BURST`] trims for growth happen within [`GAP`] (a new
+//!   connection, its request and its close may each fault pages back: a few
+//!   requests in a row stay within it); a settle beyond that
 //!   leaves a deadline for when the window allows one more, so the memory
 //!   still goes back once the burst is over. That deadline exists only after
 //!   activity; an idle daemon has none.
@@ -30,7 +31,7 @@ pub const GROWTH_KB: u64 = 256;
 pub const GAP: Duration = Duration::from_secs(10);
 
 /// Trims for growth allowed within [`GAP`].
-pub const BURST: usize = 3;
+pub const BURST: usize = 8;
 
 /// The trimming policy's memory of the last trim.
 #[derive(Debug)]
