@@ -178,22 +178,21 @@ fn idle_and_memory(idle: Duration) {
         proc_status(d.pid(), "VmHWM")
     );
     // The same once used: the pages a `status` and a crash and replacement
-    // run are resident again, until the loop settles and gives them back
-    // (src/trimmer.rs: at once for a few trims, then once its window allows).
+    // run are resident again until the daemon has been quiet for a moment
+    // (src/trimmer.rs), then given back.
     let _ = d.cmd("status");
     let times = kill_each(|| d.children(), Duration::ZERO, 1);
     let _ = d.cmd("status");
-    std::thread::sleep(Duration::from_millis(300));
     println!(
-        "memory, used         RSS {} KiB ({n} processes, 0.3 s after status, a kill -9 and its replacement in {}, status)",
+        "memory, in use       RSS {} KiB ({n} processes, right after status, a kill -9 and its replacement in {}, status)",
         proc_status(d.pid(), "VmRSS"),
         ms(times[0])
     );
-    std::thread::sleep(taskmaster::trimmer::GAP);
+    std::thread::sleep(Duration::from_millis(300));
     println!(
-        "memory, used, idle   RSS {} KiB ({n} processes, {} s later)",
+        "memory, used, idle   RSS {} KiB ({n} processes, {} ms later)",
         proc_status(d.pid(), "VmRSS"),
-        taskmaster::trimmer::GAP.as_secs()
+        (Duration::from_millis(300)).as_millis()
     );
 }
 

@@ -6,19 +6,18 @@
 //! pages back: a `status` of 1000 processes, a `start all`, a `tail` fault in
 //! the code they run (64 KiB at a time) and grow the heap. So whenever the loop
 //! settles (it is about to sleep with no deadline within a second) the resident
-//! set is read (one `pread` of `/proc/self/statm`) and, if it grew by more than
-//! [`GROWTH_KB`] since the last trim, the daemon trims again, in that same
-//! turn: an idle daemon is a trimmed one, and trimming costs no wake-up of its
-//! own.
+//! set is read (one `pread` of `/proc/self/statm`); if it grew by more than
+//! [`GROWTH_KB`] since the last trim, a trim is due once the daemon has been
+//! [`QUIET`] for a moment.
 //!
-//! Trimming drops code the next request faults back in (a few hundred
-//! microseconds, once), so:
-//! - at most [`BURST`] trims for growth happen within [`GAP`] (a new
-//!   connection, its request and its close may each fault pages back: a few
-//!   requests in a row stay within it); a settle beyond that
-//!   leaves a deadline for when the window allows one more, so the memory
-//!   still goes back once the burst is over. That deadline exists only after
-//!   activity; an idle daemon has none.
+//! Why not at once: trimming drops code the next request faults back in (a
+//! few hundred microseconds). A client sending requests back to back would pay
+//! that on every one, so each settle with growth moves the trim to [`QUIET`]
+//! after it, and the trim runs once the requests stop: one wake-up after a
+//! burst of use, none while idle (an idle daemon has no such deadline, and
+//! nothing arms one but activity). A trim costs well under a millisecond, and
+//! needs [`GROWTH_KB`] of new pages and [`QUIET`] without activity before it,
+//! so activity that keeps coming back costs at most one trim per pause.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -27,11 +26,9 @@ use std::time::{Duration, Instant};
 /// Growth of the resident set, in KiB, that is worth a trim.
 pub const GROWTH_KB: u64 = 256;
 
-/// The window in which at most [`BURST`] trims for growth happen.
-pub const GAP: Duration = Duration::from_secs(10);
-
-/// Trims for growth allowed within [`GAP`].
-pub const BURST: usize = 8;
+/// How long the loop must stay asleep after a settle with growth before the
+/// trim runs.
+pub const QUIET: Duration = Duration::from_millis(100);
 
 /// The trimming policy's memory of the last trim.
 #[derive(Debug)]
@@ -40,10 +37,7 @@ pub struct Trimmer {
     due: bool,
     /// The resident set right after the last trim, in KiB.
     base_kb: Option<u64>,
-    /// The last trims for growth (boot and reload trims do not count: the
-    /// first use after a boot may trim at once).
-    recent: [Option<Instant>; BURST],
-    /// A trim held back by [`GAP`]: when it may run.
+    /// A trim due for growth: when it runs (if nothing happens before).
     deferred: Option<Instant>,
     /// `/proc/self/statm`, kept open: one `pread` per settle.
     statm: Option<File>,
@@ -54,7 +48,6 @@ impl Default for Trimmer {
         Trimmer {
             due: true,
             base_kb: None,
-            recent: [None; BURST],
             deferred: None,
             statm: File::open("/proc/self/statm").ok(),
         }
@@ -67,7 +60,7 @@ impl Trimmer {
         self.due = true;
     }
 
-    /// The deadline of a trim held back by [`GAP`], for the poll timeout.
+    /// When a trim due for growth runs, for the poll timeout.
     pub fn deadline(&self) -> Option<Instant> {
         self.deferred
     }
@@ -83,15 +76,15 @@ impl Trimmer {
         log::debug!("giving back unused pages (RSS {} KiB)", rss.unwrap_or(0));
         crate::footprint::trim();
         let after = self.rss_kb();
-        self.trimmed(now, after);
+        self.trimmed(after);
     }
 
-    /// The pure decision: trim now? (Sets the deferred deadline when the gap
-    /// holds a trim back.)
+    /// The pure decision: trim now? Otherwise (re)arms the deadline when the
+    /// resident set grew.
     pub fn decide(&mut self, now: Instant, rss_kb: Option<u64>) -> bool {
-        // Recomputed at every settle: a deadline left over would be in the
-        // past and make the loop spin.
-        self.deferred = None;
+        // Taken at every settle: a deadline is only ever the one this settle
+        // arms, never a stale one that would make the loop spin.
+        let armed = self.deferred.take();
         if self.due {
             return true;
         }
@@ -101,22 +94,17 @@ impl Trimmer {
         if rss < base.saturating_add(GROWTH_KB) {
             return false;
         }
-        let window = |t: &Instant| now.saturating_duration_since(*t) < GAP;
-        if self.recent.iter().flatten().filter(|t| window(t)).count() < BURST {
+        if armed.is_some_and(|at| now >= at) {
+            // Nothing happened since the last settle: the burst is over.
             return true;
         }
-        self.deferred = self.recent.iter().flatten().min().map(|t| *t + GAP);
+        self.deferred = Some(now + QUIET);
         false
     }
 
     /// A trim ran at `now`; `rss_kb` is the resident set after it.
-    pub fn trimmed(&mut self, now: Instant, rss_kb: Option<u64>) {
-        if !std::mem::take(&mut self.due) {
-            // The oldest (or an empty) slot takes it.
-            if let Some(slot) = self.recent.iter_mut().min_by_key(|t| **t) {
-                *slot = Some(now);
-            }
-        }
+    pub fn trimmed(&mut self, rss_kb: Option<u64>) {
+        self.due = false;
         self.base_kb = rss_kb;
         self.deferred = None;
     }
@@ -142,101 +130,82 @@ impl Trimmer {
 mod tests {
     use super::*;
 
-    fn secs(t: Instant, s: u64) -> Instant {
-        t + Duration::from_secs(s)
+    fn ms(t: Instant, ms: u64) -> Instant {
+        t + Duration::from_millis(ms)
+    }
+
+    /// A trimmer that trimmed at `t0` down to 1000 KiB.
+    fn trimmed_at(t0: Instant) -> Trimmer {
+        let mut t = Trimmer::default();
+        assert!(t.decide(t0, None), "a boot trims, even unreadable");
+        t.trimmed(Some(1000));
+        t
     }
 
     #[test]
-    fn boot_trims_whatever_the_growth_and_does_not_count() {
-        let mut t = Trimmer::default();
+    fn small_growth_is_left_alone_and_arms_nothing() {
         let t0 = Instant::now();
-        assert!(t.decide(t0, None), "a boot trims even unreadable");
-        t.trimmed(t0, Some(1000));
-        for i in 0..BURST as u64 {
-            let at = t0 + Duration::from_millis(50 * (i + 1));
-            assert!(t.decide(at, Some(2000)), "growth trim {i} right after boot");
-            t.trimmed(at, Some(1000));
-        }
+        let mut t = trimmed_at(t0);
+        assert!(!t.decide(ms(t0, 5000), Some(1000 + GROWTH_KB - 1)));
+        assert_eq!(t.deadline(), None, "no wake-up is caused");
+    }
+
+    #[test]
+    fn growth_trims_once_the_loop_stayed_quiet() {
+        let t0 = Instant::now();
+        let mut t = trimmed_at(t0);
+        assert!(!t.decide(ms(t0, 5000), Some(3000)), "not at once");
+        assert_eq!(t.deadline(), Some(ms(t0, 5000) + QUIET));
+        // Woken by that deadline, nothing else happened: trim.
+        assert!(t.decide(ms(t0, 5000) + QUIET, Some(3000)));
+        t.trimmed(Some(1000));
         assert_eq!(t.deadline(), None);
     }
 
     #[test]
-    fn small_growth_is_left_alone() {
-        let mut t = Trimmer::default();
+    fn requests_back_to_back_push_the_trim_after_the_last() {
         let t0 = Instant::now();
-        t.trimmed(t0, Some(1000));
-        assert!(!t.decide(secs(t0, 60), Some(1000 + GROWTH_KB - 1)));
-        assert_eq!(t.deadline(), None, "nothing waits: no wake-up is caused");
-        assert!(t.decide(secs(t0, 60), Some(1000 + GROWTH_KB)));
+        let mut t = trimmed_at(t0);
+        for i in 0..20 {
+            let at = ms(t0, 5000 + i);
+            assert!(!t.decide(at, Some(3000)), "request {i} pays no refault");
+            assert_eq!(t.deadline(), Some(at + QUIET));
+        }
+        assert!(t.decide(ms(t0, 5019) + QUIET, Some(3000)));
     }
 
     #[test]
-    fn a_burst_of_growth_trims_then_a_deadline_for_the_next() {
-        let mut t = Trimmer::default();
+    fn a_reload_trims_at_once() {
         let t0 = Instant::now();
-        t.trimmed(t0, Some(1000)); // boot
-        for i in 0..BURST as u64 {
-            assert!(t.decide(secs(t0, 1 + i), Some(3000)));
-            t.trimmed(secs(t0, 1 + i), Some(1000));
-        }
-        // One more within the window: held until the oldest leaves it.
-        let late = secs(t0, 1 + BURST as u64);
-        assert!(!t.decide(late, Some(3000)));
-        assert_eq!(t.deadline(), Some(secs(t0, 1) + GAP));
-        // Woken by that deadline: trims, and the deadline is gone.
-        assert!(t.decide(secs(t0, 1) + GAP, Some(3000)));
-        t.trimmed(secs(t0, 1) + GAP, Some(1000));
-        assert_eq!(t.deadline(), None);
-        // The window now holds the trims at 2 s, 3 s and 11 s.
-        assert!(!t.decide(secs(t0, 1) + GAP, Some(3000)));
-        assert_eq!(t.deadline(), Some(secs(t0, 2) + GAP));
-    }
-
-    #[test]
-    fn a_reload_trims_whatever_the_window() {
-        let mut t = Trimmer::default();
-        let t0 = Instant::now();
-        t.trimmed(t0, Some(1000));
-        for i in 0..BURST as u64 {
-            assert!(t.decide(secs(t0, 1 + i), Some(3000)));
-            t.trimmed(secs(t0, 1 + i), Some(1000));
-        }
+        let mut t = trimmed_at(t0);
         t.reloaded();
-        assert!(t.decide(secs(t0, 5), Some(1000)));
-        t.trimmed(secs(t0, 5), Some(1000));
-        // The reload's trim took no slot of the window.
-        assert!(t.decide(secs(t0, 1) + GAP, Some(3000)));
+        assert!(t.decide(ms(t0, 1), Some(1000)));
+        t.trimmed(Some(1000));
+        assert!(!t.decide(ms(t0, 2000), Some(1000)), "once");
     }
 
     #[test]
-    fn shrinking_drops_a_held_trim() {
-        let mut t = Trimmer::default();
+    fn shrinking_drops_an_armed_trim() {
         let t0 = Instant::now();
-        t.trimmed(t0, Some(1000));
-        for i in 0..BURST as u64 {
-            t.decide(secs(t0, 1 + i), Some(3000));
-            t.trimmed(secs(t0, 1 + i), Some(1000));
-        }
-        assert!(!t.decide(secs(t0, 5), Some(3000)));
+        let mut t = trimmed_at(t0);
+        assert!(!t.decide(ms(t0, 5000), Some(3000)));
         assert!(t.deadline().is_some());
-        assert!(!t.decide(secs(t0, 6), Some(1100)));
+        assert!(!t.decide(ms(t0, 5050), Some(1100)));
         assert_eq!(t.deadline(), None);
     }
 
     #[test]
     fn unreadable_rss_never_trims_for_growth_nor_leaves_a_deadline() {
-        let mut t = Trimmer::default();
         let t0 = Instant::now();
-        t.trimmed(t0, None);
-        assert!(!t.decide(secs(t0, 100), Some(1 << 30)));
-        t.trimmed(t0, Some(10));
-        for i in 0..BURST as u64 {
-            t.trimmed(secs(t0, 1 + i), Some(10));
-        }
-        assert!(!t.decide(secs(t0, 5), Some(1 << 20)));
+        let mut t = Trimmer::default();
+        t.trimmed(None);
+        assert!(!t.decide(ms(t0, 5000), Some(1 << 30)));
+        assert_eq!(t.deadline(), None);
+        let mut t = trimmed_at(t0);
+        assert!(!t.decide(ms(t0, 5000), Some(1 << 20)));
         assert!(t.deadline().is_some());
-        // statm became unreadable while a trim was held: no stale deadline.
-        assert!(!t.decide(secs(t0, 6), None));
+        // statm became unreadable while a trim was armed: no stale deadline.
+        assert!(!t.decide(ms(t0, 6000), None));
         assert_eq!(t.deadline(), None);
     }
 

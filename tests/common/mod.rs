@@ -301,7 +301,10 @@ impl Drop for Daemon {
             unsafe { libc::kill(pid as i32, libc::SIGINT) };
             let _ = child.kill();
             let _ = child.wait();
-            for kid in kids.split_whitespace().filter_map(|k| k.parse::<i32>().ok()) {
+            for kid in kids
+                .split_whitespace()
+                .filter_map(|k| k.parse::<i32>().ok())
+            {
                 unsafe {
                     libc::kill(-kid, libc::SIGKILL);
                     libc::kill(kid, libc::SIGKILL);
