@@ -252,18 +252,6 @@ mod tests {
         line.trim_end().to_string()
     }
 
-    const STATES: [State; 9] = [
-        State::NotStarted,
-        State::Starting,
-        State::Running,
-        State::Backoff,
-        State::Stopping,
-        State::Stopped,
-        State::ExitedExpectedly,
-        State::ExitedUnexpectedly,
-        State::Fatal,
-    ];
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::proptest_env::cases(512)))]
 
@@ -281,7 +269,7 @@ mod tests {
         ) {
             let p = ProcessView {
                 name,
-                state: STATES[state],
+                state: State::ALL[state],
                 pid,
                 uptime: up.map(Duration::from_secs),
                 message,
