@@ -38,32 +38,40 @@ ROOT = Path(__file__).resolve().parent.parent
 YES = "/usr/bin/yes"
 
 
-def bare_spawn(n):
-    """The physical reference: n posix_spawn calls of the same sleep, each in
-    a new process group, from a plain loop; then they are killed."""
+def bare_loops(n):
+    """The physical references: n posix_spawn calls of the same sleep, each in
+    a new process group, from a plain loop; then, once they run, SIGTERM to
+    each group and a wait for each (what a shutdown cannot do with less).
+    Both timed; Python's own cost per call is in them, as in the daemons'."""
     t = now()
     pids = [
         os.posix_spawn(SLEEP, [SLEEP, "100000"], os.environ, setpgroup=0)
         for _ in range(n)
     ]
     spent = now() - t
+    time.sleep(0.5)  # every child past its exec
+    t = now()
     for p in pids:
-        os.kill(p, signal.SIGKILL)
+        os.killpg(p, signal.SIGTERM)
     for p in pids:
         os.waitpid(p, 0)
-    return spent
+    return spent, now() - t
 
 
 def stop(daemon, limit=120.0):
-    """SIGTERM, then the time until the daemon and all its children are gone."""
+    """SIGTERM, then the time until the daemon and all its children are gone.
+    Both daemons reap their children before they exit, so the children are
+    checked once the daemon has exited: the clock stops at its exit if none is
+    left, at the last one's end otherwise (a scan of N /proc entries on every
+    poll would time the benchmark more than the daemon)."""
     kids = children(daemon.proc.pid)
     t = now()
     daemon.proc.send_signal(signal.SIGTERM)
-    wait_for(
-        f"{daemon.name} to exit",
-        lambda: daemon.proc.poll() is not None and not any(alive(k) for k in kids),
-        limit,
-    )
+    wait_for(f"{daemon.name} to exit", lambda: daemon.proc.poll() is not None, limit)
+    exited = now()
+    if not any(alive(k) for k in kids):
+        return exited - t
+    wait_for(f"{daemon.name}'s children to end", lambda: not any(alive(k) for k in kids), limit)
     return now() - t
 
 
@@ -188,7 +196,8 @@ ROWS = [
     ("wakeups", "wake-ups in 10 s idle", "", "{:.0f}", False),
     ("status", "full `status`, median of 20", "ms", "{:.2f}", False),
     ("restart", "kill -9 → replacement, median", "ms", "{:.1f}", False),
-    ("shutdown", "SIGTERM → all gone", "s", "{:.2f}", False),
+    ("shutdown", "SIGTERM → all gone", "s", "{:.3f}", False),
+    ("bare_stop", "  bare SIGTERM + wait loop (reference)", "s", "{:.3f}", False),
     ("cpu", "daemon CPU over the run", "s", "{:.2f}", False),
 ]
 
@@ -207,17 +216,22 @@ def table(results, out_rate, direct, q):
             a, b = tm[key], sv[key]
             if key == "spawn":
                 a, b = a * 1000, b * 1000
-            if key == "bare":
-                a = b = tm["bare"] * 1000
+            if key in ("bare", "bare_stop"):
+                a = b = tm[key] * (1000 if key == "bare" else 1)
             ratio = b / a if a > 0 else float("inf")
             cell = lambda v: (fmt.format(v) + (f" {unit}" if unit else ""))
-            shown = "—" if key == "bare" else (f"{ratio:.1f}×" if a > 0 else "∞ (0 vs >0)" if b > 0 else "=")
+            reference = key in ("bare", "bare_stop")
+            shown = "—" if reference else (f"{ratio:.1f}×" if a > 0 else "∞ (0 vs >0)" if b > 0 else "=")
             lines.append(f"| {what} | {n} | {cell(a)} | {cell(b)} | {shown} |")
-            if key != "bare":
+            if not reference:
                 ratios.append((f"{what.replace('`', '').strip()} (N={n})", ratio if a > 0 else None))
         lines.append(
             f"| spawn vs bare loop | {n} | {tm['spawn'] / tm['bare']:.2f}× | "
             f"{sv['spawn'] / sv['bare']:.2f}× | — |"
+        )
+        lines.append(
+            f"| shutdown vs bare loop | {n} | {tm['shutdown'] / tm['bare_stop']:.2f}× | "
+            f"{sv['shutdown'] / sv['bare_stop']:.2f}× | — |"
         )
     tm_rate, tm_lat = out_rate["taskmasterd"]
     sv_rate, sv_lat = out_rate["supervisord"]
@@ -292,8 +306,10 @@ def main():
             print(f"compare: {kind.name}, {n} sleeps ...", flush=True)
             results[kind.name, n] = sleeps_run(kind, binary, n, q)
             print(f"  {results[kind.name, n]}", flush=True)
-        results["taskmasterd", n]["bare"] = statistics.median(bare_spawn(n) for _ in range(3))
-        results["supervisord", n]["bare"] = results["taskmasterd", n]["bare"]
+        runs = [bare_loops(n) for _ in range(3)]
+        for key, i in (("bare", 0), ("bare_stop", 1)):
+            median = statistics.median(r[i] for r in runs)
+            results["taskmasterd", n][key] = results["supervisord", n][key] = median
     out_rate = {}
     # The direct rate before and after the daemons' runs: the machine drifts.
     print("compare: direct output ...", flush=True)
