@@ -290,7 +290,7 @@ impl Reactor {
                             }
                         }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.sup.on_output(k / 2, which, false)
+                            self.sup.on_output(k / 2, which)
                         }
                     }
                     Token(t) if t >= REPORT_TOKEN => {
@@ -398,6 +398,7 @@ impl Reactor {
 
     /// Deferred replies that became due, new FATAL reports, closed clients.
     fn after_batch(&mut self) {
+        self.sup.new_turn();
         // Descendants left by the groups that ended this turn, in one pass.
         self.sup.kill_strays();
         let now = Instant::now();

@@ -49,3 +49,50 @@ fn at_most_sixteen_floods_get_a_big_pipe() {
     // Everything still flows: a reply comes while they flood.
     assert!(d.cmd("status y:0").contains("RUNNING"));
 }
+
+/// Many floods at once are read within one budget per turn (the streams left
+/// wait in line): every byte still lands, in order, in each process's file,
+/// and another client is still served meanwhile.
+#[test]
+fn many_floods_at_once_lose_nothing_and_leave_room_for_clients() {
+    const N: usize = 24;
+    const LINES: usize = 60_000;
+    let d = Daemon::configure("", "");
+    let mut programs = String::new();
+    for i in 0..N {
+        programs.push_str(&format!(
+            "  f{i}:\n    cmd: seq {LINES}\n    starttime: 0\n    autorestart: never\n    stdout: {}\n",
+            d.path(&format!("f{i}.out")).display()
+        ));
+    }
+    let text = std::fs::read_to_string(&d.conf).unwrap() + &programs;
+    std::fs::write(&d.conf, text).unwrap();
+    let d = d.launch(&[]);
+    let t = Instant::now();
+    let mut slowest = Duration::ZERO;
+    wait_until(60.0, "every flood to finish", || {
+        let asked = Instant::now();
+        let reply = d.cmd("status");
+        slowest = slowest.max(asked.elapsed());
+        reply.matches("EXITED").count() == N
+    });
+    let want: String = (1..=LINES).map(|n| format!("{n}\n")).collect();
+    for i in 0..N {
+        let got = std::fs::read_to_string(d.path(&format!("f{i}.out"))).unwrap();
+        assert!(
+            got == want,
+            "f{i}: {} bytes, want {}",
+            got.len(),
+            want.len()
+        );
+    }
+    eprintln!(
+        "{N} floods of {} KiB in {:?}; slowest status {slowest:?}",
+        want.len() / 1024,
+        t.elapsed()
+    );
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a status waited {slowest:?}"
+    );
+}

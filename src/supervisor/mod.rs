@@ -107,6 +107,8 @@ pub struct Supervisor {
     pub lines: Vec<OutLine>,
     /// Streams whose read budget ran out with output left.
     out_ready: VecDeque<(usize, Which)>,
+    /// Bytes read from output streams in this turn of the loop.
+    read_this_turn: usize,
     /// Slots with an attached client: their terminal output is also kept raw.
     pub attached: std::collections::HashSet<usize>,
     /// Events counted for `metrics`.
@@ -145,6 +147,7 @@ impl Supervisor {
             followed: HashMap::new(),
             lines: Vec::new(),
             out_ready: VecDeque::new(),
+            read_this_turn: 0,
             attached: std::collections::HashSet::new(),
             raw: Vec::new(),
             gate: Default::default(),
@@ -394,6 +397,11 @@ impl Supervisor {
     }
 
     /// Whether work is left over for the next turn (unread output).
+    /// A new turn of the loop: a new output budget.
+    pub fn new_turn(&mut self) {
+        self.read_this_turn = 0;
+    }
+
     pub fn has_leftovers(&self) -> bool {
         !self.out_ready.is_empty() || self.probes.has_leftovers()
     }

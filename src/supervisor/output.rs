@@ -16,6 +16,11 @@ use std::path::PathBuf;
 pub const OUT_TOKEN: usize = 4 << 32;
 /// Most bytes read from one stream while draining it at its process's exit.
 const DRAIN_AT_EXIT: usize = 4 * 1024 * 1024;
+/// Most bytes read from all streams in one turn of the loop (each stream gets
+/// at most `READ_PER_TURN` of it): with many processes flooding at once, a
+/// turn stays short and clients are served in between. Nothing is lost: the
+/// streams left wait in line (first come, first read) for the next turns.
+pub const READ_PER_TURN_ALL: usize = 1024 * 1024;
 
 /// New lines of (slot, stream) for its `tail -f` followers: dot-stuffed, each
 /// ending in `\n`, all of one read together (one write per follower).
@@ -114,9 +119,23 @@ impl Supervisor {
         Ok(io)
     }
 
+    /// `slot`'s `which` pipe is readable: read it now, or, when the turn's
+    /// budget is spent or other streams wait with output left, queue it
+    /// behind them.
+    pub fn on_output(&mut self, slot: usize, which: Which) {
+        let queued = self.out_ready.contains(&(slot, which));
+        if self.read_this_turn >= READ_PER_TURN_ALL || !self.out_ready.is_empty() {
+            if !queued {
+                self.out_ready.push_back((slot, which));
+            }
+            return;
+        }
+        self.read_output(slot, which, false);
+    }
+
     /// Reads what is in `slot`'s `which` pipe (one turn's budget, or up to
     /// `DRAIN_AT_EXIT` when `drain`), closing it at EOF.
-    pub fn on_output(&mut self, slot: usize, which: Which, drain: bool) {
+    fn read_output(&mut self, slot: usize, which: Which, drain: bool) {
         let follow = self.followed.contains_key(&(slot, which));
         let raw = which == Which::Stdout && self.attached.contains(&slot);
         let Some(p) = self.get_mut(slot) else { return };
@@ -125,6 +144,7 @@ impl Supervisor {
         let budget = if drain { DRAIN_AT_EXIT } else { READ_PER_TURN };
         let mut got = stream.read(budget, follow, raw);
         let tail = if got.eof { stream.take_partial() } else { None };
+        self.read_this_turn += got.bytes;
         if !got.raw.is_empty() {
             self.raw.push((slot, std::mem::take(&mut got.raw)));
         }
@@ -146,11 +166,15 @@ impl Supervisor {
         }
     }
 
-    /// Streams with unread output left over from the previous turn.
+    /// Streams with unread output left over, in order, while the turn's
+    /// budget lasts.
     pub fn output_again(&mut self) {
         for _ in 0..self.out_ready.len() {
+            if self.read_this_turn >= READ_PER_TURN_ALL {
+                return;
+            }
             if let Some((slot, which)) = self.out_ready.pop_front() {
-                self.on_output(slot, which, false);
+                self.read_output(slot, which, false);
             }
         }
     }
@@ -163,7 +187,7 @@ impl Supervisor {
                 .get(slot)
                 .is_some_and(|p| p.out[which as usize].pipe.is_some())
             {
-                self.on_output(slot, which, true);
+                self.read_output(slot, which, true);
             }
         }
     }
@@ -175,7 +199,7 @@ impl Supervisor {
                 .get(slot)
                 .is_some_and(|p| p.out[which as usize].pipe.is_some())
         {
-            self.on_output(slot, which, true);
+            self.read_output(slot, which, true);
         }
         let Some(p) = self.procs.get_mut(slot).and_then(Option::as_mut) else {
             return;
