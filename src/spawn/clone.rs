@@ -166,9 +166,16 @@ pub fn usable() -> bool {
     if let Some(u) = st.usable {
         return u;
     }
-    let u = std::env::var_os("TASKMASTER_NO_CLONE_SPAWN").is_none_or(|v| v != "1")
-        && prepare(&mut st).is_ok()
-        && probe(&st);
+    if std::env::var_os("TASKMASTER_NO_CLONE_SPAWN").is_some_and(|v| v == "1") {
+        st.usable = Some(false);
+        return false;
+    }
+    // Mapping the stack or the clone itself failing (out of memory, the pid
+    // limit) may pass: this spawn takes the other path, the next one asks
+    // again. Only the kernel refusing the unshare is an answer for good.
+    let Some(u) = prepare(&mut st).ok().and_then(|()| probe(&st)) else {
+        return false;
+    };
     if !u {
         log::info!("spawning with std's posix_spawn/fork (no CLOSE_RANGE_UNSHARE)");
     }
@@ -206,9 +213,10 @@ fn prepare(st: &mut State) -> io::Result<()> {
     Ok(())
 }
 
-/// A child that only unshares its table and exits: 0 if that worked.
-fn probe(st: &State) -> bool {
-    let Some(slots) = st.slots else { return false };
+/// A child that only unshares its table and exits: whether that worked, or
+/// None if no child could be made.
+fn probe(st: &State) -> Option<bool> {
+    let slots = st.slots?;
     let shared = Shared {
         req: None,
         slots,
@@ -217,12 +225,12 @@ fn probe(st: &State) -> bool {
         failure: AtomicI32::new(0),
     };
     match run_child(st, shared) {
-        Ok((pid, 0)) => reap(pid) == Some(0),
+        Ok((pid, 0)) => Some(reap(pid) == Some(0)),
         Ok((pid, _)) => {
             reap(pid);
-            false
+            Some(false)
         }
-        Err(_) => false,
+        Err(_) => None,
     }
 }
 
