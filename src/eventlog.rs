@@ -45,6 +45,9 @@ struct LogFile {
     pending: Vec<u8>,
     /// How many records `pending` holds (counted as lost if its write fails).
     pending_records: u64,
+    /// A failed write left the file in the middle of a record: the next
+    /// note starts on a line of its own.
+    torn: bool,
 }
 
 /// The most a turn holds back before writing (a few hundred records).
@@ -61,7 +64,19 @@ impl LogFile {
             held: false,
             pending: Vec::new(),
             pending_records: 0,
+            torn: false,
         }
+    }
+
+    /// A write of `bytes` (`records` whole records) was dropped, maybe after
+    /// part of it went in: the records that went in whole are not lost, and
+    /// a record cut short must not run into the next line.
+    fn dropped(&mut self, bytes: &[u8], records: u64, why: String) {
+        let done = self.sink.as_ref().map_or(0, Sink::short).min(bytes.len());
+        let whole = bytes[..done].iter().filter(|b| **b == b'\n').count() as u64;
+        self.lost += records.saturating_sub(whole);
+        self.torn = done > 0 && bytes[done - 1] != b'\n';
+        self.lost_why = why;
     }
 
     /// Switches to `path`; on failure the current file is kept.
@@ -103,7 +118,7 @@ impl LogFile {
         let Some(sink) = self.sink.as_mut() else {
             return;
         };
-        if self.held && self.lost == 0 {
+        if self.held && self.lost == 0 && !self.torn {
             let len = self.pending.len() + record.len();
             if len <= HELD_MAX && sink.fits(len) {
                 self.pending.extend_from_slice(record);
@@ -117,23 +132,24 @@ impl LogFile {
         let Some(sink) = self.sink.as_mut() else {
             return;
         };
-        if self.lost > 0 {
+        if self.lost > 0 || self.torn {
             let note = format!(
-                "{ts} ERROR logfile: {} log lines lost: {}\n",
-                self.lost, self.lost_why
+                "{}{ts} ERROR logfile: {} log lines lost: {}\n",
+                if self.torn { "\n" } else { "" },
+                self.lost,
+                self.lost_why
             );
-            if sink.write(note.as_bytes()).is_err() {
+            if let Err(e) = sink.write(note.as_bytes()) {
+                // The note is no record: only this one is lost.
+                self.dropped(note.as_bytes(), 0, e.into());
                 self.lost += 1;
                 return;
             }
-            self.lost = 0;
+            (self.lost, self.torn) = (0, false);
         }
         match sink.write(record) {
             Ok(()) => {}
-            Err(WriteError::Dropped(why)) => {
-                self.lost = 1;
-                self.lost_why = why;
-            }
+            Err(WriteError::Dropped(why)) => self.dropped(record, 1, why),
             Err(WriteError::NotRotated(why)) => {
                 // The record went in; say why the file grows past its limit.
                 let note = format!("{ts} ERROR {why}\n");
@@ -158,8 +174,7 @@ impl LogFile {
         if let Some(sink) = self.sink.as_mut() {
             // (Held records never rotate the file: `NotRotated` cannot come.)
             if let Err(WriteError::Dropped(why)) = sink.write(&batch) {
-                self.lost += records;
-                self.lost_why = why;
+                self.dropped(&batch, records, why);
             }
         }
         // A turn that logged a burst (a boot, a shutdown) does not keep its

@@ -376,3 +376,48 @@ fn held_records_are_bounded() {
     log.flush();
     assert_eq!(lines_of(&path).len(), n);
 }
+
+/// A write that went in part (a disk that fills mid-batch; here a pipe with
+/// room for part of it) cut a record short: the loss note started right after
+/// the cut (`...00:00.002000-01-01T... ERROR logfile: ...`, one line), and
+/// the held records that did go in whole were counted as lost too.
+#[test]
+fn a_record_cut_short_is_ended_before_the_note_and_whole_ones_are_not_lost() {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK).unwrap();
+    nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096)).unwrap();
+    let mut r = File::from(r);
+    let mut log = LogFile::new();
+    log.sink = Some(Sink::on_file(File::from(w), Path::new("pipe"), "logfile"));
+    log.held = true;
+    let n = 4096 / record(0).len() + 2;
+    for i in 0..n {
+        log.write(&record(i), TS);
+    }
+    log.flush();
+    let mut seen = String::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(k @ 1..) = r.read(&mut buf) {
+        seen.push_str(&String::from_utf8_lossy(&buf[..k]));
+    }
+    let whole = seen.matches('\n').count();
+    assert!(whole > 0 && !seen.ends_with('\n'), "a record was cut short");
+    assert_eq!(
+        log.lost,
+        (n - whole) as u64,
+        "only what did not go in whole"
+    );
+    log.write(&record(n), TS);
+    while let Ok(k @ 1..) = r.read(&mut buf) {
+        seen.push_str(&String::from_utf8_lossy(&buf[..k]));
+    }
+    let lines: Vec<&str> = seen.lines().collect();
+    let note = lines[whole + 1];
+    assert!(
+        note.starts_with(&format!(
+            "{TS} ERROR logfile: {} log lines lost: ",
+            n - whole
+        )),
+        "{lines:?}"
+    );
+    assert_eq!(lines[whole + 2], format!("{TS} INFO  record {n}"));
+}

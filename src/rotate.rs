@@ -62,6 +62,10 @@ pub struct Sink {
     /// a persistent failure costs one attempt and one message per `maxbytes`
     /// of output, not one per write).
     retry_at: u64,
+    /// Bytes of the last chunk that went in before its write failed (0 after
+    /// a write that went whole): the event log's notes must not be glued to
+    /// a record cut short, nor count the records that went in as lost.
+    short: usize,
 }
 
 /// Most attempts at a write interrupted by a signal before giving up on it.
@@ -95,6 +99,7 @@ impl Sink {
             maxbytes,
             backups,
             retry_at: 0,
+            short: 0,
         })
     }
 
@@ -112,11 +117,18 @@ impl Sink {
             maxbytes: 0,
             backups: 0,
             retry_at: 0,
+            short: 0,
         }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How much of the last chunk went in before its write failed (0 if it
+    /// went whole, or nothing of it did).
+    pub fn short(&self) -> usize {
+        self.short
     }
 
     /// Appends `buf` whole, rotating first if it would take a non-empty
@@ -253,6 +265,7 @@ impl Sink {
     fn append(&mut self, buf: &[u8]) -> Result<(), WriteError> {
         let mut done = 0;
         let mut interrupted = 0;
+        self.short = 0;
         while done < buf.len() {
             match self.file.write(&buf[done..]) {
                 Ok(0) => return Err(self.dropped(done, buf.len(), "no progress")),
@@ -269,7 +282,8 @@ impl Sink {
         Ok(())
     }
 
-    fn dropped(&self, done: usize, len: usize, why: &str) -> WriteError {
+    fn dropped(&mut self, done: usize, len: usize, why: &str) -> WriteError {
+        self.short = done;
         let lost = if done == 0 {
             format!("{len} bytes dropped")
         } else {

@@ -17,7 +17,12 @@
 //! burst of use, none while idle (an idle daemon has no such deadline, and
 //! nothing arms one but activity). A trim costs well under a millisecond, and
 //! needs [`GROWTH_KB`] of new pages and [`QUIET`] without activity before it,
-//! so activity that keeps coming back costs at most one trim per pause.
+//! so activity that keeps coming back costs at most one trim per pause; and at
+//! most [`BURST`] trims for growth run within [`GAP`]: a client polling
+//! `status` every 200 ms pauses 5 times a second, and trimming after each
+//! made every request refault what the trim dropped (a trim and a refault per
+//! poll). Beyond the budget the trim waits for the window, still one
+//! deadline armed only by activity.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -30,6 +35,13 @@ pub const GROWTH_KB: u64 = 256;
 /// trim runs.
 pub const QUIET: Duration = Duration::from_millis(100);
 
+/// The window in which at most [`BURST`] trims for growth run.
+pub const GAP: Duration = Duration::from_secs(10);
+
+/// Trims for growth allowed within [`GAP`] (boot and reload trims do not
+/// count).
+pub const BURST: usize = 8;
+
 /// The trimming policy's memory of the last trim.
 #[derive(Debug)]
 pub struct Trimmer {
@@ -39,6 +51,8 @@ pub struct Trimmer {
     base_kb: Option<u64>,
     /// A trim due for growth: when it runs (if nothing happens before).
     deferred: Option<Instant>,
+    /// When the last trims for growth ran, for the [`BURST`] budget.
+    recent: [Option<Instant>; BURST],
     /// `/proc/self/statm`, kept open: one `pread` per settle.
     statm: Option<File>,
 }
@@ -49,6 +63,7 @@ impl Default for Trimmer {
             due: true,
             base_kb: None,
             deferred: None,
+            recent: [None; BURST],
             statm: File::open("/proc/self/statm").ok(),
         }
     }
@@ -76,7 +91,7 @@ impl Trimmer {
         log::debug!("giving back unused pages (RSS {} KiB)", rss.unwrap_or(0));
         crate::footprint::trim();
         let after = self.rss_kb();
-        self.trimmed(after);
+        self.trimmed(now, after);
     }
 
     /// The pure decision: trim now? Otherwise (re)arms the deadline when the
@@ -98,13 +113,26 @@ impl Trimmer {
             // Nothing happened since the last settle: the burst is over.
             return true;
         }
-        self.deferred = Some(now + QUIET);
+        // Past the budget: not before the oldest trim of the window leaves it.
+        let in_window = |t: &&Instant| now.saturating_duration_since(**t) < GAP;
+        let recent = self.recent.iter().flatten().filter(in_window);
+        let open = if recent.clone().count() < BURST {
+            now
+        } else {
+            recent.min().map_or(now, |t| *t + GAP)
+        };
+        self.deferred = Some((now + QUIET).max(open));
         false
     }
 
     /// A trim ran at `now`; `rss_kb` is the resident set after it.
-    pub fn trimmed(&mut self, rss_kb: Option<u64>) {
-        self.due = false;
+    pub fn trimmed(&mut self, now: Instant, rss_kb: Option<u64>) {
+        if !std::mem::take(&mut self.due) {
+            // The oldest (or an empty) slot takes it.
+            if let Some(slot) = self.recent.iter_mut().min_by_key(|t| **t) {
+                *slot = Some(now);
+            }
+        }
         self.base_kb = rss_kb;
         self.deferred = None;
     }
@@ -138,7 +166,7 @@ mod tests {
     fn trimmed_at(t0: Instant) -> Trimmer {
         let mut t = Trimmer::default();
         assert!(t.decide(t0, None), "a boot trims, even unreadable");
-        t.trimmed(Some(1000));
+        t.trimmed(t0, Some(1000));
         t
     }
 
@@ -158,7 +186,7 @@ mod tests {
         assert_eq!(t.deadline(), Some(ms(t0, 5000) + QUIET));
         // Woken by that deadline, nothing else happened: trim.
         assert!(t.decide(ms(t0, 5000) + QUIET, Some(3000)));
-        t.trimmed(Some(1000));
+        t.trimmed(ms(t0, 5000) + QUIET, Some(1000));
         assert_eq!(t.deadline(), None);
     }
 
@@ -174,13 +202,48 @@ mod tests {
         assert!(t.decide(ms(t0, 5019) + QUIET, Some(3000)));
     }
 
+    /// A client polling every 200 ms (each poll faults pages back in) pauses
+    /// longer than QUIET each time: at most BURST trims in any GAP, and the
+    /// one held back still runs, once the window allows it.
+    #[test]
+    fn a_steady_poller_gets_at_most_a_burst_of_trims_per_gap() {
+        let t0 = Instant::now();
+        let mut t = trimmed_at(t0);
+        let mut trims = Vec::new();
+        let mut now = ms(t0, 1000);
+        let end = ms(t0, 1000) + GAP * 2;
+        while now < end {
+            // The poll's settle: grown again since the last trim.
+            assert!(!t.decide(now, Some(3000)));
+            let due = t.deadline().expect("armed by growth");
+            assert!(due >= now + QUIET, "never in the past: no spin");
+            let next_poll = now + Duration::from_millis(200);
+            if due <= next_poll {
+                assert!(t.decide(due, Some(3000)));
+                t.trimmed(due, Some(1000));
+                trims.push(due);
+            }
+            now = next_poll;
+        }
+        for (i, at) in trims.iter().enumerate() {
+            let within = trims[i..].iter().filter(|t| **t < *at + GAP).count();
+            assert!(within <= BURST, "{within} trims within {GAP:?} of {at:?}");
+        }
+        assert!(trims.len() >= BURST, "the budget is used: {}", trims.len());
+        // The poller stops: the held-back trim runs once, when it may.
+        assert!(!t.decide(now, Some(3000)));
+        let due = t.deadline().expect("armed");
+        assert!(due <= now + GAP);
+        assert!(t.decide(due, Some(3000)));
+    }
+
     #[test]
     fn a_reload_trims_at_once() {
         let t0 = Instant::now();
         let mut t = trimmed_at(t0);
         t.reloaded();
         assert!(t.decide(ms(t0, 1), Some(1000)));
-        t.trimmed(Some(1000));
+        t.trimmed(ms(t0, 1), Some(1000));
         assert!(!t.decide(ms(t0, 2000), Some(1000)), "once");
     }
 
@@ -198,7 +261,7 @@ mod tests {
     fn unreadable_rss_never_trims_for_growth_nor_leaves_a_deadline() {
         let t0 = Instant::now();
         let mut t = Trimmer::default();
-        t.trimmed(None);
+        t.trimmed(t0, None);
         assert!(!t.decide(ms(t0, 5000), Some(1 << 30)));
         assert_eq!(t.deadline(), None);
         let mut t = trimmed_at(t0);

@@ -129,3 +129,33 @@ fn memory_faulted_in_by_use_is_given_back_then_nothing_wakes() {
     assert_stays_idle(&d, "the daemon woke up again after giving memory back");
     assert_eq!(trims(), before + 1, "one trim for the burst");
 }
+
+/// A client polling `status` every 200 ms pauses longer than the trimmer's
+/// quiet time after every request: the daemon trimmed after each one (and
+/// each request refaulted what the trim dropped), 5 trims a second for as
+/// long as the poller ran. At most `BURST` (8) trims for growth per 10 s.
+#[test]
+fn a_steady_poller_does_not_make_it_trim_after_every_request() {
+    let d = Daemon::start_with(
+        "  s:\n    cmd: sleep 100\n    numprocs: 100\n    starttime: 0\n",
+        "",
+        &[("RUST_LOG", "debug")],
+    );
+    let trims = || d.log_text().matches("giving back unused pages").count();
+    wait_until(30.0, "100 RUNNING", || {
+        d.status().iter().all(|p| p["state"] == "RUNNING")
+    });
+    assert_stays_idle(&d, "the daemon woke up after boot");
+    let before = trims();
+    let start = std::time::Instant::now();
+    let mut polls = 0;
+    // The poller's pace (what is measured), not a synchronisation.
+    while start.elapsed() < Duration::from_secs(5) {
+        assert!(d.cmd("status").ends_with("OK\n"));
+        polls += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let during = trims() - before;
+    eprintln!("{polls} polls in 5 s, {during} trims");
+    assert!(during <= 8, "{during} trims for {polls} polls in 5 s");
+}
