@@ -41,10 +41,14 @@ impl Reactor {
     }
 
     pub(super) fn finish_shutdown(&mut self) -> i32 {
+        // The turn's log lines reach the file before a wait that may last.
+        crate::eventlog::flush();
         self.sup.end_descendants();
         // The socket goes first: whoever reads OK may rely on it being gone.
         self.listeners.remove_socket();
         self.recorder.clear();
+        // Logged before the replies: whoever reads OK finds it in the log.
+        info!("taskmasterd stopped");
         // Followers are told why their stream ends.
         for ids in std::mem::take(&mut self.followers).into_values() {
             for id in ids {
@@ -59,7 +63,6 @@ impl Reactor {
                 c.conn.send(&protocol::reply(&[], Ok(())));
             }
         }
-        info!("taskmasterd stopped");
         self.exit_code
     }
 
