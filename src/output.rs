@@ -148,6 +148,9 @@ pub struct Stream {
     pub sink: Option<Box<Sink>>,
     /// A write to the file failed; logged once until a write works again.
     pub sink_failing: bool,
+    /// On the supervisor's line of streams with output left to read (a flag,
+    /// not a search of that line on every readable event).
+    pub queued: bool,
 }
 
 /// Gives a busy pipe `BUSY_PIPE` bytes of room, if one of the

@@ -123,14 +123,19 @@ impl Supervisor {
     /// budget is spent or other streams wait with output left, queue it
     /// behind them.
     pub fn on_output(&mut self, slot: usize, which: Which) {
-        let queued = self.out_ready.contains(&(slot, which));
         if self.read_this_turn >= READ_PER_TURN_ALL || !self.out_ready.is_empty() {
-            if !queued {
-                self.out_ready.push_back((slot, which));
-            }
-            return;
+            return self.enqueue(slot, which);
         }
         self.read_output(slot, which, false);
+    }
+
+    /// Puts `slot`'s `which` stream at the end of the line, unless it is on it.
+    fn enqueue(&mut self, slot: usize, which: Which) {
+        let Some(p) = self.get_mut(slot) else { return };
+        let stream = &mut p.out[which as usize];
+        if !std::mem::replace(&mut stream.queued, true) {
+            self.out_ready.push_back((slot, which));
+        }
     }
 
     /// Reads what is in `slot`'s `which` pipe (one turn's budget, or up to
@@ -161,8 +166,8 @@ impl Supervisor {
         }
         if got.eof {
             self.close_pipe(slot, which, false);
-        } else if got.more && !drain && !self.out_ready.contains(&(slot, which)) {
-            self.out_ready.push_back((slot, which));
+        } else if got.more && !drain {
+            self.enqueue(slot, which);
         }
     }
 
@@ -174,6 +179,9 @@ impl Supervisor {
                 return;
             }
             if let Some((slot, which)) = self.out_ready.pop_front() {
+                if let Some(p) = self.get_mut(slot) {
+                    p.out[which as usize].queued = false;
+                }
                 self.read_output(slot, which, false);
             }
         }
@@ -211,7 +219,9 @@ impl Supervisor {
         if p.out[which as usize].pipe.take().is_some() {
             debug!("{}: {} pipe closed", p.name, which.name());
         }
-        self.out_ready.retain(|r| *r != (slot, which));
+        if std::mem::take(&mut p.out[which as usize].queued) {
+            self.out_ready.retain(|r| *r != (slot, which));
+        }
     }
 
     /// Bytes typed by an attached client, for the process's terminal: how many
