@@ -211,7 +211,13 @@ fn reload_respects_a_stop_in_progress_and_stopped_processes() {
     // The new settings apply at the next start.
     assert_eq!(d.cmd("start idle"), "idle:0: started\nOK\n");
     let pid = d.pid("idle:0").unwrap();
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    // The kernel sets a new program's arguments a moment after its exec has
+    // released the daemon's wait: an empty read is that moment, not an answer.
+    let mut cmdline = Vec::new();
+    wait_until(5.0, "the new process's arguments", || {
+        cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        !cmdline.is_empty()
+    });
     assert_eq!(cmdline, b"sleep\x00101\x00");
 }
 
